@@ -1,0 +1,47 @@
+# One place for the commands the README, CI and developers run.
+# Every target that needs Python depends on the venv stamp, so a fresh machine installs once
+# and a second run reuses .venv (the stamp is newer than the requirement files).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+# pip on some machines carries a site-wide constraints file; ours is the only one that counts here.
+export PIP_CONSTRAINT :=
+
+.PHONY: demo test lint format bench lock clean
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m include.demo $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# Regenerate constraints.txt from the current venv after changing requirements*.txt.
+lock:
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip freeze --exclude-editable | sort > constraints.txt
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache
