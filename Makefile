@@ -2,6 +2,7 @@
 # Every target that needs Python depends on the venv stamp, so a fresh machine installs once
 # and a second run reuses .venv (the stamp is newer than the requirement files).
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,13 +10,15 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 # pip on some machines carries a site-wide constraints file; ours is the only one that counts here.
 export PIP_CONSTRAINT :=
+# Some machines list local package indexes that do not exist; pip warns once per package.
+PIP_NOISE_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
 .PHONY: demo test lint format bench lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install --quiet --upgrade pip 2>&1 | $(PIP_NOISE_FILTER)
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt 2>&1 | $(PIP_NOISE_FILTER)
 	touch $(STAMP)
 
 demo: $(STAMP)
