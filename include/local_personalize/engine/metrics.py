@@ -1,0 +1,135 @@
+"""Offline metrics, the way Personalize documents them ("Evaluating a solution version with metrics").
+
+Protocol: a seeded random 90% of users, with all their interactions, is the training set. For each
+of the other 10%, the oldest 90% of their interactions is given to the model as input (folded in,
+not trained on) and the model's top 25 is scored against their newest 10%. Then the served model
+is trained on all the data (registry.py). The same events and seed give the same metrics.
+
+Where Personalize's docs are silent, this module chooses:
+- Test users: drawn with numpy's default_rng(seed) from users with at least 2 selected events
+  (a single event cannot be split into input and target); their number is 10% of those users,
+  rounded down, at least 1. Users with a single event always train.
+- A test user's events are ordered by TIMESTAMP, ties by dataset row order. Targets: the newest
+  10%, rounded down, at least 1; input: the rest (so at least 1).
+- Already-seen items: recommendations exclude the user's input items, and a target item that is
+  also in the input does not count as relevant (the model could not recommend it). A test user
+  left with no relevant item is not scored. Served recommendations do not exclude seen items
+  (as in Personalize, where a filter does that).
+- Input items the trained model never saw (only test users had them) cannot be folded in and
+  are ignored.
+- Query per recipe: user-personalization and personalized-ranking score the whole catalogue for
+  the folded-in user (ranking "reranks" every known item); similar-items asks for items like the
+  user's newest input item; popularity and trending recipes give their one list to everybody.
+- coverage = unique items in all test users' top 25 / unique items in the interactions and items
+  datasets.
+- Every metric is the mean over scored users, rounded to 4 decimals as the console shows them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+
+import numpy as np
+
+from include.local_personalize.engine.api import TrainingStopped
+from include.local_personalize.engine.interactions import Events
+
+TOP_K = 25
+TEST_USER_SHARE = 0.1
+TARGET_SHARE = 0.1
+METRIC_NAMES = (
+    "coverage",
+    "mean_reciprocal_rank_at_25",
+    "normalized_discounted_cumulative_gain_at_5",
+    "normalized_discounted_cumulative_gain_at_10",
+    "normalized_discounted_cumulative_gain_at_25",
+    "precision_at_5",
+    "precision_at_10",
+    "precision_at_25",
+)
+
+
+def reciprocal_rank(ranked: Sequence[Hashable], relevant: set, k: int) -> float:
+    """1 / position of the first relevant item in the top k (position 1 at the top), else 0."""
+    for position, item in enumerate(ranked[:k], start=1):
+        if item in relevant:
+            return 1.0 / position
+    return 0.0
+
+
+def ndcg(ranked: Sequence[Hashable], relevant: set, k: int) -> float:
+    """Discounted gain of the hits in the top k (weight 1/log2(1+position)) over the best possible."""
+    gain = sum(1.0 / math.log2(1 + p) for p, item in enumerate(ranked[:k], start=1) if item in relevant)
+    ideal = sum(1.0 / math.log2(1 + p) for p in range(1, min(len(relevant), k) + 1))
+    return gain / ideal if ideal else 0.0
+
+
+def precision(ranked: Sequence[Hashable], relevant: set, k: int) -> float:
+    """Relevant items in the top k, over k (a list shorter than k still divides by k)."""
+    return sum(1 for item in ranked[:k] if item in relevant) / k
+
+
+def score_rankings(
+    rankings: Sequence[Sequence[Hashable]], relevant: Sequence[set], catalog_size: int
+) -> dict[str, float]:
+    """Personalize's metric map for ranked lists against relevant sets (one pair per test user)."""
+    scored = [(r, rel) for r, rel in zip(rankings, relevant, strict=True) if rel]
+    recommended = {item for ranked in rankings for item in ranked[:TOP_K]}
+    totals = dict.fromkeys(METRIC_NAMES[1:], 0.0)
+    for ranked, rel in scored:
+        totals["mean_reciprocal_rank_at_25"] += reciprocal_rank(ranked, rel, 25)
+        for k in (5, 10, 25):
+            totals[f"normalized_discounted_cumulative_gain_at_{k}"] += ndcg(ranked, rel, k)
+            totals[f"precision_at_{k}"] += precision(ranked, rel, k)
+    metrics = {"coverage": len(recommended) / catalog_size if catalog_size else 0.0}
+    metrics.update({name: total / len(scored) if scored else 0.0 for name, total in totals.items()})
+    return {name: round(metrics[name], 4) for name in METRIC_NAMES}
+
+
+class Holdout:
+    """The protocol's split of events into training users and test users' input and targets."""
+
+    def __init__(self, events: Events, seed: int) -> None:
+        frame = events.frame
+        counts = frame["user"].value_counts()
+        eligible = np.sort(counts.index[counts >= 2].to_numpy(dtype=str))
+        n_test = max(1, int(len(eligible) * TEST_USER_SHARE))
+        test_users = set(np.random.default_rng(seed).choice(eligible, size=n_test, replace=False).tolist())
+        is_test = frame["user"].isin(test_users).to_numpy()
+        self.training = events.subset(~is_test)
+        test = frame[is_test]
+        # A stable sort keeps the dataset's row order among equal timestamps.
+        test = test.iloc[np.lexsort((np.arange(len(test)), test["timestamp"].to_numpy()))]
+        self.users: list[str] = []
+        self.inputs: list[np.ndarray] = []  # item ids, oldest first
+        self.targets: list[set[str]] = []  # relevant item ids (not already in the input)
+        for user, group in test.groupby("user", sort=True):
+            items = group["item"].to_numpy()
+            n_target = max(1, int(len(items) * TARGET_SHARE))
+            history = items[: len(items) - n_target]
+            self.users.append(str(user))
+            self.inputs.append(history)
+            self.targets.append(set(items[len(items) - n_target :].tolist()) - set(history.tolist()))
+
+
+def evaluate(
+    fit: Callable[[Events], object],
+    events: Events,
+    seed: int,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, float]:
+    """Train with `fit` on the training users and score the test users' newest events."""
+    holdout = Holdout(events, seed)
+    model = fit(holdout.training)
+    if should_stop():
+        raise TrainingStopped("solution version creation stopped during evaluation")
+    return score_model(model, holdout, len(events.catalog_item_ids))
+
+
+def score_model(model, holdout: Holdout, catalog_size: int) -> dict[str, float]:
+    histories = [model.items.known(history) for history in holdout.inputs]
+    positions = model.evaluation_rankings(histories, TOP_K)
+    ids = model.items.ids
+    rankings = [ids[p].tolist() for p in positions]
+    return score_rankings(rankings, holdout.targets, catalog_size)
