@@ -1,0 +1,132 @@
+"""The pipeline config: the shipped file is valid, and every kind of mistake names file and key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from include.pipeline.config import CONFIG_DIR, ConfigError, load_config, load_configs
+
+DEMO = CONFIG_DIR / "demo_retail.yaml"
+
+
+def write(tmp_path: Path, data: dict, name: str = "pipeline.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def demo_dict() -> dict:
+    return yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+
+
+def test_shipped_configs_are_valid_and_yield_the_demo_pipeline():
+    configs = load_configs(CONFIG_DIR)
+    demo = next(c for c in configs if c.name == "demo_retail")
+    assert demo.dag_ids["ingest"] == "demo_retail_ingest"
+    assert demo.solution.perform_auto_training is False
+    assert demo.campaign.campaign_config == {"syncWithLatestSolutionVersion": False}
+    assert set(demo.personalize_datasets()) == {"INTERACTIONS", "ITEMS", "USERS"}
+    schema = json.loads(demo.personalize_datasets()["INTERACTIONS"]["schema"])
+    assert [f["name"] for f in schema["fields"]][:3] == ["USER_ID", "ITEM_ID", "TIMESTAMP"]
+    assert (
+        demo.personalize_solutions()[0]["recipe_arn"]
+        == "arn:aws:personalize:::recipe/aws-user-personalization"
+    )
+
+
+def test_auto_training_and_campaign_sync_are_off_unless_the_config_says(tmp_path):
+    data = demo_dict()
+    del data["solution"]["perform_auto_training"]
+    del data["campaign"]["sync_with_latest_solution_version"]
+    config = load_config(write(tmp_path, data))
+    assert config.personalize_solutions()[0]["perform_auto_training"] is False
+    assert config.campaign.campaign_config["syncWithLatestSolutionVersion"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        (lambda d: d.update(shedule={}), "shedule", "unknown key"),
+        (lambda d: d["gate"].update(tolerence=0.1), "gate.tolerence", "unknown key"),
+        (lambda d: d["gate"].update(metric="accuracy"), "gate.metric", "precision_at_25"),
+        (lambda d: d["gate"].update(tolerance=-0.1), "gate.tolerance", "greater than or equal"),
+        (lambda d: d["gate"]["thresholds"].update(recall=0.1), "gate.thresholds.recall", ""),
+        (lambda d: d.pop("app_db_conn_id"), "app_db_conn_id", "required key is missing"),
+        (lambda d: d["schedule"].update(ingest="@daily"), "schedule.ingest", "zero-width"),
+        (lambda d: d["schedule"].update(ingest="every day"), "schedule.ingest", "cron"),
+        (lambda d: d["campaign"].update(min_provisioned_tps=0), "campaign.min_provisioned_tps", ""),
+        (lambda d: d.update(dataset_group="has space"), "dataset_group", "pattern"),
+        (lambda d: d["s3"].update(bucket="Bad_Bucket"), "s3.bucket", "pattern"),
+        (lambda d: d.update(role_arn="not-an-arn"), "role_arn", "pattern"),
+        (
+            lambda d: d["datasets"]["interactions"]["columns"].update(USER_ID="user_id; drop table x"),
+            "datasets.interactions",
+            "plain SQL identifier",
+        ),
+        (
+            lambda d: d["datasets"]["interactions"]["columns"].pop("TIMESTAMP"),
+            "datasets.interactions",
+            "time_column",
+        ),
+        (
+            lambda d: d["solution"]["solution_config"].update(eventValueTreshold="1"),
+            "solution.solution_config",
+            "eventValueTreshold",
+        ),
+        (
+            lambda d: d["solution"]["solution_config"].update(eventValueThreshold=1),
+            "solution.solution_config",
+            "eventValueThreshold",
+        ),
+        (
+            lambda d: d["solution"].update(recipe="aws-popularity-count", training_mode="UPDATE"),
+            "solution",
+            "FULL",
+        ),
+        (lambda d: d["batch_inference"].update(filter="nope"), "(top level)", "not one of filters"),
+        (
+            lambda d: d["filters"].append(
+                {"name": "by-cat", "expression": "INCLUDE ItemID WHERE Items.CATEGORY IN ($C)"}
+            ),
+            "filters.1",
+            "$C",
+        ),
+    ],
+)
+def test_bad_key_or_value_names_the_file_and_the_key(tmp_path, change, key, words):
+    data = demo_dict()
+    change(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: {key}"), message
+    assert words in message
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(path)
+
+
+def test_two_files_may_not_share_a_pipeline_name(tmp_path):
+    write(tmp_path, demo_dict(), "a.yaml")
+    second = demo_dict()
+    second["dataset_group"] = "other-group"
+    write(tmp_path, second, "b.yaml")
+    with pytest.raises(ConfigError, match=r"b\.yaml: name: 'demo_retail' is already used by .*a\.yaml"):
+        load_configs(tmp_path)
+
+
+def test_a_second_file_is_a_second_pipeline(tmp_path):
+    write(tmp_path, demo_dict(), "a.yaml")
+    second = demo_dict()
+    second.update(name="books", dataset_group="books")
+    write(tmp_path, second, "b.yaml")
+    assert [c.name for c in load_configs(tmp_path)] == ["demo_retail", "books"]
