@@ -1,0 +1,140 @@
+"""Triggers that wait, in the triggerer, for a Personalize resource to become ACTIVE.
+
+They live in the plugins folder because the triggerer has the plugins folder on ``sys.path`` but
+not the DAG folder. Each emits ``{"status": "success"|"error", "arn": ..., "message"?: ...}``; the
+deferring task's ``execute_complete`` turns an error into Personalize's own ``failureReason``.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+
+from personalize.hooks import (
+    BATCH_INFERENCE_JOB,
+    CAMPAIGN,
+    DATASET,
+    DATASET_GROUP,
+    DATASET_IMPORT_JOB,
+    EVENT_TRACKER,
+    FILTER,
+    SOLUTION,
+    SOLUTION_VERSION,
+    PersonalizeHook,
+    ResourceKind,
+    status_queries,
+)
+
+
+class PersonalizeResourceActiveTrigger(AwsBaseWaiterTrigger):
+    """
+    Base for the triggers below: wait with the resource kind's waiter until it is ACTIVE.
+
+    :param arn: ARN of the resource to wait for.
+    :param waiter_delay: The amount of time in seconds to wait between attempts.
+    :param waiter_max_attempts: The maximum number of attempts to be made.
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+    :param region_name: The AWS region where the resource is.
+    :param verify: Whether or not to verify SSL certificates.
+    :param botocore_config: Configuration dictionary (key-values) for botocore client.
+    """
+
+    aws_hook_class = PersonalizeHook
+    kind: ResourceKind
+
+    def __init__(
+        self,
+        *,
+        arn: str,
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 120,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"arn": arn},
+            waiter_name=self.kind.waiter_name,
+            waiter_args={self.kind.arn_parameter: arn},
+            failure_message=f"Personalize {self.kind.label} {arn} failed",
+            status_message=f"Personalize {self.kind.label} {arn} status",
+            status_queries=status_queries(self.kind),
+            return_key="arn",
+            return_value=arn,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
+
+
+class PersonalizeDatasetGroupActiveTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a dataset group is ACTIVE."""
+
+    kind = DATASET_GROUP
+
+
+class PersonalizeDatasetActiveTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a dataset is ACTIVE."""
+
+    kind = DATASET
+
+
+class PersonalizeSolutionActiveTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a solution is ACTIVE."""
+
+    kind = SOLUTION
+
+
+class PersonalizeFilterActiveTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a filter is ACTIVE."""
+
+    kind = FILTER
+
+
+class PersonalizeEventTrackerActiveTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until an event tracker is ACTIVE."""
+
+    kind = EVENT_TRACKER
+
+
+class PersonalizeDatasetImportJobTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a dataset import job is ACTIVE (its data imported)."""
+
+    kind = DATASET_IMPORT_JOB
+
+
+class PersonalizeSolutionVersionTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a solution version is ACTIVE (trained)."""
+
+    kind = SOLUTION_VERSION
+
+
+class PersonalizeCampaignTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a campaign is ACTIVE and its latest update, if any, is ACTIVE too."""
+
+    kind = CAMPAIGN
+
+
+class PersonalizeBatchInferenceJobTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a batch inference job has written its output."""
+
+    kind = BATCH_INFERENCE_JOB
+
+
+TRIGGER_FOR_KIND: dict[ResourceKind, type[PersonalizeResourceActiveTrigger]] = {
+    trigger.kind: trigger
+    for trigger in (
+        PersonalizeDatasetGroupActiveTrigger,
+        PersonalizeDatasetActiveTrigger,
+        PersonalizeSolutionActiveTrigger,
+        PersonalizeFilterActiveTrigger,
+        PersonalizeEventTrackerActiveTrigger,
+        PersonalizeDatasetImportJobTrigger,
+        PersonalizeSolutionVersionTrigger,
+        PersonalizeCampaignTrigger,
+        PersonalizeBatchInferenceJobTrigger,
+    )
+}

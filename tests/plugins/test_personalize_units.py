@@ -1,0 +1,104 @@
+"""Pure parts of the provider layer: schema comparison, run-scoped names, retry defaults, links."""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+
+from personalize.hooks import (
+    CAMPAIGN,
+    SOLUTION_VERSION,
+    PersonalizeEventsHook,
+    PersonalizeHook,
+    PersonalizeRuntimeHook,
+    effective_status,
+    failure_reason,
+    schema_differences,
+)
+from personalize.links import PersonalizeCampaignLink, console_arn
+from personalize.operators import run_scoped_name
+
+INTERACTIONS = {
+    "type": "record",
+    "name": "Interactions",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+    ],
+    "version": "1.0",
+}
+
+
+def test_identical_schemas_have_no_differences_whatever_the_formatting():
+    assert schema_differences(json.dumps(INTERACTIONS), json.dumps(INTERACTIONS, indent=4)) == []
+
+
+def test_schema_differences_name_each_field():
+    changed = json.loads(json.dumps(INTERACTIONS))
+    changed["fields"][2]["type"] = "int"
+    changed["fields"].append({"name": "EVENT_TYPE", "type": "string"})
+    del changed["fields"][1]
+    differences = schema_differences(json.dumps(INTERACTIONS), json.dumps(changed))
+    assert differences == [
+        "field EVENT_TYPE added",
+        "field ITEM_ID removed",
+        "field TIMESTAMP type 'long' -> 'int'",
+    ]
+
+
+def test_run_scoped_name_is_stable_per_run_and_valid_for_personalize():
+    def context(run_id, map_index=-1):
+        ti = SimpleNamespace(dag_id="personalize_train", task_id="train", run_id=run_id, map_index=map_index)
+        return {"ti": ti}
+
+    first = run_scoped_name(context("scheduled__2026-01-01T00:00:00+00:00"), "train solution.version")
+    assert first == run_scoped_name(context("scheduled__2026-01-01T00:00:00+00:00"), "train solution.version")
+    assert first != run_scoped_name(context("scheduled__2026-01-02T00:00:00+00:00"), "train solution.version")
+    assert first != run_scoped_name(
+        context("scheduled__2026-01-01T00:00:00+00:00", 3), "train solution.version"
+    )
+    long_name = run_scoped_name(context("manual__x"), "x" * 200)
+    for name in (first, long_name):
+        assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9\-_]*", name) and len(name) <= 63, name
+
+
+def test_hooks_default_to_standard_retries_unless_configured():
+    for hook_class in (PersonalizeHook, PersonalizeRuntimeHook, PersonalizeEventsHook):
+        assert hook_class(aws_conn_id=None).config.retries == {"mode": "standard", "max_attempts": 10}
+    configured = PersonalizeHook(
+        aws_conn_id=None, config={"retries": {"mode": "adaptive", "max_attempts": 4}}
+    )
+    assert configured.config.retries == {"mode": "adaptive", "max_attempts": 4}
+
+
+def test_campaign_status_reflects_an_unsettled_update():
+    campaign = {
+        "status": "ACTIVE",
+        "latestCampaignUpdate": {"status": "CREATE FAILED", "failureReason": "boom"},
+    }
+    assert effective_status(CAMPAIGN, campaign) == "CREATE FAILED"
+    assert failure_reason(CAMPAIGN, campaign) == "boom"
+    assert effective_status(CAMPAIGN, {"status": "ACTIVE"}) == "ACTIVE"
+    assert effective_status(SOLUTION_VERSION, {"status": "CREATE STOPPED"}) == "CREATE STOPPED"
+    assert (
+        failure_reason(SOLUTION_VERSION, {"status": "CREATE FAILED"}) == "Personalize gave no failureReason"
+    )
+
+
+def test_campaign_link_points_into_the_dataset_group_console():
+    group = "arn:aws:personalize:eu-west-1:123456789012:dataset-group/retail"
+    campaign = "arn:aws:personalize:eu-west-1:123456789012:campaign/retail-live"
+    url = PersonalizeCampaignLink().format_link(
+        region_name="eu-west-1",
+        aws_domain="aws.amazon.com",
+        dataset_group=console_arn(group),
+        campaign=console_arn(campaign),
+    )
+    assert url == (
+        "https://console.aws.amazon.com/personalize/home?region=eu-west-1#"
+        "arn:aws:personalize:eu-west-1:123456789012:dataset-group$retail/campaignDetails/"
+        "arn:aws:personalize:eu-west-1:123456789012:campaign$retail-live"
+    )
