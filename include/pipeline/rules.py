@@ -32,6 +32,12 @@ REQUIRED_FIELDS = {
     "USERS": ("USER_ID",),
 }
 ID_FIELDS = frozenset({"USER_ID", "ITEM_ID"})
+# The fields that identify one record; two records with equal values in all of them are duplicates.
+RECORD_KEY_FIELDS = {
+    "INTERACTIONS": ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"),
+    "ITEMS": ("ITEM_ID",),
+    "USERS": ("USER_ID",),
+}
 # Avro types Personalize accepts in a schema, and which of them parse as numbers.
 AVRO_TYPES = frozenset({"string", "int", "long", "float", "double", "boolean"})
 INTEGER_TYPES = frozenset({"int", "long"})
@@ -141,6 +147,23 @@ class DatasetSchema:
                 return violation
         return None
 
+    def check_values(self, values: Sequence[str | None]) -> Violation | None:
+        """Like `check_record`, for values in field order (a CSV row); faster on hot paths."""
+        if len(values) != len(self.fields):
+            return Violation(
+                "*", "wrong_column_count", f"{len(values)} values for {len(self.fields)} schema fields"
+            )
+        for f, value in zip(self.fields, values, strict=True):
+            violation = check_value(f, value)
+            if violation:
+                return violation
+        return None
+
+    @property
+    def key_fields(self) -> tuple[str, ...]:
+        """The fields that identify a record here (see RECORD_KEY_FIELDS)."""
+        return tuple(n for n in RECORD_KEY_FIELDS[self.dataset_type] if n in self.field_names)
+
     def _field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
 
@@ -202,6 +225,11 @@ def check_value(f: Field, value: str | None) -> Violation | None:
                     f"a categorical value has {len(part)} characters, the limit is {MAX_CATEGORICAL_LENGTH}",
                 )
     return None
+
+
+def duplicate(key_fields: Sequence[str]) -> Violation:
+    """The violation for a record whose key repeats an earlier record's (Personalize keeps only one)."""
+    return Violation("+".join(key_fields), "duplicate", f"same {', '.join(key_fields)} as an earlier record")
 
 
 def join_categorical(values: Sequence[str]) -> str:

@@ -1,0 +1,198 @@
+"""How an app database's tables and columns map onto Personalize datasets.
+
+The pipeline config builds one `DatasetMapping` per dataset. The extraction SQL, the CSV header and
+the Avro schema are all generated from it, so header and schema can never disagree. Table and column
+names come from config, so they are validated here and always quoted: nothing from config reaches
+SQL unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from include.pipeline.rules import DATASET_TYPES, DatasetSchema, Field
+
+# A plain SQL identifier; quoted on use, so reserved words are fine but quotes and dots are not.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Avro field names (Personalize schemas are Avro records).
+AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Personalize's reserved fields with their usual Avro type; anything else defaults to a string.
+DEFAULT_TYPES = {
+    "USER_ID": "string",
+    "ITEM_ID": "string",
+    "TIMESTAMP": "long",
+    "EVENT_TYPE": "string",
+    "EVENT_VALUE": "float",
+    "IMPRESSION": "string",
+    "RECOMMENDATION_ID": "string",
+    "CREATION_TIMESTAMP": "long",
+}
+DEFAULT_NULLABLE = frozenset({"EVENT_VALUE", "IMPRESSION", "RECOMMENDATION_ID"})
+# Fields whose app column holds a timestamp that the query turns into epoch seconds.
+TIMESTAMP_FIELDS = frozenset({"TIMESTAMP", "CREATION_TIMESTAMP"})
+
+
+class MappingError(ValueError):
+    """A column mapping the extractor refuses; the message names the offending entry."""
+
+
+def check_identifier(name: object, what: str) -> str:
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+        raise MappingError(
+            f"{what} {name!r} is not a plain SQL identifier (letters, digits, underscore; not starting "
+            "with a digit; at most 63 characters)"
+        )
+    return name
+
+
+def quote_identifier(name: str) -> str:
+    """Double-quoted, as both PostgreSQL and SQLite read it; `name` is already validated."""
+    return f'"{name}"'
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    """One Personalize field and the app column it is read from."""
+
+    field: str
+    column: str
+    type: str = "string"
+    nullable: bool = False
+    categorical: bool = False
+    # The column is a timestamp; the query converts it to epoch seconds (the field must be int/long).
+    epoch_seconds: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.field, str) or not AVRO_NAME.fullmatch(self.field):
+            raise MappingError(f"Personalize field name {self.field!r} is not a valid Avro name")
+        check_identifier(self.column, f"column for {self.field}")
+        if self.epoch_seconds and self.type not in ("int", "long"):
+            raise MappingError(f"field {self.field}: epoch seconds need type long, not {self.type!r}")
+
+    def to_field(self) -> Field:
+        return Field(self.field, self.type, self.nullable, self.categorical)
+
+
+@dataclass(frozen=True)
+class DatasetMapping:
+    """One Personalize dataset read from one app table (optionally schema-qualified: `schema.table`)."""
+
+    dataset_type: str
+    table: str
+    fields: tuple[FieldMapping, ...]
+    # INTERACTIONS: the timestamp column the data interval filters on.
+    time_column: str | None = None
+    schema_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.dataset_type not in DATASET_TYPES:
+            raise MappingError(f"dataset type {self.dataset_type!r} is not one of {DATASET_TYPES}")
+        if not isinstance(self.table, str):
+            raise MappingError(f"table {self.table!r} must be a string")
+        parts = self.table.split(".")
+        if len(parts) > 2:
+            raise MappingError(f"table {self.table!r}: use `table` or `schema.table`")
+        for part in parts:
+            check_identifier(part, f"table name part of {self.table!r}")
+        if self.dataset_type == "INTERACTIONS":
+            if self.time_column is None:
+                raise MappingError("INTERACTIONS mapping needs time_column (the interval filters on it)")
+            check_identifier(self.time_column, "time_column")
+        elif self.time_column is not None:
+            raise MappingError(f"{self.dataset_type} is a full snapshot: time_column must not be set")
+        for f in self.fields:
+            if not isinstance(f, FieldMapping):
+                raise MappingError(f"{self.dataset_type} fields must be FieldMapping, got {f!r}")
+        # Builds the schema now so a mapping Personalize would refuse fails at config parse time.
+        schema_for(self)
+
+    @classmethod
+    def from_columns(
+        cls,
+        dataset_type: str,
+        table: str,
+        columns: Mapping[str, str],
+        *,
+        types: Mapping[str, str] | None = None,
+        categorical: Iterable[str] = (),
+        nullable: Iterable[str] | None = None,
+        time_column: str | None = None,
+        schema_name: str | None = None,
+    ) -> DatasetMapping:
+        """Build from `{Personalize field: app column}`, with Personalize's usual types and nullability.
+
+        TIMESTAMP and CREATION_TIMESTAMP columns are converted to epoch seconds; for INTERACTIONS the
+        interval filters on the TIMESTAMP column unless `time_column` says otherwise.
+        """
+        types = dict(types or {})
+        categorical = set(categorical)
+        nullable_set = DEFAULT_NULLABLE & set(columns) if nullable is None else set(nullable)
+        unknown = (set(types) | categorical | nullable_set) - set(columns)
+        if unknown:
+            raise MappingError(
+                f"{dataset_type}: types/categorical/nullable name unmapped fields {sorted(unknown)}"
+            )
+        fields = tuple(
+            FieldMapping(
+                field=name,
+                column=column,
+                type=types.get(name, DEFAULT_TYPES.get(name, "string")),
+                nullable=name in nullable_set,
+                categorical=name in categorical,
+                epoch_seconds=name in TIMESTAMP_FIELDS,
+            )
+            for name, column in columns.items()
+        )
+        if dataset_type == "INTERACTIONS" and time_column is None:
+            time_column = columns.get("TIMESTAMP")
+        return cls(dataset_type, table, fields, time_column, schema_name)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.field for f in self.fields]
+
+
+def schema_for(mapping: DatasetMapping) -> DatasetSchema:
+    """The Personalize schema for the mapping, in the CSV's column order."""
+    name = mapping.schema_name or mapping.dataset_type.title()
+    return DatasetSchema(mapping.dataset_type, tuple(f.to_field() for f in mapping.fields), name)
+
+
+# The demo app database every engineer agreed on (see the README's data section).
+DEMO_INTERACTIONS = DatasetMapping.from_columns(
+    "INTERACTIONS",
+    "events",
+    {
+        "USER_ID": "user_id",
+        "ITEM_ID": "item_id",
+        "TIMESTAMP": "occurred_at",
+        "EVENT_TYPE": "event_type",
+        "EVENT_VALUE": "event_value",
+    },
+)
+DEMO_ITEMS = DatasetMapping.from_columns(
+    "ITEMS",
+    "items",
+    {"ITEM_ID": "item_id", "CATEGORY": "category", "PRICE": "price", "CREATION_TIMESTAMP": "created_at"},
+    types={"PRICE": "float"},
+    categorical=["CATEGORY"],
+)
+DEMO_USERS = DatasetMapping.from_columns(
+    "USERS",
+    "users",
+    {"USER_ID": "user_id", "TIER": "tier", "REGION": "region"},
+    categorical=["TIER", "REGION"],
+)
+
+__all__ = [
+    "DEMO_INTERACTIONS",
+    "DEMO_ITEMS",
+    "DEMO_USERS",
+    "DatasetMapping",
+    "FieldMapping",
+    "MappingError",
+    "schema_for",
+]
