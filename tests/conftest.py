@@ -68,3 +68,32 @@ def airflow_db():
 
     db.resetdb(skip_init=False)
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture(scope="session")
+def personalize_endpoint(s3_endpoint, tmp_path_factory) -> str:
+    """The local Personalize service (control plane, runtime, events on one URL) for the session.
+
+    Also points boto3's per-service endpoint variables at it and at moto's S3, so clients created
+    without endpoint_url (and the service's own import / batch jobs) stay on loopback.
+    """
+    from include.local_personalize.server import start_in_thread
+
+    names = (
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_PERSONALIZE",
+        "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME",
+        "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS",
+    )
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+    server = start_in_thread(tmp_path_factory.mktemp("personalize-state"), transition_delay=0.01)
+    for name in names[1:]:
+        os.environ[name] = server.url
+    yield server.url
+    server.stop()
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -1,0 +1,163 @@
+"""The wire layer: AWS JSON 1.1 for the control plane, REST-JSON for runtime and events, on one URL.
+
+Only parsing and serialising happen here; every rule lives in `models`. Requests may be SigV4-signed
+with any credentials: the signature is not checked, as on moto.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from include.local_personalize import shapes
+from include.local_personalize.errors import InvalidInput, PersonalizeError, UnknownOperation
+from include.local_personalize.models import PersonalizeBackend
+
+log = logging.getLogger(__name__)
+
+TARGET_PREFIX = "AmazonPersonalize."
+JSON_11 = "application/x-amz-json-1.1"
+REST_ROUTES = {
+    "/recommendations": ("personalize-runtime", "GetRecommendations"),
+    "/personalize-ranking": ("personalize-runtime", "GetPersonalizedRanking"),
+    "/events": ("personalize-events", "PutEvents"),
+    "/items": ("personalize-events", "PutItems"),
+    "/users": ("personalize-events", "PutUsers"),
+}
+
+
+def method_name(operation: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+def call(backend: PersonalizeBackend, service: str, operation: str, raw: bytes) -> dict | None:
+    try:
+        params = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as err:
+        raise InvalidInput(f"Request body is not JSON: {err.msg}") from None
+    if not isinstance(params, dict):
+        raise InvalidInput("Request body must be a JSON object")
+    problems = shapes.input_problems(service, operation, params)
+    if problems:
+        raise InvalidInput(f"{len(problems)} validation error(s) detected: " + "; ".join(problems))
+    handler = getattr(backend, method_name(operation), None)
+    if handler is None:
+        raise UnknownOperation(f"{operation} is not implemented by the local Personalize service")
+    return handler(params)
+
+
+def build_app(backend: PersonalizeBackend) -> Starlette:
+    control_operations = set(shapes.service_model("personalize").operation_names)
+
+    async def control_plane(request: Request) -> Response:
+        target = request.headers.get("x-amz-target", "")
+        operation = target.removeprefix(TARGET_PREFIX)
+        try:
+            if not target.startswith(TARGET_PREFIX) or operation not in control_operations:
+                raise UnknownOperation(f"Unknown X-Amz-Target {target!r}")
+            result = call(backend, "personalize", operation, await request.body())
+        except PersonalizeError as err:
+            body = json.dumps({"__type": err.code, "message": err.message})
+            return Response(body, status_code=400, media_type=JSON_11)
+        except Exception as err:
+            log.exception("%s failed", operation)
+            body = json.dumps({"__type": "InternalFailure", "message": f"{type(err).__name__}: {err}"})
+            return Response(body, status_code=500, media_type=JSON_11)
+        return Response("" if result is None else json.dumps(result), media_type=JSON_11)
+
+    def rest(service: str, operation: str):
+        async def endpoint(request: Request) -> Response:
+            try:
+                result = call(backend, service, operation, await request.body())
+            except PersonalizeError as err:
+                body = json.dumps({"__type": err.code, "message": err.message})
+                return Response(
+                    body,
+                    status_code=err.rest_status,
+                    media_type="application/json",
+                    headers={"x-amzn-errortype": err.code},
+                )
+            except Exception as err:
+                log.exception("%s failed", operation)
+                body = json.dumps({"message": f"{type(err).__name__}: {err}"})
+                return Response(
+                    body,
+                    status_code=500,
+                    media_type="application/json",
+                    headers={"x-amzn-errortype": "InternalFailure"},
+                )
+            return Response("" if result is None else json.dumps(result), media_type="application/json")
+
+        return endpoint
+
+    async def health(request: Request) -> Response:
+        return Response(json.dumps({"status": "ok"}), media_type="application/json")
+
+    routes = [Route("/", control_plane, methods=["POST"]), Route("/", health, methods=["GET"])]
+    routes += [Route(path, rest(*target), methods=["POST"]) for path, target in REST_ROUTES.items()]
+    return Starlette(routes=routes)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_server(app: Starlette) -> uvicorn.Server:
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    return uvicorn.Server(config)
+
+
+@dataclass
+class LocalPersonalize:
+    """A running server: `url` for boto3's endpoint_url, `stop()` to shut it down."""
+
+    url: str
+    backend: PersonalizeBackend
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self.backend.close()
+
+
+def start_in_thread(
+    state_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    transition_delay: float = 0.0,
+    region: str = "us-east-1",
+) -> LocalPersonalize:
+    """Serve on a free port (port=0) in a daemon thread; returns once the server accepts connections."""
+    backend = PersonalizeBackend(Path(state_dir), region=region, transition_delay=transition_delay)
+    sock = bind(host, port)
+    server = uvicorn_server(build_app(backend))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="local-personalize", daemon=True
+    )
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            backend.close()
+            raise RuntimeError("the local Personalize server did not start")
+        thread.join(0.01)
+    bound_host, bound_port = sock.getsockname()[:2]
+    return LocalPersonalize(f"http://{bound_host}:{bound_port}", backend, server, thread)

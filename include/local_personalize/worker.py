@@ -1,0 +1,53 @@
+"""Background threads that move resources through their statuses, so callers really poll.
+
+Two lanes: quick status transitions (a dataset group becoming ACTIVE) never wait behind long jobs
+(imports, training, batch inference), which run one at a time, as on a small account.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, transition_delay: float = 0.0):
+        self.transition_delay = transition_delay
+        self.stopping = threading.Event()
+        self._lanes = {"quick": queue.Queue(), "jobs": queue.Queue()}
+        self._threads = [
+            threading.Thread(target=self._run, args=(lane,), name=f"personalize-{lane}", daemon=True)
+            for lane in self._lanes
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, task: Callable[[], None], *, job: bool = False) -> None:
+        self._lanes["jobs" if job else "quick"].put(task)
+
+    def pause(self) -> None:
+        """The configurable delay between status transitions; returns early on shutdown."""
+        if self.transition_delay > 0:
+            self.stopping.wait(self.transition_delay)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        for lane in self._lanes.values():
+            lane.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run(self, lane: str) -> None:
+        tasks = self._lanes[lane]
+        while not self.stopping.is_set():
+            task = tasks.get()
+            if task is None or self.stopping.is_set():
+                return
+            try:
+                task()
+            except Exception:  # a failed task must never kill the lane; the task records its own status
+                log.exception("background task failed")

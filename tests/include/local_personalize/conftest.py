@@ -1,0 +1,147 @@
+"""boto3 clients whose every response is checked against botocore's output shape, and test data.
+
+The check runs on the raw JSON body before botocore parses it (its parser silently drops unknown
+keys), so a response with an extra, missing, mistyped, too-long or out-of-enum member fails the call.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import time
+
+import boto3
+import pytest
+
+from include.local_personalize import shapes
+
+# Every operation whose response passed the shape check, for the coverage test.
+VALIDATED_OPERATIONS: set[str] = set()
+
+
+def _check_response(operation_model, response_dict, **_) -> None:
+    if response_dict["status_code"] >= 300:
+        return
+    service = operation_model.service_model.service_name
+    raw = response_dict["body"]
+    body = json.loads(raw) if raw.strip() else None
+    problems = shapes.output_problems(service, operation_model.name, body)
+    if problems:
+        raise AssertionError(f"{operation_model.name} response breaks its output shape: {problems}\n{body}")
+    VALIDATED_OPERATIONS.add(f"{service}:{operation_model.name}")
+
+
+def checked_client(service: str, endpoint_url: str):
+    client = boto3.client(service, endpoint_url=endpoint_url, region_name="us-east-1")
+    client.meta.events.register("before-parse.*.*", _check_response)
+    return client
+
+
+@pytest.fixture(scope="session")
+def personalize(personalize_endpoint):
+    return checked_client("personalize", personalize_endpoint)
+
+
+@pytest.fixture(scope="session")
+def runtime(personalize_endpoint):
+    return checked_client("personalize-runtime", personalize_endpoint)
+
+
+@pytest.fixture(scope="session")
+def events(personalize_endpoint):
+    return checked_client("personalize-events", personalize_endpoint)
+
+
+def wait_for_status(describe, key: str, *, done=("ACTIVE", "CREATE FAILED", "CREATE STOPPED"), timeout=120.0):
+    """Poll a Describe call like a caller of AWS would; returns the resource once its status is final."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        resource = describe()[key]
+        if not seen or seen[-1] != resource["status"]:
+            seen.append(resource["status"])
+        if resource["status"] in done:
+            resource["_seen"] = seen
+            return resource
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{key} still {resource['status']} after {timeout}s (saw {seen})")
+        time.sleep(0.02)
+
+
+INTERACTIONS_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Interactions",
+        "namespace": "com.amazonaws.personalize.schema",
+        "fields": [
+            {"name": "USER_ID", "type": "string"},
+            {"name": "ITEM_ID", "type": "string"},
+            {"name": "TIMESTAMP", "type": "long"},
+            {"name": "EVENT_TYPE", "type": "string"},
+            {"name": "EVENT_VALUE", "type": ["null", "float"]},
+        ],
+        "version": "1.0",
+    }
+)
+ITEMS_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Items",
+        "namespace": "com.amazonaws.personalize.schema",
+        "fields": [
+            {"name": "ITEM_ID", "type": "string"},
+            {"name": "CATEGORY", "type": "string", "categorical": True},
+            {"name": "PRICE", "type": "float"},
+        ],
+        "version": "1.0",
+    }
+)
+USERS_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Users",
+        "namespace": "com.amazonaws.personalize.schema",
+        "fields": [
+            {"name": "USER_ID", "type": "string"},
+            {"name": "MEMBERSHIP", "type": "string", "categorical": True},
+        ],
+        "version": "1.0",
+    }
+)
+CATEGORIES = ("shoes", "socks", "hats")
+
+
+def to_csv(header: list[str], rows: list[list]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def interactions_csv(users: int = 40, per_user: int = 30, items: int = 60, seed: int = 7) -> bytes:
+    """Enough for Personalize's minimums (>= 1000 interactions, >= 25 users with >= 2 each), and small.
+
+    Item popularity falls off with the item number, so popularity-based recipes have a clear order.
+    """
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(items)]
+    rows = []
+    start = 1_700_000_000
+    for user in range(users):
+        for step in range(per_user):
+            item = rng.choices(range(items), weights)[0]
+            event_type = "purchase" if rng.random() < 0.2 else "click"
+            rows.append([f"u{user}", f"i{item}", start + user * 1000 + step, event_type, ""])
+    return to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows)
+
+
+def items_csv(items: int = 60) -> bytes:
+    rows = [[f"i{i}", CATEGORIES[i % len(CATEGORIES)], f"{10 + i}.5"] for i in range(items)]
+    return to_csv(["ITEM_ID", "CATEGORY", "PRICE"], rows)
+
+
+def users_csv(users: int = 40) -> bytes:
+    return to_csv(["USER_ID", "MEMBERSHIP"], [[f"u{u}", "gold" if u % 2 else "silver"] for u in range(users)])
