@@ -370,7 +370,7 @@ def _sample_existing(
 # --------------------------------------------------------------------------------------- writing
 
 
-def _parse_target(url_or_path: str | Path) -> tuple[str, str]:
+def parse_target(url_or_path: str | Path) -> tuple[str, str]:
     """('sqlite', file path) or ('postgresql', libpq URL) from a path, sqlite:/// or postgresql:// URL."""
     target = str(url_or_path)
     if target.startswith("sqlite:"):
@@ -399,14 +399,21 @@ def generate(
     seed: int = 42,
     end: datetime | None = None,
     schema: str | None = None,
+    if_empty: bool = False,
 ) -> dict[str, object]:
     """Build the demo data and (re)write users, items and events. Returns counts and the time range.
 
-    `schema` (PostgreSQL only) puts the tables in that schema, created if missing.
+    `schema` (PostgreSQL only) puts the tables in that schema, created if missing. With `if_empty`,
+    a database whose events table already has rows is left alone (summary["skipped"] is True):
+    a restarted stack keeps the history the pipeline has already imported.
     """
-    kind, target = _parse_target(url_or_path)
+    kind, target = parse_target(url_or_path)
     if schema is not None and kind != "postgresql":
         raise ValueError(f"schema={schema!r} is only meaningful for PostgreSQL, not {url_or_path!r}")
+    if if_empty:
+        existing = count_events(url_or_path, schema=schema)
+        if existing:
+            return {"database": kind, "skipped": True, "events": existing}
     data = build(users=users, items=items, days=days, seed=seed, end=end)
     if kind == "sqlite":
         _write_sqlite(Path(target), data)
@@ -414,6 +421,7 @@ def generate(
         _write_postgresql(target, data, schema)
     return {
         "database": kind,
+        "skipped": False,
         "users": len(data.users),
         "items": len(data.items),
         "events": len(data.events),
@@ -421,6 +429,27 @@ def generate(
         "start": data.start.isoformat(),
         "end": data.end.isoformat(),
     }
+
+
+def count_events(url_or_path: str | Path, *, schema: str | None = None) -> int:
+    """Rows in the events table; 0 when the database or the table does not exist yet."""
+    kind, target = parse_target(url_or_path)
+    if kind == "sqlite":
+        if not Path(target).exists():
+            return 0
+        with sqlite3.connect(target) as connection:
+            found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'")
+            if found.fetchone() is None:
+                return 0
+            return connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    import psycopg
+    from psycopg import sql
+
+    table = sql.Identifier(schema, "events") if schema else sql.Identifier("events")
+    with psycopg.connect(target) as connection:
+        if connection.execute("SELECT to_regclass(%s)", (table.as_string(connection),)).fetchone()[0] is None:
+            return 0
+        return connection.execute(sql.SQL("SELECT COUNT(*) FROM {}").format(table)).fetchone()[0]
 
 
 def _sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
@@ -493,7 +522,7 @@ def _parse_end(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m include.demo_data", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--db", required=True, help="SQLite path, sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -511,6 +540,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--schema", default=None, help="PostgreSQL schema for the tables (default: search_path)"
     )
+    parser.add_argument(
+        "--if-empty", action="store_true", help="leave a database whose events table has rows untouched"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         summary = generate(
@@ -521,9 +558,13 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             end=args.end,
             schema=args.schema,
+            if_empty=args.if_empty,
         )
     except ValueError as error:
         parser.error(str(error))
+    if summary["skipped"]:
+        print(f"demo_data: {args.db} already has {summary['events']} events; left as it is (--if-empty)")
+        return 0
     print(
         f"demo_data: wrote {summary['users']} users, {summary['items']} items, {summary['events']} events "
         f"{summary['event_types']} from {summary['start']} to {summary['end']} into {args.db}"

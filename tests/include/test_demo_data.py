@@ -147,6 +147,18 @@ def test_sqlite_url_and_plain_path_write_the_same_rows_and_reseeding_replaces(tm
     assert small.start.strftime("%Y-%m-%d %H:%M:%S") <= window[0] and window[1] < "2026-03-01 00:00:00"
 
 
+def test_if_empty_leaves_a_seeded_database_alone(tmp_path, capsys):
+    db = tmp_path / "seeded.db"
+    assert demo_data.count_events(db) == 0
+    first = demo_data.generate(db, if_empty=True, **SMALL)
+    assert first["skipped"] is False and demo_data.count_events(db) == first["events"]
+    second = demo_data.generate(db, if_empty=True, **{**SMALL, "users": 50, "seed": 1})
+    assert second == {"database": "sqlite", "skipped": True, "events": first["events"]}
+    assert _sqlite_counts(db)["users"] == 300
+    assert demo_data.main(["--db", str(db), "--if-empty"]) == 0
+    assert "left as it is" in capsys.readouterr().out
+
+
 @pytest.mark.postgres
 def test_postgresql_copy_writes_timestamptz_and_reseeding_replaces(small):
     psycopg = pytest.importorskip("psycopg")
@@ -173,6 +185,10 @@ def test_postgresql_copy_writes_timestamptz_and_reseeding_replaces(small):
             assert nulls == (small.events["event_type"] != "purchase").sum()
             price = connection.execute("SELECT price FROM items WHERE item_id = 'I00001'").fetchone()[0]
             assert float(price) == pytest.approx(small.items.loc[0, "price"])
+        assert demo_data.count_events(POSTGRES_URL, schema=schema) == summary["events"]
+        skipped = demo_data.generate(POSTGRES_URL, schema=schema, if_empty=True, **{**SMALL, "users": 20})
+        assert skipped["skipped"] is True and skipped["events"] == summary["events"]
+        assert demo_data.count_events(POSTGRES_URL, schema=f"{schema}_absent") == 0
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
