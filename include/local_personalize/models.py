@@ -88,7 +88,12 @@ KINDS = {
 
 
 def public(body: dict) -> dict:
-    return {k: v for k, v in body.items() if not k.startswith("_") and v is not None}
+    """The resource as sent: private "_" keys and unset (None) members dropped at every level."""
+    return {
+        k: public(v) if isinstance(v, dict) else v
+        for k, v in body.items()
+        if not k.startswith("_") and v is not None
+    }
 
 
 def camel_to_field(name: str) -> str:

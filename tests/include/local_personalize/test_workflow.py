@@ -1,0 +1,360 @@
+"""The seeds' sequence end to end through boto3, and what a trained campaign then does."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+
+from tests.include.local_personalize.conftest import (
+    CATEGORIES,
+    INTERACTIONS_SCHEMA,
+    ITEMS_SCHEMA,
+    USERS_SCHEMA,
+    interactions_csv,
+    items_csv,
+    to_csv,
+    users_csv,
+    wait_for_status,
+)
+
+POPULARITY = "arn:aws:personalize:::recipe/aws-popularity-count"
+ROLE = "arn:aws:iam::123456789012:role/PersonalizeS3"
+SEEN_FILTER = 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click", "purchase")'
+CATEGORY_FILTER = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
+
+
+def build_world(personalize, s3, bucket: str, prefix: str, *, users=True) -> dict:
+    """Dataset group with data, a trained popularity solution version and a campaign serving it."""
+    arns: dict[str, str] = {}
+    group = personalize.create_dataset_group(name=f"{prefix}-group")["datasetGroupArn"]
+    wait_for_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+    arns["group"] = group
+    files = {"INTERACTIONS": (INTERACTIONS_SCHEMA, interactions_csv()), "ITEMS": (ITEMS_SCHEMA, items_csv())}
+    if users:
+        files["USERS"] = (USERS_SCHEMA, users_csv())
+    jobs = []
+    for dataset_type, (schema, content) in files.items():
+        schema_arn = personalize.create_schema(name=f"{prefix}-{dataset_type.lower()}", schema=schema)[
+            "schemaArn"
+        ]
+        dataset = personalize.create_dataset(
+            name=f"{prefix}-{dataset_type.lower()}",
+            schemaArn=schema_arn,
+            datasetGroupArn=group,
+            datasetType=dataset_type,
+        )["datasetArn"]
+        wait_for_status(lambda d=dataset: personalize.describe_dataset(datasetArn=d), "dataset")
+        key = f"{prefix}/{dataset_type.lower()}/part-00000.csv"
+        s3.put_object(Bucket=bucket, Key=key, Body=content)
+        jobs.append(
+            personalize.create_dataset_import_job(
+                jobName=f"{prefix}-{dataset_type.lower()}-import",
+                datasetArn=dataset,
+                dataSource={"dataLocation": f"s3://{bucket}/{key}"},
+                roleArn=ROLE,
+                importMode="FULL",
+            )["datasetImportJobArn"]
+        )
+        arns[dataset_type] = dataset
+    for job in jobs:
+        done = wait_for_status(
+            lambda j=job: personalize.describe_dataset_import_job(datasetImportJobArn=j), "datasetImportJob"
+        )
+        assert done["status"] == "ACTIVE", done.get("failureReason")
+    solution = personalize.create_solution(
+        name=f"{prefix}-popular", datasetGroupArn=group, recipeArn=POPULARITY, performAutoTraining=False
+    )["solutionArn"]
+    wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    version = personalize.create_solution_version(solutionArn=solution, trainingMode="FULL")[
+        "solutionVersionArn"
+    ]
+    trained = wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
+    )
+    assert trained["status"] == "ACTIVE", trained.get("failureReason")
+    campaign = personalize.create_campaign(
+        name=f"{prefix}-campaign", solutionVersionArn=version, minProvisionedTPS=1
+    )["campaignArn"]
+    assert (
+        wait_for_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")["status"]
+        == "ACTIVE"
+    )
+    arns |= {"solution": solution, "version": version, "campaign": campaign}
+    return arns
+
+
+@pytest.fixture(scope="module")
+def world_bucket(s3_endpoint, personalize_endpoint):
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="pp-local-personalize-workflow")
+    return s3, "pp-local-personalize-workflow"
+
+
+@pytest.fixture(scope="module")
+def world(personalize, world_bucket):
+    s3, bucket = world_bucket
+    return build_world(personalize, s3, bucket, "wf")
+
+
+def test_seed_sequence_runs_through_boto3_and_recommendations_follow_events(
+    personalize, runtime, events, world_bucket
+):
+    s3, bucket = world_bucket
+    # create dataset group, schema, dataset, import job, poll, solution, solution version, poll, campaign
+    arns = build_world(personalize, s3, bucket, "seed", users=False)
+    metrics = personalize.get_solution_metrics(solutionVersionArn=arns["version"])["metrics"]
+    assert {"coverage", "precision_at_25", "normalized_discounted_cumulative_gain_at_10"} <= set(metrics)
+
+    seen = personalize.create_filter(
+        name="seed-unseen", datasetGroupArn=arns["group"], filterExpression=SEEN_FILTER
+    )["filterArn"]
+    wait_for_status(lambda: personalize.describe_filter(filterArn=seen), "filter")
+    tracker = personalize.create_event_tracker(name="seed-tracker", datasetGroupArn=arns["group"])
+    wait_for_status(
+        lambda: personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]), "eventTracker"
+    )
+
+    user = "newcomer"
+    before = runtime.get_recommendations(
+        campaignArn=arns["campaign"], userId=user, numResults=5, filterArn=seen
+    )
+    top = before["itemList"][0]["itemId"]
+    assert len(before["itemList"]) == 5
+    assert before["recommendationId"]
+
+    events.put_events(
+        trackingId=tracker["trackingId"],
+        userId=user,
+        sessionId="session-1",
+        eventList=[{"eventType": "click", "itemId": top, "sentAt": time.time()}],
+    )
+    after = runtime.get_recommendations(
+        campaignArn=arns["campaign"], userId=user, numResults=5, filterArn=seen
+    )
+
+    assert top not in [i["itemId"] for i in after["itemList"]]
+    assert [i["itemId"] for i in after["itemList"]][:4] == [i["itemId"] for i in before["itemList"]][1:]
+
+
+def test_statuses_are_polled_through_pending_and_in_progress(personalize, world):
+    version = personalize.describe_solution_version(solutionVersionArn=world["version"])["solutionVersion"]
+    assert version["status"] == "ACTIVE"
+    assert version["trainingMode"] == "FULL"
+    assert version["recipeArn"] == POPULARITY
+    solution = personalize.describe_solution(solutionArn=world["solution"])["solution"]
+    assert solution["latestSolutionVersion"]["solutionVersionArn"] == world["version"]
+    assert [
+        v["solutionVersionArn"]
+        for v in personalize.list_solution_versions(solutionArn=world["solution"])["solutionVersions"]
+    ] == [world["version"]]
+    assert [
+        c["campaignArn"] for c in personalize.list_campaigns(solutionArn=world["solution"])["campaigns"]
+    ] == [world["campaign"]]
+    jobs = personalize.list_dataset_import_jobs(datasetArn=world["INTERACTIONS"])["datasetImportJobs"]
+    assert [j["status"] for j in jobs] == ["ACTIVE"]
+
+
+def test_recommendations_default_to_25_and_refuse_more_than_500(runtime, world):
+    answer = runtime.get_recommendations(campaignArn=world["campaign"], userId="u1")
+    assert len(answer["itemList"]) == 25
+    scores = [i["score"] for i in answer["itemList"]]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(runtime.exceptions.InvalidInputException, match="numResults"):
+        runtime.get_recommendations(campaignArn=world["campaign"], userId="u1", numResults=501)
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+        runtime.get_recommendations(campaignArn=world["campaign"] + "-missing", userId="u1")
+
+
+def test_filter_values_select_items_by_metadata(personalize, runtime, world):
+    flt = personalize.create_filter(
+        name="wf-category", datasetGroupArn=world["group"], filterExpression=CATEGORY_FILTER
+    )["filterArn"]
+    wait_for_status(lambda: personalize.describe_filter(filterArn=flt), "filter")
+    answer = runtime.get_recommendations(
+        campaignArn=world["campaign"],
+        userId="u1",
+        numResults=10,
+        filterArn=flt,
+        filterValues={"CATEGORY": '"socks"'},
+    )
+    # items_csv gives item i the category CATEGORIES[i % 3]
+    assert answer["itemList"]
+    assert {CATEGORIES[int(i["itemId"][1:]) % 3] for i in answer["itemList"]} == {"socks"}
+    with pytest.raises(runtime.exceptions.InvalidInputException, match="CATEGORY"):
+        runtime.get_recommendations(campaignArn=world["campaign"], userId="u1", filterArn=flt)
+
+
+def test_personalized_ranking_puts_unknown_items_last(runtime, world):
+    ranked = runtime.get_personalized_ranking(
+        campaignArn=world["campaign"], userId="u1", inputList=["i30", "never-seen", "i0", "i10"]
+    )["personalizedRanking"]
+    assert [r["itemId"] for r in ranked][:3] == ["i0", "i10", "i30"]
+    assert ranked[-1]["itemId"] == "never-seen"
+
+
+def test_put_items_and_users_update_the_datasets(personalize, runtime, events, world):
+    events.put_items(
+        datasetArn=world["ITEMS"],
+        items=[{"itemId": "i0", "properties": json.dumps({"category": "hats", "price": 3.5})}],
+    )
+    events.put_users(
+        datasetArn=world["USERS"], users=[{"userId": "u1", "properties": '{"membership": "gold"}'}]
+    )
+    flt = personalize.create_filter(
+        name="wf-hats", datasetGroupArn=world["group"], filterExpression=CATEGORY_FILTER
+    )["filterArn"]
+    wait_for_status(lambda: personalize.describe_filter(filterArn=flt), "filter")
+    answer = runtime.get_recommendations(
+        campaignArn=world["campaign"],
+        userId="u1",
+        numResults=3,
+        filterArn=flt,
+        filterValues={"CATEGORY": '"hats"'},
+    )
+    assert answer["itemList"][0]["itemId"] == "i0"  # the most popular item, now a hat
+    with pytest.raises(events.exceptions.InvalidInputException, match="PRICE"):
+        events.put_items(
+            datasetArn=world["ITEMS"],
+            items=[{"itemId": "i1", "properties": '{"category": "hats", "price": "cheap"}'}],
+        )
+    with pytest.raises(events.exceptions.InvalidInputException, match="not ITEMS"):
+        events.put_items(datasetArn=world["USERS"], items=[{"itemId": "i1"}])
+
+
+def test_put_events_checks_tracking_id_and_events(personalize, events, world):
+    with pytest.raises(events.exceptions.ResourceNotFoundException):
+        events.put_events(
+            trackingId="no-such-tracker",
+            sessionId="s",
+            eventList=[{"eventType": "click", "itemId": "i1", "sentAt": time.time()}],
+        )
+
+
+def test_deleting_what_a_campaign_uses_is_refused(personalize, world):
+    with pytest.raises(personalize.exceptions.ResourceInUseException):
+        personalize.delete_solution(solutionArn=world["solution"])
+    with pytest.raises(personalize.exceptions.ResourceInUseException):
+        personalize.delete_dataset_group(datasetGroupArn=world["group"])
+
+
+def test_update_mode_is_refused_for_recipes_without_it(personalize, world):
+    with pytest.raises(personalize.exceptions.InvalidInputException, match="UPDATE"):
+        personalize.create_solution_version(solutionArn=world["solution"], trainingMode="UPDATE")
+
+
+def test_batch_inference_writes_json_lines_like_aws(personalize, world, world_bucket):
+    s3, bucket = world_bucket
+    lines = [{"userId": "u1"}, {"userId": "u2"}, {"userId": "u3", "itemList": ["i5", "i1"]}]
+    s3.put_object(
+        Bucket=bucket, Key="batch/in/users.json", Body="\n".join(json.dumps(x) for x in lines).encode()
+    )
+    arn = personalize.create_batch_inference_job(
+        jobName="wf-batch",
+        solutionVersionArn=world["version"],
+        numResults=7,
+        jobInput={"s3DataSource": {"path": f"s3://{bucket}/batch/in/users.json"}},
+        jobOutput={"s3DataDestination": {"path": f"s3://{bucket}/batch/out/"}},
+        roleArn=ROLE,
+    )["batchInferenceJobArn"]
+    job = wait_for_status(
+        lambda: personalize.describe_batch_inference_job(batchInferenceJobArn=arn), "batchInferenceJob"
+    )
+    assert job["status"] == "ACTIVE", job.get("failureReason")
+    assert job["numResults"] == 7
+    assert [
+        j["batchInferenceJobArn"]
+        for j in personalize.list_batch_inference_jobs(solutionVersionArn=world["version"])[
+            "batchInferenceJobs"
+        ]
+    ] == [arn]
+
+    body = s3.get_object(Bucket=bucket, Key="batch/out/users.json.out")["Body"].read().decode()
+    results = [json.loads(line) for line in body.splitlines()]
+    assert [r["input"] for r in results] == lines
+    assert [len(r["output"]["recommendedItems"]) for r in results[:2]] == [7, 7]
+    assert results[2]["output"]["recommendedItems"] == ["i1", "i5"]
+    assert all(len(r["output"]["scores"]) == len(r["output"]["recommendedItems"]) for r in results)
+
+
+def test_batch_inference_fails_naming_a_bad_line(personalize, world, world_bucket):
+    s3, bucket = world_bucket
+    s3.put_object(Bucket=bucket, Key="batch/bad.json", Body=b'{"userId": "u1"}\n{not json\n')
+    arn = personalize.create_batch_inference_job(
+        jobName="wf-batch-bad",
+        solutionVersionArn=world["version"],
+        jobInput={"s3DataSource": {"path": f"s3://{bucket}/batch/bad.json"}},
+        jobOutput={"s3DataDestination": {"path": f"s3://{bucket}/batch/bad-out/"}},
+        roleArn=ROLE,
+    )["batchInferenceJobArn"]
+    job = wait_for_status(
+        lambda: personalize.describe_batch_inference_job(batchInferenceJobArn=arn), "batchInferenceJob"
+    )
+    assert job["status"] == "CREATE FAILED"
+    assert "s3://pp-local-personalize-workflow/batch/bad.json line 2" in job["failureReason"]
+
+
+def test_update_campaign_switches_to_the_new_version(personalize, runtime, world):
+    newer = personalize.create_solution_version(solutionArn=world["solution"])["solutionVersionArn"]
+    wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=newer), "solutionVersion"
+    )
+    personalize.update_campaign(campaignArn=world["campaign"], solutionVersionArn=newer, minProvisionedTPS=2)
+    with pytest.raises(personalize.exceptions.ResourceInUseException):
+        personalize.update_campaign(campaignArn=world["campaign"], solutionVersionArn=newer)
+
+    def update():
+        return {
+            "update": personalize.describe_campaign(campaignArn=world["campaign"])["campaign"][
+                "latestCampaignUpdate"
+            ]
+        }
+
+    assert wait_for_status(update, "update")["status"] == "ACTIVE"
+    campaign = personalize.describe_campaign(campaignArn=world["campaign"])["campaign"]
+    assert campaign["solutionVersionArn"] == newer
+    assert campaign["minProvisionedTPS"] == 2
+    assert runtime.get_recommendations(campaignArn=world["campaign"], userId="u1", numResults=3)["itemList"]
+
+
+def test_training_below_the_minimums_fails_with_aws_message(personalize, world_bucket):
+    s3, bucket = world_bucket
+    group = personalize.create_dataset_group(name="wf-small")["datasetGroupArn"]
+    schema = personalize.create_schema(name="wf-small", schema=INTERACTIONS_SCHEMA)["schemaArn"]
+    dataset = personalize.create_dataset(
+        name="wf-small", schemaArn=schema, datasetGroupArn=group, datasetType="INTERACTIONS"
+    )["datasetArn"]
+    wait_for_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
+    rows = [[f"u{n % 5}", f"i{n % 7}", 1_700_000_000 + n, "click", ""] for n in range(100)]
+    s3.put_object(
+        Bucket=bucket,
+        Key="small/interactions.csv",
+        Body=to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows),
+    )
+    job = personalize.create_dataset_import_job(
+        jobName="wf-small",
+        datasetArn=dataset,
+        dataSource={"dataLocation": f"s3://{bucket}/small/interactions.csv"},
+        roleArn=ROLE,
+    )["datasetImportJobArn"]
+    wait_for_status(
+        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob"
+    )
+    solution = personalize.create_solution(name="wf-small", datasetGroupArn=group, recipeArn=POPULARITY)[
+        "solutionArn"
+    ]
+    wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    failed = wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
+    )
+
+    assert failed["status"] == "CREATE FAILED"
+    assert "Insufficient data" in failed["failureReason"]
+    assert failed["_seen"][-1] == "CREATE FAILED"
+    with pytest.raises(personalize.exceptions.ResourceInUseException):
+        personalize.get_solution_metrics(solutionVersionArn=version)
+    with pytest.raises(personalize.exceptions.InvalidInputException):
+        personalize.create_campaign(name="wf-small", solutionVersionArn=version)
