@@ -1,0 +1,578 @@
+"""Extraction: app database -> validated Personalize CSVs on S3, streamed with flat memory.
+
+Interactions are extracted per data interval [start, end) into
+`s3://BUCKET/PREFIX/interactions/dt=YYYY-MM-DD/part-NNNNN.csv`; items and users as full snapshots
+into `.../items/dt=.../` and `.../users/dt=.../` with a content hash. Every row read is either written
+or quarantined with its reason in `PREFIX/quarantine/<dataset>/dt=.../rejected.csv` (outside the
+data folder, because a Personalize import job reads every file in the folder it is given).
+
+Rows come from the database in key order, so a duplicate is the row right after its twin and only
+one key is held; rows stream through the Personalize rules (`include.pipeline.rules`) into
+multipart uploads, so memory does not grow with the number of rows. A rerun writes the same bytes
+to the same keys and deletes parts an earlier run left beyond them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time
+from functools import partial
+from pathlib import Path
+
+from include.pipeline import rules
+from include.pipeline.mapping import DatasetMapping, FieldMapping, quote_identifier, schema_for
+from include.pipeline.s3_writer import DEFAULT_PART_SIZE, MultipartObjectWriter, delete_keys, list_keys
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+DEFAULT_CHUNK_ROWS = 1_000_000
+DEFAULT_MAX_REJECTED_SHARE = 0.01
+QUARANTINE_COLUMNS = ("rule", "reason")
+
+
+class ExtractionError(RuntimeError):
+    """Extraction could not produce a valid dataset; the message says why and what was kept."""
+
+
+class RejectedShareExceeded(ExtractionError):
+    """More rows broke the rules than the configured share allows; `result` holds the counts."""
+
+    def __init__(self, message: str, result: ExtractionResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class ExtractionResult:
+    """What one extraction did. `to_dict()` is JSON-safe for XCom."""
+
+    dataset_type: str
+    bucket: str
+    data_prefix: str  # the folder a dataset import job should read
+    read: int = 0
+    written: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+    quarantine_key: str | None = None
+    bytes_written: int = 0
+    start: str | None = None
+    end: str | None = None
+    content_hash: str | None = None  # snapshots: sha256 of the written CSV bytes, parts in order
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    @property
+    def data_location(self) -> str:
+        return f"s3://{self.bucket}/{self.data_prefix}"
+
+    @property
+    def empty(self) -> bool:
+        return self.read == 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "rejected": self.rejected, "data_location": self.data_location}
+
+
+# --------------------------------------------------------------------------------------------- SQL
+
+
+class _Dialect:
+    name: str
+
+    def parameter(self, name: str) -> str:
+        raise NotImplementedError
+
+    def select_expression(self, f: FieldMapping) -> str:
+        raise NotImplementedError
+
+    def time_filter_column(self, column: str) -> str:
+        raise NotImplementedError
+
+    def order_expression(self, f: FieldMapping) -> str:
+        raise NotImplementedError
+
+    def bound_time(self, moment: datetime):
+        raise NotImplementedError
+
+
+class _Postgres(_Dialect):
+    name = "postgres"
+
+    def parameter(self, name: str) -> str:
+        return f"%({name})s"
+
+    def select_expression(self, f: FieldMapping) -> str:
+        column = quote_identifier(f.column)
+        if f.epoch_seconds:
+            return f"CAST(floor(extract(epoch FROM {column})) AS bigint)"
+        # Text, so an integer id column still sorts and compares as the string Personalize sees.
+        return f"CAST({column} AS text)" if f.type == "string" else column
+
+    def time_filter_column(self, column: str) -> str:
+        return quote_identifier(column)
+
+    def order_expression(self, f: FieldMapping) -> str:
+        # Byte order: fast, and independent of the database's locale.
+        expression = self.select_expression(f)
+        return f'{expression} COLLATE "C"' if f.type == "string" else expression
+
+    def bound_time(self, moment: datetime):
+        return moment
+
+
+class _Sqlite(_Dialect):
+    """SQLite keeps timestamps as ISO-8601 text `YYYY-MM-DD HH:MM:SS` in UTC (the demo DB's format)."""
+
+    name = "sqlite"
+
+    def parameter(self, name: str) -> str:
+        return f":{name}"
+
+    def select_expression(self, f: FieldMapping) -> str:
+        column = quote_identifier(f.column)
+        if f.epoch_seconds:
+            # Text SQLite cannot read as a time is passed on as is, so the rules reject it by value.
+            return f"COALESCE(strftime('%s', {column}), CAST({column} AS TEXT))"
+        return f"CAST({column} AS TEXT)"
+
+    def time_filter_column(self, column: str) -> str:
+        # Normalised, so 'T' separators, fractions and offsets compare correctly with the bounds.
+        return f"strftime('%Y-%m-%d %H:%M:%S', {quote_identifier(column)})"
+
+    def order_expression(self, f: FieldMapping) -> str:
+        return self.select_expression(f)
+
+    def bound_time(self, moment: datetime):
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+POSTGRES = _Postgres()
+SQLITE = _Sqlite()
+
+
+def _ordered_fields(mapping: DatasetMapping) -> list[FieldMapping]:
+    """Key fields first (TIMESTAMP leading, so interactions come out in time order), then the rest."""
+    by_name = {f.field: f for f in mapping.fields}
+    keys = list(schema_for(mapping).key_fields)
+    if "TIMESTAMP" in keys:
+        keys.remove("TIMESTAMP")
+        keys.insert(0, "TIMESTAMP")
+    return [by_name[n] for n in keys] + [f for f in mapping.fields if f.field not in keys]
+
+
+def build_query(mapping: DatasetMapping, dialect: _Dialect) -> str:
+    """The extraction SQL for the mapping; the interval stays as named parameters `start`, `end`."""
+    template = (SQL_DIR / f"{mapping.dataset_type.lower()}.sql").read_text(encoding="utf-8")
+    body = "\n".join(line for line in template.splitlines() if not line.startswith("--"))
+    parts = {
+        "select_list": ", ".join(
+            f"{dialect.select_expression(f)} AS {quote_identifier(f.field)}" for f in mapping.fields
+        ),
+        "table": ".".join(quote_identifier(part) for part in mapping.table.split(".")),
+        "order_by": ", ".join(dialect.order_expression(f) for f in _ordered_fields(mapping)),
+    }
+    if mapping.time_column is not None:
+        parts |= {
+            "time_filter_column": dialect.time_filter_column(mapping.time_column),
+            "start": dialect.parameter("start"),
+            "end": dialect.parameter("end"),
+        }
+    return body.format(**parts).strip()
+
+
+# ------------------------------------------------------------------------------------- DB sources
+
+
+def get_source_hook(source):
+    """A common-sql hook for an Airflow connection id (postgres or sqlite), or `source` itself."""
+    if not isinstance(source, str):
+        return source
+    from airflow.sdk import BaseHook
+
+    conn_type = BaseHook.get_connection(source).conn_type
+    if conn_type in ("postgres", "postgresql"):
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        return PostgresHook(postgres_conn_id=source)
+    if conn_type == "sqlite":
+        from include.pipeline.sqlite_hook import AppSqliteHook
+
+        return AppSqliteHook(sqlite_conn_id=source)
+    raise ExtractionError(
+        f"connection {source!r} has type {conn_type!r}; extraction supports postgres, sqlite"
+    )
+
+
+def _dialect_of(conn) -> _Dialect:
+    if isinstance(conn, sqlite3.Connection):
+        return SQLITE
+    if type(conn).__module__.split(".")[0] in ("psycopg", "psycopg2"):
+        return POSTGRES
+    raise ExtractionError(f"unsupported DB-API connection {type(conn).__module__}.{type(conn).__name__}")
+
+
+def _stream_rows(conn, dialect: _Dialect, sql: str, params: dict) -> Iterator[Sequence[str | None]]:
+    if dialect is SQLITE:
+        cursor = conn.execute(sql, params)
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
+        return
+    copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, ENCODING 'UTF8')"
+    if type(conn).__module__.startswith("psycopg2"):
+        yield from _psycopg2_copy_rows(conn, copy_sql, params)
+        return
+    with conn.cursor() as cursor, cursor.copy(copy_sql, params or None) as copy:
+        # Each COPY message is exactly one CSV record (embedded line breaks stay inside quotes).
+        yield from csv.reader(map(partial(str, encoding="utf-8"), copy))
+
+
+def _psycopg2_copy_rows(conn, copy_sql: str, params: dict) -> Iterator[list[str]]:
+    """psycopg2 pushes COPY output into a file; a pipe turns that into rows we can pull."""
+    cursor = conn.cursor()
+    statement = cursor.mogrify(copy_sql, params or None)
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with open(write_fd, "wb") as sink:
+                cursor.copy_expert(statement, sink)
+        except BaseException as err:  # reported to the reading side below
+            failure.append(err)
+
+    producer = threading.Thread(target=produce, name="pg-copy", daemon=True)
+    producer.start()
+    try:
+        with open(read_fd, encoding="utf-8", newline="") as source:
+            yield from csv.reader(source)
+    finally:
+        producer.join()
+        cursor.close()
+    if failure:
+        raise failure[0]
+
+
+# ---------------------------------------------------------------------------------------- output
+
+
+class _PartitionWriter:
+    """Valid rows into part-NNNNN.csv files of at most `chunk_rows` rows, each with the header."""
+
+    def __init__(self, client, bucket: str, prefix: str, header: Sequence[str], chunk_rows, part_size):
+        self._client, self._bucket, self._prefix = client, bucket, prefix
+        self._header, self._chunk_rows, self._part_size = list(header), chunk_rows, part_size
+        self.hasher = hashlib.sha256()
+        self.keys: list[str] = []
+        self.bytes_written = 0
+        self._current: MultipartObjectWriter | None = None
+        self._writer = None
+        self._rows_in_part = 0
+
+    def _open_part(self) -> None:
+        key = f"{self._prefix}part-{len(self.keys):05d}.csv"
+        self._current = MultipartObjectWriter(
+            self._client, self._bucket, key, part_size=self._part_size, hasher=self.hasher
+        )
+        self.keys.append(key)
+        # Valid values never hold \r or \n (a Personalize rule), so \n-terminated lines are safe.
+        self._writer = csv.writer(self._current, lineterminator="\n")
+        self._writer.writerow(self._header)
+        self._rows_in_part = 0
+
+    def _close_part(self) -> None:
+        if self._current is not None:
+            current, self._current = self._current, None
+            current.close()
+            self.bytes_written += current.bytes_written
+
+    def writerow(self, row: Sequence[str | None]) -> None:
+        if self._rows_in_part >= self._chunk_rows or self._current is None:
+            self._close_part()
+            self._open_part()
+        self._writer.writerow(row)
+        self._rows_in_part += 1
+
+    def close(self) -> None:
+        self._close_part()
+
+    def abort(self) -> None:
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+
+
+class _QuarantineWriter:
+    def __init__(self, client, bucket: str, key: str, header: Sequence[str], part_size: int):
+        self.key = key
+        self._object = MultipartObjectWriter(client, bucket, key, part_size=part_size)
+        # Every field quoted: Python 3.11's writer leaves a lone \r unquoted when the line ends in \n,
+        # and rejected values are exactly where line breaks turn up.
+        self._writer = csv.writer(self._object, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        self._writer.writerow([*header, *QUARANTINE_COLUMNS])
+
+    def writerow(self, row: Sequence[str | None], violation: rules.Violation) -> None:
+        self._writer.writerow([*row, f"{violation.field}:{violation.code}", violation.reason])
+
+    def close(self) -> None:
+        self._object.close()
+
+    def abort(self) -> None:
+        self._object.abort()
+
+
+# -------------------------------------------------------------------------------------- the run
+
+
+def _join_key(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+def _utc(moment: datetime, name: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise ValueError(f"{name} must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name}={moment.isoformat()} has no time zone; pass an aware UTC datetime")
+    return moment.astimezone(UTC)
+
+
+def _s3_client(s3_client, aws_conn_id: str | None):
+    if s3_client is not None:
+        return s3_client
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+
+
+def _run(
+    source,
+    mapping: DatasetMapping,
+    *,
+    partition: str,
+    params: dict,
+    result: ExtractionResult,
+    s3_client,
+    aws_conn_id: str | None,
+    prefix: str,
+    max_rejected_share: float,
+    chunk_rows: int,
+    part_size: int,
+) -> ExtractionResult:
+    if not 0 <= max_rejected_share <= 1:
+        raise ValueError(f"max_rejected_share={max_rejected_share} must be between 0 and 1")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows={chunk_rows} must be at least 1")
+    client = _s3_client(s3_client, aws_conn_id)
+    dataset = mapping.dataset_type.lower()
+    bucket = result.bucket
+    data_prefix = _join_key(prefix, dataset, partition) + "/"
+    quarantine_key = _join_key(prefix, "quarantine", dataset, partition, "rejected.csv")
+    result.data_prefix = data_prefix
+    schema = schema_for(mapping)
+    header = schema.field_names
+    key_indexes = [header.index(n) for n in schema.key_fields]
+    duplicate = rules.duplicate(schema.key_fields)
+
+    hook = get_source_hook(source)
+    conn = hook.get_conn()
+    dialect = _dialect_of(conn)
+    sql = build_query(mapping, dialect)
+    bound = {name: dialect.bound_time(value) for name, value in params.items()}
+    log.info(
+        "Extracting %s from %s (%s) into s3://%s/%s",
+        dataset,
+        mapping.table,
+        dialect.name,
+        bucket,
+        data_prefix,
+    )
+
+    existing = set(list_keys(client, bucket, data_prefix))
+    output = _PartitionWriter(client, bucket, data_prefix, header, chunk_rows, part_size)
+    quarantine: _QuarantineWriter | None = None
+    rejected: Counter[str] = Counter()
+    read = written = 0
+    last_key = None
+    check_values = schema.check_values
+    try:
+        for row in _stream_rows(conn, dialect, sql, bound):
+            read += 1
+            violation = check_values(row)
+            if violation is None and key_indexes:
+                record_key = [row[i] for i in key_indexes]
+                if record_key == last_key:
+                    violation = duplicate
+                else:
+                    last_key = record_key
+            if violation is None:
+                output.writerow(row)
+                written += 1
+                continue
+            if quarantine is None:
+                quarantine = _QuarantineWriter(client, bucket, quarantine_key, header, part_size)
+            quarantine.writerow(row, violation)
+            rejected[f"{violation.field}:{violation.code}"] += 1
+        output.close()
+        if quarantine is not None:
+            quarantine.close()
+    except BaseException:
+        output.abort()
+        if quarantine is not None:
+            quarantine.abort()
+        if output.keys:
+            # Old parts are partly overwritten: a mixed partition must never be imported.
+            delete_keys(client, bucket, set(output.keys) | existing)
+        raise
+    finally:
+        conn.close()
+
+    stale = existing - set(output.keys)
+    delete_keys(client, bucket, stale)
+    if quarantine is None:
+        delete_keys(
+            client, bucket, [k for k in list_keys(client, bucket, quarantine_key) if k == quarantine_key]
+        )
+    result.read, result.written = read, written
+    result.rejected_by_reason = dict(sorted(rejected.items()))
+    result.keys = output.keys
+    result.bytes_written = output.bytes_written
+    result.content_hash = output.hasher.hexdigest() if output.keys else None
+    result.quarantine_key = quarantine.key if quarantine is not None else None
+    if read != written + result.rejected:  # the invariant every caller relies on
+        raise ExtractionError(
+            f"internal error: read {read} != written {written} + rejected {result.rejected}"
+        )
+    span = f"[{result.start}, {result.end})" if result.start else "snapshot"
+    log.info(
+        "%s %s: read %d, written %d, rejected %d %s -> %d part(s) under %s",
+        dataset,
+        span,
+        read,
+        written,
+        result.rejected,
+        result.rejected_by_reason,
+        len(output.keys),
+        result.data_location,
+    )
+    if read == 0:
+        log.warning("%s %s is empty: nothing written to %s", dataset, span, result.data_location)
+    elif result.rejected / read > max_rejected_share:
+        delete_keys(client, bucket, output.keys)
+        result.keys = []
+        reasons = ", ".join(f"{reason} {count}" for reason, count in result.rejected_by_reason.items())
+        raise RejectedShareExceeded(
+            f"{dataset} {span}: {result.rejected} of {read} rows rejected "
+            f"({result.rejected / read:.2%}), over the {max_rejected_share:.2%} limit: {reasons}. "
+            f"Rejected rows with reasons: s3://{bucket}/{quarantine_key}; nothing was kept in "
+            f"{result.data_location}.",
+            result,
+        )
+    return result
+
+
+def extract_interval(
+    source,
+    mapping: DatasetMapping,
+    start: datetime,
+    end: datetime,
+    *,
+    bucket: str,
+    prefix: str = "",
+    s3_client=None,
+    aws_conn_id: str | None = "aws_default",
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    part_size: int = DEFAULT_PART_SIZE,
+) -> ExtractionResult:
+    """Extract interactions with `start <= time < end` into `PREFIX/interactions/dt=<start date>/`.
+
+    `source` is an Airflow connection id (postgres or sqlite) or a common-sql hook. The interval must
+    cover whole UTC days (it names the dt= partition). S3 is `s3_client` if given, else the S3 hook
+    of `aws_conn_id`. Raises RejectedShareExceeded (with the counts and quarantine location) when
+    more than `max_rejected_share` of the rows break the rules.
+    """
+    if mapping.dataset_type != "INTERACTIONS":
+        raise ValueError(f"extract_interval takes an INTERACTIONS mapping, not {mapping.dataset_type}")
+    start, end = _utc(start, "start"), _utc(end, "end")
+    if end <= start:
+        raise ValueError(f"empty or reversed interval: start={start.isoformat()} end={end.isoformat()}")
+    if start.time() != time(0) or end.time() != time(0):
+        raise ValueError(
+            f"interval [{start.isoformat()}, {end.isoformat()}) must start and end at midnight UTC: "
+            "it names the dt=YYYY-MM-DD partition"
+        )
+    result = ExtractionResult("INTERACTIONS", bucket, "", start=start.isoformat(), end=end.isoformat())
+    return _run(
+        source,
+        mapping,
+        partition=f"dt={start.date().isoformat()}",
+        params={"start": start, "end": end},
+        result=result,
+        s3_client=s3_client,
+        aws_conn_id=aws_conn_id,
+        prefix=prefix,
+        max_rejected_share=max_rejected_share,
+        chunk_rows=chunk_rows,
+        part_size=part_size,
+    )
+
+
+def extract_snapshot(
+    source,
+    mapping: DatasetMapping,
+    as_of: date | datetime,
+    *,
+    bucket: str,
+    prefix: str = "",
+    s3_client=None,
+    aws_conn_id: str | None = "aws_default",
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    part_size: int = DEFAULT_PART_SIZE,
+) -> ExtractionResult:
+    """Extract all ITEMS or USERS into `PREFIX/<dataset>/dt=<as_of date>/`, with a content hash.
+
+    Equal hashes mean byte-identical snapshots: the DAG can skip the metadata import.
+    """
+    if mapping.dataset_type not in ("ITEMS", "USERS"):
+        raise ValueError(f"extract_snapshot takes an ITEMS or USERS mapping, not {mapping.dataset_type}")
+    day = _utc(as_of, "as_of").date() if isinstance(as_of, datetime) else as_of
+    result = ExtractionResult(mapping.dataset_type, bucket, "")
+    return _run(
+        source,
+        mapping,
+        partition=f"dt={day.isoformat()}",
+        params={},
+        result=result,
+        s3_client=s3_client,
+        aws_conn_id=aws_conn_id,
+        prefix=prefix,
+        max_rejected_share=max_rejected_share,
+        chunk_rows=chunk_rows,
+        part_size=part_size,
+    )
+
+
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "DEFAULT_MAX_REJECTED_SHARE",
+    "ExtractionError",
+    "ExtractionResult",
+    "RejectedShareExceeded",
+    "build_query",
+    "extract_interval",
+    "extract_snapshot",
+    "get_source_hook",
+]
