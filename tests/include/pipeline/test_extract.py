@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+from collections import Counter
 from datetime import timedelta
+
+import psycopg2
+import pytest
 
 from include.pipeline.extract import (
     ExtractionResult,
+    RejectedShareExceeded,
     extract_interval,
+    extract_snapshot,
 )
 from include.pipeline.mapping import DatasetMapping, FieldMapping
-from tests.include.pipeline.appdb import at
+from tests.conftest import TEST_DATA
+from tests.include.pipeline.appdb import PG_DSN, at, load_retail_events
 
 DAY = at("2024-03-01 00:00:00")
 NEXT_DAY = DAY + timedelta(days=1)
@@ -159,3 +167,157 @@ def test_timestamp_rules_apply_to_an_epoch_column(app_db, s3_client, s3_bucket):
         "TIMESTAMP:timestamp_in_milliseconds": 1,
     }
     assert result.written == 1
+
+
+def some_events(count: int, start=DAY) -> list[tuple]:
+    return [
+        (n, f"user{n % 7}", f"item{n % 11}", "click", n / 4, start + timedelta(minutes=n))
+        for n in range(count)
+    ]
+
+
+def test_rerun_gives_identical_objects_and_removes_stale_parts(app_db, s3_client, s3_bucket):
+    app_db.add_events(some_events(10))
+    first = run(app_db, s3_client, s3_bucket, chunk_rows=3)
+    assert first.keys == [f"pp/interactions/dt=2024-03-01/part-0000{n}.csv" for n in range(4)]
+    snapshot = {key: read_object(s3_client, s3_bucket, key) for key in first.keys}
+
+    again = run(app_db, s3_client, s3_bucket, chunk_rows=3)
+    assert again.to_dict() == first.to_dict()
+    assert {key: read_object(s3_client, s3_bucket, key) for key in again.keys} == snapshot
+    assert all_keys(s3_client, s3_bucket) == first.keys
+
+    # Fewer rows now: the earlier run's fourth part must not linger and get imported twice.
+    app_db.execute("DELETE FROM {s}.events WHERE event_id >= 6")
+    shorter = run(app_db, s3_client, s3_bucket, chunk_rows=3)
+    assert all_keys(s3_client, s3_bucket) == shorter.keys == first.keys[:2]
+    assert len(read_rows(s3_client, s3_bucket, shorter.keys)) == 6
+
+
+def test_rerun_without_rejects_removes_the_old_quarantine(app_db, s3_client, s3_bucket):
+    app_db.add_events([*some_events(5), (99, None, "i", "click", None, DAY)])
+    first = run(app_db, s3_client, s3_bucket, max_rejected_share=0.5)
+    assert first.quarantine_key in all_keys(s3_client, s3_bucket)
+    app_db.execute("DELETE FROM {s}.events WHERE event_id = 99")
+    second = run(app_db, s3_client, s3_bucket)
+    assert second.quarantine_key is None
+    assert all_keys(s3_client, s3_bucket) == second.keys
+
+
+def test_rejected_share_over_the_limit_fails_with_a_summary(app_db, s3_client, s3_bucket):
+    app_db.add_events(some_events(50))
+    app_db.add_events((100 + n, "", f"i{n}", "click", None, DAY) for n in range(2))  # 2 of 52: 3.85%
+    with pytest.raises(RejectedShareExceeded) as failure:
+        run(app_db, s3_client, s3_bucket)
+    message = str(failure.value)
+    assert "2 of 52 rows rejected (3.85%), over the 1.00% limit: USER_ID:missing_value 2" in message
+    assert "pp/quarantine/interactions/dt=2024-03-01/rejected.csv" in message
+    # Only the quarantine remains: nothing in the data folder an import job could pick up.
+    assert all_keys(s3_client, s3_bucket) == ["pp/quarantine/interactions/dt=2024-03-01/rejected.csv"]
+    assert failure.value.result.read == 52 and failure.value.result.rejected == 2
+
+    passed = run(app_db, s3_client, s3_bucket, max_rejected_share=0.04)
+    assert (passed.written, passed.rejected) == (50, 2)
+
+
+def test_empty_interval_writes_nothing_and_says_so(app_db, s3_client, s3_bucket, caplog):
+    app_db.add_events(some_events(3, start=DAY - timedelta(days=3)))
+    with caplog.at_level(logging.WARNING, logger="include.pipeline.extract"):
+        result = run(app_db, s3_client, s3_bucket)
+    assert (result.read, result.written, result.keys, result.empty) == (0, 0, [], True)
+    assert all_keys(s3_client, s3_bucket) == []
+    assert any("is empty: nothing written" in r.getMessage() for r in caplog.records)
+
+
+def test_interval_must_be_whole_aware_utc_days(sqlite_app_db, s3_client, s3_bucket):
+    with pytest.raises(ValueError, match="no time zone"):
+        run(sqlite_app_db, s3_client, s3_bucket, start=DAY.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="midnight UTC"):
+        run(sqlite_app_db, s3_client, s3_bucket, end=NEXT_DAY + timedelta(hours=1))
+    with pytest.raises(ValueError, match="reversed"):
+        run(sqlite_app_db, s3_client, s3_bucket, start=NEXT_DAY, end=DAY)
+
+
+def test_snapshots_carry_a_content_hash_that_changes_only_with_the_data(app_db, s3_client, s3_bucket):
+    app_db.execute(
+        "INSERT INTO {s}.items VALUES (?, ?, ?, ?)",
+        [("i2", "books", 9.5, DAY), ("i1", "toys|games", 20, DAY), ("i,3", "home", 1, DAY)],
+    )
+    app_db.execute("INSERT INTO {s}.users VALUES (?, ?, ?, ?)", [("u1", "free", "eu", DAY)])
+    kwargs = {"bucket": s3_bucket, "prefix": "pp", "s3_client": s3_client}
+    items = extract_snapshot(app_db.hook, app_db.items, DAY, **kwargs)
+    users = extract_snapshot(app_db.hook, app_db.users, DAY.date(), **kwargs)
+    assert items.keys == ["pp/items/dt=2024-03-01/part-00000.csv"]
+    assert users.keys == ["pp/users/dt=2024-03-01/part-00000.csv"]
+    body = read_object(s3_client, s3_bucket, items.keys[0]).decode()
+    epoch = int(DAY.timestamp())
+    price = "1" if app_db.kind == "postgres" else "1.0"
+    assert body.splitlines()[:2] == [
+        "ITEM_ID,CATEGORY,PRICE,CREATION_TIMESTAMP",
+        f'"i,3",home,{price},{epoch}',
+    ]
+    assert items.content_hash == __import__("hashlib").sha256(body.encode()).hexdigest()
+
+    assert extract_snapshot(app_db.hook, app_db.items, DAY, **kwargs).content_hash == items.content_hash
+    app_db.execute("UPDATE {s}.items SET category = 'garden' WHERE item_id = 'i2'")
+    assert extract_snapshot(app_db.hook, app_db.items, DAY, **kwargs).content_hash != items.content_hash
+
+
+def test_retail_sample_rows_without_customer_are_quarantined_and_counted(app_db, s3_client, s3_bucket):
+    source = load_retail_events(app_db, TEST_DATA / "online_retail_sample.csv")
+    start, end = at("2011-01-01 00:00:00"), at("2011-07-01 00:00:00")
+    in_interval = [r for r in source if "2011-01-01" <= r["InvoiceDate"] < "2011-07-01"]
+    no_customer = sum(1 for r in in_interval if not r["CustomerID"])
+    keys = Counter(
+        (
+            r["CustomerID"],
+            r["StockCode"],
+            r["InvoiceDate"],
+            r["InvoiceNo"].startswith("C") or int(r["Quantity"]) < 0,
+        )
+        for r in in_interval
+        if r["CustomerID"]
+    )
+    duplicates = sum(count - 1 for count in keys.values())
+
+    with pytest.raises(RejectedShareExceeded, match="USER_ID:missing_value"):
+        run(app_db, s3_client, s3_bucket, start=start, end=end)
+    result = run(app_db, s3_client, s3_bucket, start=start, end=end, max_rejected_share=0.5)
+
+    assert result.read == len(in_interval)
+    assert result.rejected_by_reason["USER_ID:missing_value"] == no_customer > 1000
+    assert result.rejected_by_reason.get("USER_ID+ITEM_ID+TIMESTAMP+EVENT_TYPE:duplicate", 0) == duplicates
+    assert result.written == len(in_interval) - no_customer - duplicates
+    rows = read_rows(s3_client, s3_bucket, result.keys)
+    assert len(rows) == result.written
+    assert {r[3] for r in rows} == {"purchase", "return"}
+    assert all(int(start.timestamp()) <= int(r[2]) < int(end.timestamp()) for r in rows)
+    quarantine = read_object(s3_client, s3_bucket, result.quarantine_key).decode()
+    assert quarantine.count("USER_ID: required value is empty") == no_customer
+
+
+class Psycopg2Hook:
+    """The part of a common-sql hook extraction uses, on psycopg2 (what PostgresHook uses when
+    psycopg 3 is unavailable)."""
+
+    def get_conn(self):
+        return psycopg2.connect(PG_DSN)
+
+
+def test_psycopg2_connections_give_the_same_bytes(postgres_app_db, s3_client, s3_bucket):
+    postgres_app_db.add_events([*some_events(20), (50, 'a,"b"', "ü\nx", "click", None, DAY)])
+    mapping = postgres_app_db.interactions
+    kwargs = {"bucket": s3_bucket, "s3_client": s3_client, "max_rejected_share": 1}
+    on_psycopg3 = extract_interval(postgres_app_db.hook, mapping, DAY, NEXT_DAY, prefix="v3", **kwargs)
+    on_psycopg2 = extract_interval(Psycopg2Hook(), mapping, DAY, NEXT_DAY, prefix="v2", **kwargs)
+    assert on_psycopg3.content_hash == on_psycopg2.content_hash
+    assert (on_psycopg2.written, on_psycopg2.rejected) == (20, 1)
+
+
+def test_connection_ids_resolve_to_common_sql_hooks(sqlite_app_db, s3_client, s3_bucket, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_TEST_APP_DB", f"sqlite:///{sqlite_app_db.location}")
+    sqlite_app_db.add_events(some_events(4))
+    result = extract_interval(
+        "test_app_db", sqlite_app_db.interactions, DAY, NEXT_DAY, bucket=s3_bucket, s3_client=s3_client
+    )
+    assert result.written == 4
