@@ -1,0 +1,373 @@
+"""Amazon Personalize pipelines: three DAGs for every config in include/config/ (wiring only).
+
+`<name>_ingest`, `<name>_train_deploy`, `<name>_batch_inference`; what each step does lives in
+include/pipeline/tasks.py. Parsing reads only the YAML configs: no network, no database.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    task,
+)
+from personalize.operators import (
+    PersonalizeCreateBatchInferenceJobOperator,
+    PersonalizeCreateDatasetImportJobOperator,
+    PersonalizeCreateSolutionVersionOperator,
+    PersonalizeDeployCampaignOperator,
+    PersonalizeEnsureResourcesOperator,
+)
+
+from include.pipeline import tasks
+from include.pipeline.config import PipelineConfig, load_configs
+from include.pipeline.gate import METRIC_NAMES
+
+
+def default_args(config: PipelineConfig) -> dict:
+    return {
+        "owner": config.owner,
+        "retries": config.tasks.retries,
+        "retry_delay": timedelta(seconds=config.tasks.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(seconds=config.tasks.max_retry_delay_seconds),
+        "on_failure_callback": tasks.on_failure_summary,
+    }
+
+
+def aws_args(config: PipelineConfig) -> dict:
+    """Every Personalize operator waits in the triggerer, polling at the configured pace."""
+    poll = max(1, int(config.tasks.poll_seconds))
+    return {
+        "aws_conn_id": config.aws_conn_id,
+        "region_name": config.region_name,
+        "deferrable": True,
+        "waiter_delay": poll,
+        "waiter_max_attempts": max(1, config.tasks.wait_timeout_minutes * 60 // poll),
+        "execution_timeout": timedelta(minutes=config.tasks.wait_timeout_minutes),
+    }
+
+
+def interactions_asset(config: PipelineConfig) -> Asset:
+    return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")
+
+
+def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperator:
+    return PersonalizeEnsureResourcesOperator(
+        task_id="ensure_resources",
+        dataset_group_name=config.dataset_group,
+        datasets=config.personalize_datasets(),
+        solutions=config.personalize_solutions(),
+        filters=config.personalize_filters(),
+        event_tracker_name=config.event_tracker,
+        role_arn=config.role_arn,
+        kms_key_arn=config.kms_key_arn,
+        **aws_args(config),
+    )
+
+
+def build_ingest(config: PipelineConfig):
+    asset = interactions_asset(config)
+
+    @dag(
+        dag_id=config.dag_ids["ingest"],
+        schedule=CronDataIntervalTimetable(config.schedule.ingest, timezone="UTC"),
+        start_date=config.schedule.start_date,
+        catchup=True,
+        max_active_runs=1,
+        default_args=default_args(config),
+        tags=["personalize", "ingest", *config.tags],
+        doc_md=f"""
+### {config.name}: app DB -> S3 -> Personalize dataset imports
+{config.description}
+
+Each run covers its data interval `[start, end)` (cron `{config.schedule.ingest}`, UTC); backfill
+history with `airflow backfill create --dag-id {config.dag_ids["ingest"]} --from-date ... --to-date ...`.
+A manual run uses the form's **start**/**end**, or else the last complete period before it was triggered.
+
+1. ensure the dataset group `{config.dataset_group}`, schemas, datasets, filters, event tracker;
+2. extract interactions day by day into `{config.s3.uri("interactions")}/dt=YYYY-MM-DD/`, and
+   items/users snapshots with a content hash;
+3. import: INCREMENTAL (FULL when the dataset is new or the form asks); partitions below
+   Personalize's 1000-record minimum are carried to the next run, large ones split; items/users only
+   when their snapshot changed. Import jobs run in pool `{config.tasks.import_pool}` (AWS: at most 5 at once);
+4. publish asset `{asset.name}` when new interactions landed, which triggers `{config.dag_ids["train_deploy"]}`.
+""",
+        params={
+            "start": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Manual runs: first day to extract (UTC, inclusive). Leave empty to use the run's interval.",
+            ),
+            "end": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Manual runs: day after the last one to extract (UTC, exclusive).",
+            ),
+            "full_import": Param(
+                False,
+                type="boolean",
+                description="Import every extracted partition with a FULL import (replaces the dataset's bulk data).",
+            ),
+        },
+    )
+    def ingest():
+        @task
+        def resolve_interval(**context) -> dict:
+            return tasks.resolve_interval(config, context)
+
+        @task
+        def extract_interactions(interval: dict) -> dict:
+            return tasks.extract_interactions(config, interval)
+
+        @task
+        def extract_snapshots(interval: dict) -> dict:
+            return tasks.extract_snapshots(config, interval)
+
+        interval = resolve_interval()
+        resources = ensure_resources(config)
+        extracted = extract_interactions(interval)
+        snapshots = extract_snapshots(interval)
+
+        @task
+        def plan_imports(resources: dict, snapshots: dict, **context) -> list[dict]:
+            plan = tasks.plan_dataset_imports(config, resources, snapshots, context["params"])
+            context["ti"].xcom_push(key="plan", value=plan)
+            return plan["import_jobs"]
+
+        jobs = plan_imports(resources.output, snapshots)
+        interval >> resources
+        extracted >> jobs
+
+        imported = PersonalizeCreateDatasetImportJobOperator.partial(
+            task_id="import_datasets",
+            pool=config.tasks.import_pool,
+            max_active_tis_per_dagrun=1,  # Personalize runs one import per dataset at a time
+            **aws_args(config),
+        ).expand_kwargs(jobs)
+
+        @task(outlets=[asset], trigger_rule="none_failed")
+        def publish_interactions(interval: dict, **context):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            ti = context["ti"]
+            plan = ti.xcom_pull(task_ids="plan_imports", key="plan")
+            arns = ti.xcom_pull(task_ids="import_datasets", default=[]) if plan["batches"] else []
+            extra = tasks.record_imports(config, plan, list(arns or []), interval)
+            if extra is None:
+                raise AirflowSkipException("no new interactions landed in this run: asset not published")
+            context["outlet_events"][asset].extra = extra
+            return extra
+
+        imported >> publish_interactions(interval)
+
+    return ingest()
+
+
+def build_train_deploy(config: PipelineConfig):
+    asset = interactions_asset(config)
+    model_asset = Asset(name=f"{config.name}_model", uri=config.s3.uri("history") + "/")
+
+    @dag(
+        dag_id=config.dag_ids["train_deploy"],
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(config.schedule.train_deploy, timezone="UTC"), assets=asset
+        ),
+        start_date=config.schedule.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(config),
+        tags=["personalize", "training", *config.tags],
+        doc_md=f"""
+### {config.name}: train a solution version, gate it, deploy it
+Runs when `{config.dag_ids["ingest"]}` lands new interactions (asset `{asset.name}`) and on cron
+`{config.schedule.train_deploy}`. A backfill publishes the asset many times; only the run that
+reaches the present trains. No new data since the serving version -> no training (cost guard).
+
+Steps: train `{config.solution.name}` ({config.solution.recipe}) -> GetSolutionMetrics -> gate
+(`{config.gate.metric}` thresholds {dict(config.gate.thresholds)}; never worse than the champion by more
+than {config.gate.tolerance:g}) -> deploy campaign `{config.campaign.name}` -> smoke test
+GetRecommendations (rollback to the previous version on failure) -> metrics history and report on S3.
+A rejected challenger leaves the campaign untouched: see `keep_champion`'s log for the values side by side.
+""",
+        params={
+            "training_mode": Param(
+                config.solution.training_mode,
+                enum=["FULL", "UPDATE"],
+                description="FULL retrains on all data; UPDATE (user-personalization) folds in new items and interactions.",
+            ),
+            "force_deploy": Param(
+                False,
+                type="boolean",
+                description="Train even without new data, and deploy whatever the gate says.",
+            ),
+            "force_reason": Param(
+                "",
+                type="string",
+                description="Required with force_deploy: why the gate is overridden (kept in the metrics history).",
+            ),
+            "gate_metric": Param(
+                None,
+                type=["null", "string"],
+                enum=[None, *METRIC_NAMES],
+                description=f"Override the gate metric (default {config.gate.metric}).",
+            ),
+            "gate_threshold": Param(
+                None,
+                type=["null", "number"],
+                minimum=0,
+                maximum=1,
+                description="Override the minimum of the gate metric.",
+            ),
+            "gate_tolerance": Param(
+                None,
+                type=["null", "number"],
+                minimum=0,
+                maximum=1,
+                description=f"Override how far the challenger may trail the champion (default {config.gate.tolerance:g}).",
+            ),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                description="Train and evaluate, show the gate's decision, but leave the campaign untouched.",
+            ),
+        },
+    )
+    def train_deploy():
+        resources = ensure_resources(config)
+
+        @task.short_circuit(ignore_downstream_trigger_rules=True)
+        def plan_training(resources: dict, **context):
+            plan = tasks.plan_training(config, resources, context)
+            context["ti"].xcom_push(key="plan", value=plan)
+            return plan["train"]
+
+        planned = plan_training(resources.output)
+        plan_xcom = "ti.xcom_pull(task_ids='plan_training', key='plan')"
+        train = PersonalizeCreateSolutionVersionOperator(
+            task_id="train",
+            solution_arn="{{ " + plan_xcom + "['solution_arn'] }}",
+            training_mode="{{ " + plan_xcom + "['training_mode'] }}",
+            **aws_args(config),
+        )
+
+        @task.branch
+        def evaluate(**context):
+            ti = context["ti"]
+            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
+            decision = tasks.evaluate_challenger(
+                config, plan, ti.xcom_pull(task_ids="train"), context["params"]
+            )
+            ti.xcom_push(key="decision", value=decision.as_dict())
+            return "deploy_campaign" if decision.accepted and not plan["dry_run"] else "keep_champion"
+
+        @task
+        def keep_champion(**context):
+            ti = context["ti"]
+            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
+            return tasks.keep_champion(config, plan, ti.xcom_pull(task_ids="evaluate", key="decision"))
+
+        deploy = PersonalizeDeployCampaignOperator(
+            task_id="deploy_campaign",
+            campaign_name=config.campaign.name,
+            solution_version_arn="{{ ti.xcom_pull(task_ids='train') }}",
+            min_provisioned_tps=config.campaign.min_provisioned_tps,
+            campaign_config=config.campaign.campaign_config,
+            **aws_args(config),
+        )
+
+        @task
+        def smoke_test(resources: dict, **context):
+            ti = context["ti"]
+            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
+            return tasks.smoke_test(config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources)
+
+        @task(trigger_rule="none_failed_min_one_success", outlets=[model_asset])
+        def record_history(**context):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            ti = context["ti"]
+            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
+            if plan["dry_run"]:
+                raise AirflowSkipException("dry run: nothing recorded in the metrics history")
+            decision = ti.xcom_pull(task_ids="evaluate", key="decision")
+            deployed = ti.xcom_pull(task_ids="smoke_test") is not None
+            extra = tasks.record_training(
+                config, plan, decision, ti.xcom_pull(task_ids="train"), deployed, ti.run_id, ti.dag_id
+            )
+            context["outlet_events"][model_asset].extra = extra
+            return extra
+
+        keep = keep_champion()
+        smoke = smoke_test(resources.output)
+        planned >> train >> evaluate() >> [deploy, keep]
+        deploy >> smoke
+        [smoke, keep] >> record_history()
+
+    return train_deploy()
+
+
+def build_batch_inference(config: PipelineConfig):
+    output_asset = Asset(name=f"{config.name}_batch_recommendations", uri=config.s3.uri("batch") + "/")
+
+    @dag(
+        dag_id=config.dag_ids["batch_inference"],
+        schedule=CronTriggerTimetable(config.schedule.batch_inference, timezone="UTC")
+        if config.schedule.batch_inference
+        else None,
+        start_date=config.schedule.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(config),
+        tags=["personalize", "batch", *config.tags],
+        doc_md=f"""
+### {config.name}: batch recommendations for every user
+Users from the app DB -> JSON lines on S3 -> batch inference job with the solution version campaign
+`{config.campaign.name}` serves (filter: {config.batch_inference.filter or "none"},
+{config.batch_inference.num_results} items each) -> output under `{config.s3.uri("batch")}/<run>/output/`,
+published as asset `{output_asset.name}`.
+""",
+    )
+    def batch_inference():
+        resources = ensure_resources(config)
+
+        @task(multiple_outputs=True)
+        def prepare(resources: dict, **context):
+            return tasks.prepare_batch_inference(config, resources, context["run_id"])
+
+        prepared = prepare(resources.output)
+        job = PersonalizeCreateBatchInferenceJobOperator(
+            task_id="batch_inference_job",
+            job_name=prepared["job_name"],
+            solution_version_arn=prepared["solution_version_arn"],
+            input_path=prepared["input_path"],
+            output_path=prepared["output_path"],
+            filter_arn=prepared["filter_arn"],
+            role_arn=config.role_arn,
+            num_results=config.batch_inference.num_results,
+            **aws_args(config),
+        )
+
+        @task(outlets=[output_asset])
+        def publish_output(prepared: dict, job_arn: str, **context):
+            extra = tasks.publish_batch_output(config, prepared, job_arn)
+            context["outlet_events"][output_asset].extra = extra
+            return extra
+
+        publish_output(prepared, job.output)
+
+    return batch_inference()
+
+
+for _config in load_configs():
+    build_ingest(_config)
+    build_train_deploy(_config)
+    build_batch_inference(_config)

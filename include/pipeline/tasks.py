@@ -1,0 +1,573 @@
+"""What the DAGs' Python tasks do. The DAG file only wires these together.
+
+Each function takes the validated config and the task's inputs and does the work through
+Airflow's hooks (the AWS connection decides whether that is AWS or the local service), logging
+what it decided and why in plain words, since the task log is what a person reads in the UI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from include.pipeline import imports as imp
+from include.pipeline.config import PipelineConfig
+from include.pipeline.gate import GateDecision, decide
+from include.pipeline.history import append_record, history_key, read_history
+from include.pipeline.mapping import quote_identifier
+from include.pipeline.schedule import (
+    catching_up,
+    cost_guard,
+    resolve_ingest_interval,
+    serving_age_warning,
+)
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_TYPES = ("ITEMS", "USERS")
+
+
+class SmokeTestFailed(RuntimeError):
+    pass
+
+
+# ------------------------------------------------------------------------------------ clients
+
+
+def s3_client(config: PipelineConfig):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).get_conn()
+
+
+def personalize_hook(config: PipelineConfig):
+    from personalize.hooks import PersonalizeHook
+
+    return PersonalizeHook(aws_conn_id=config.aws_conn_id, region_name=config.region_name)
+
+
+def runtime_client(config: PipelineConfig):
+    from personalize.hooks import PersonalizeRuntimeHook
+
+    return PersonalizeRuntimeHook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).conn
+
+
+def ledger(config: PipelineConfig) -> imp.Ledger:
+    return imp.Ledger(config.s3.bucket, config.s3.prefix)
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def on_failure_summary(context: Mapping[str, Any]) -> None:
+    """One line per failed task: the hook point for Slack / SNS / PagerDuty notifiers."""
+    ti = context.get("ti") or context.get("task_instance")
+    error = context.get("exception")
+    log.error(
+        "PIPELINE FAILURE dag=%s task=%s run=%s try=%s: %s",
+        getattr(ti, "dag_id", "?"),
+        getattr(ti, "task_id", "?"),
+        getattr(ti, "run_id", "?"),
+        getattr(ti, "try_number", "?"),
+        (str(error).splitlines() or [type(error).__name__])[0] if error else "no exception recorded",
+    )
+
+
+# -------------------------------------------------------------------------------------- ingest
+
+
+def resolve_interval(config: PipelineConfig, context: Mapping[str, Any]) -> dict:
+    params = context["params"]
+    interval = resolve_ingest_interval(
+        cron=config.schedule.ingest,
+        param_start=params.get("start"),
+        param_end=params.get("end"),
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        run_after=context["dag_run"].run_after,
+    )
+    imp.day_intervals(interval.start, interval.end)  # refuses intervals that are not whole days
+    log.info("ingest interval [%s, %s), chosen from %s", interval.start, interval.end, interval.source)
+    return interval.as_dict()
+
+
+def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) -> dict:
+    """Extract each day of the interval into its own partition and record it in the ledger."""
+    from include.pipeline.extract import extract_interval
+
+    s3 = s3_client(config)
+    book = ledger(config)
+    mapping = config.mappings["INTERACTIONS"]
+    totals = {"read": 0, "written": 0, "rejected": 0, "partitions": []}
+    for day_start, day_end in imp.day_intervals(_utc(interval["start"]), _utc(interval["end"])):
+        result = extract_interval(
+            config.app_db_conn_id,
+            mapping,
+            day_start,
+            day_end,
+            bucket=config.s3.bucket,
+            prefix=config.s3.prefix,
+            s3_client=s3,
+            max_rejected_share=config.datasets.max_rejected_share,
+        )
+        partition = imp.Partition(
+            f"dt={day_start.date().isoformat()}",
+            result.written,
+            imp.describe_files(s3, config.s3.bucket, result.keys),
+            result.data_prefix,
+        )
+        book.record_partition(
+            s3, "INTERACTIONS", partition, start=result.start, end=result.end, read=result.read,
+            rejected_by_reason=result.rejected_by_reason, quarantine_key=result.quarantine_key,
+        )  # fmt: skip
+        totals["read"] += result.read
+        totals["written"] += result.written
+        totals["rejected"] += result.rejected
+        totals["partitions"].append({"name": partition.name, "records": partition.records})
+    log.info(
+        "extracted %d day(s): %d rows read, %d written, %d quarantined",
+        len(totals["partitions"]), totals["read"], totals["written"], totals["rejected"],
+    )  # fmt: skip
+    return totals
+
+
+def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> dict:
+    """Full snapshots of items and users, each with a content hash."""
+    from include.pipeline.extract import extract_snapshot
+
+    s3 = s3_client(config)
+    snapshots = {}
+    for dataset_type in SNAPSHOT_TYPES:
+        mapping = config.mappings.get(dataset_type)
+        if mapping is None:
+            continue
+        result = extract_snapshot(
+            config.app_db_conn_id,
+            mapping,
+            _utc(interval["end"]),
+            bucket=config.s3.bucket,
+            prefix=config.s3.prefix,
+            s3_client=s3,
+            max_rejected_share=config.datasets.max_rejected_share,
+        )
+        snapshots[dataset_type] = {
+            "content_hash": result.content_hash,
+            "data_location": result.data_location,
+            "records": result.written,
+            "as_of": _utc(interval["end"]).date().isoformat(),
+        }
+        log.info("%s snapshot: %d records, hash %s", dataset_type, result.written, result.content_hash)
+    return snapshots
+
+
+def plan_dataset_imports(
+    config: PipelineConfig,
+    resources: Mapping[str, Any],
+    snapshots: Mapping[str, Mapping[str, Any]],
+    params: Mapping[str, Any],
+) -> dict:
+    """Decide every import job of this run. Returns the operator kwargs and what each job covers."""
+    s3 = s3_client(config)
+    book = ledger(config)
+    dataset_arns = resources["dataset_arns"]
+    new = set(resources.get("new_datasets") or [])
+    asked_full = bool(params.get("full_import"))
+
+    imported = book.imported_fingerprints(s3, "INTERACTIONS")
+    full = asked_full or "INTERACTIONS" in new or not imported
+    plan = imp.plan_imports(
+        book.partitions(s3, "INTERACTIONS"), imported, job_prefix=f"{config.name}-interactions", full=full
+    )
+    log.info("INTERACTIONS import plan (%s): %s", "FULL" if full else "INCREMENTAL", plan.describe())
+    jobs, batches = [], []
+    for batch in plan.batches:
+        location = imp.data_location(s3, book, "INTERACTIONS", batch)
+        jobs.append(_job(config, batch.job_name, dataset_arns["INTERACTIONS"], location, batch.import_mode))
+        batches.append({**batch.to_dict(), "dataset_type": "INTERACTIONS", "data_location": location})
+
+    for dataset_type, snapshot in snapshots.items():
+        previous = book.imports(s3, dataset_type)
+        last_hash = previous[-1]["partitions"].get("snapshot") if previous else None
+        if snapshot["records"] == 0:
+            log.info("%s snapshot is empty: nothing to import", dataset_type)
+            continue
+        if last_hash == snapshot["content_hash"] and dataset_type not in new and not asked_full:
+            log.info(
+                "%s snapshot unchanged since the last import (hash %s): not imported", dataset_type, last_hash
+            )
+            continue
+        name = f"{config.name}-{dataset_type.lower()}-{snapshot['as_of'].replace('-', '')}-{snapshot['content_hash'][:10]}"
+        location = snapshot["data_location"].rstrip("/") + "/"
+        # A snapshot is the whole catalogue (or user base): FULL replaces what was there before.
+        jobs.append(_job(config, name, dataset_arns[dataset_type], location, "FULL"))
+        batches.append(
+            {
+                "job_name": name,
+                "import_mode": "FULL",
+                "dataset_type": dataset_type,
+                "partitions": {"snapshot": snapshot["content_hash"]},
+                "records": snapshot["records"],
+                "data_location": location,
+            }
+        )
+        log.info(
+            "%s snapshot changed (%s -> %s): FULL import %s",
+            dataset_type,
+            last_hash,
+            snapshot["content_hash"],
+            name,
+        )
+    return {
+        "import_jobs": jobs,
+        "batches": batches,
+        "carried": plan.carried,
+        "carried_records": plan.carried_records,
+    }
+
+
+def _job(config: PipelineConfig, name: str, dataset_arn: str, location: str, mode: str) -> dict:
+    return {
+        "job_name": name,
+        "dataset_arn": dataset_arn,
+        "data_location": location,
+        "import_mode": mode,
+        "role_arn": config.role_arn,
+    }
+
+
+def record_imports(
+    config: PipelineConfig, plan: Mapping[str, Any], job_arns: Sequence[str], interval: Mapping[str, str]
+) -> dict | None:
+    """Write the finished jobs to the ledger; return the asset's extra when interactions landed."""
+    s3 = s3_client(config)
+    book = ledger(config)
+    arns = list(job_arns or [])
+    if len(arns) != len(plan["batches"]):
+        raise RuntimeError(f"{len(plan['batches'])} import jobs planned but {len(arns)} reported an ARN")
+    for batch, arn in zip(plan["batches"], arns, strict=True):
+        book.record_import(s3, batch["dataset_type"], {k: v for k, v in batch.items() if k != "files"}, arn)
+    landed = [
+        (b, a) for b, a in zip(plan["batches"], arns, strict=True) if b["dataset_type"] == "INTERACTIONS"
+    ]
+    if plan.get("carried"):
+        log.info(
+            "carried to the next run: %d partition(s), %d records: %s",
+            len(plan["carried"]), plan["carried_records"], plan["carried"],
+        )  # fmt: skip
+    if not landed:
+        return None
+    return {
+        "interval_start": interval["start"],
+        "interval_end": interval["end"],
+        "records": sum(b["records"] for b, _ in landed),
+        "partitions": sorted(p for b, _ in landed for p in b["partitions"]),
+        "import_job_arns": [a for _, a in landed],
+        "import_modes": sorted({b["import_mode"] for b, _ in landed}),
+    }
+
+
+# ------------------------------------------------------------------------------- train_deploy
+
+
+def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context: Mapping[str, Any]) -> dict:
+    """Decide whether this run trains, in which mode, against which champion."""
+    params = context["params"]
+    forced_reason = (params.get("force_reason") or "").strip() or None
+    if params.get("force_deploy") and not forced_reason:
+        raise ValueError("param force_deploy needs force_reason: say why the gate is being overridden")
+    training_mode = params.get("training_mode") or config.solution.training_mode
+    if training_mode == "UPDATE" and not config.solution.supports_update:
+        raise ValueError(f"param training_mode UPDATE: recipe {config.solution.recipe} supports FULL only")
+    hook = personalize_hook(config)
+    now = datetime.now(UTC)
+    solution_arn = resources["solution_arns"][config.solution.name]
+    campaign = hook.find_campaign(config.campaign.name)
+    champion_arn = hook.get_serving_solution_version(config.campaign.name)
+    serving_created = None
+    if champion_arn:
+        serving_created = _utc(
+            hook.conn.describe_solution_version(solutionVersionArn=champion_arn)["solutionVersion"][
+                "creationDateTime"
+            ]
+        )
+    if warning := serving_age_warning(
+        serving_created, max_age_days=config.campaign.max_serving_age_days, now=now
+    ):
+        log.warning("SERVING MODEL AGE: %s", warning)
+
+    forced = bool(params.get("force_deploy"))
+    decision = None
+    dag_run = context["dag_run"]
+    events = context.get("triggering_asset_events") or {}
+    ends = [
+        _utc(event.extra["interval_end"])
+        for asset_events in events.values()
+        for event in asset_events
+        if (event.extra or {}).get("interval_end")
+    ]
+    if (
+        str(getattr(dag_run, "run_type", "")) in ("asset_triggered", "DagRunType.ASSET_TRIGGERED")
+        and not forced
+    ):
+        decision = catching_up(ends, cron=config.schedule.ingest, now=now)
+    if decision is None:
+        decision = cost_guard(
+            newest_import=_newest_import(hook, resources["dataset_arns"].values()),
+            serving_created=serving_created,
+            forced=forced,
+            training_mode=training_mode,
+        )
+    plan = {
+        "train": decision.train,
+        "reason": decision.reason,
+        "training_mode": training_mode,
+        "solution_arn": solution_arn,
+        "champion_arn": champion_arn,
+        "campaign_arn": (campaign or {}).get("campaignArn"),
+        "forced_reason": forced_reason if forced else None,
+        "dry_run": bool(params.get("dry_run")),
+    }
+    log.info("%s: %s", "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
+    log.info("plan: %s", json.dumps(plan, sort_keys=True))
+    return plan
+
+
+def _newest_import(hook, dataset_arns) -> datetime | None:
+    newest = None
+    for dataset_arn in dataset_arns:
+        paginator = hook.conn.get_paginator("list_dataset_import_jobs")
+        for page in paginator.paginate(datasetArn=dataset_arn):
+            for job in page["datasetImportJobs"]:
+                if job["status"] == "ACTIVE":
+                    finished = _utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
+                    newest = finished if newest is None or finished > newest else newest
+    return newest
+
+
+def evaluate_challenger(
+    config: PipelineConfig, plan: Mapping[str, Any], challenger_arn: str, params: Mapping[str, Any]
+) -> GateDecision:
+    hook = personalize_hook(config)
+    challenger = hook.conn.get_solution_metrics(solutionVersionArn=challenger_arn)["metrics"]
+    champion = None
+    if plan.get("champion_arn"):
+        champion = hook.conn.get_solution_metrics(solutionVersionArn=plan["champion_arn"])["metrics"]
+    metric = params.get("gate_metric") or config.gate.metric
+    thresholds = dict(config.gate.thresholds)
+    if params.get("gate_threshold") is not None:
+        thresholds[metric] = float(params["gate_threshold"])
+    tolerance = (
+        config.gate.tolerance if params.get("gate_tolerance") is None else float(params["gate_tolerance"])
+    )
+    decision = decide(
+        challenger,
+        champion,
+        metric=metric,
+        thresholds=thresholds,
+        tolerance=tolerance,
+        forced_reason=plan.get("forced_reason"),
+    )
+    log.info("challenger %s vs champion %s\n%s", challenger_arn, plan.get("champion_arn"), decision.table())
+    log.info(decision.summary())
+    return decision
+
+
+def keep_champion(config: PipelineConfig, plan: Mapping[str, Any], decision: Mapping[str, Any]) -> str:
+    champion = plan.get("champion_arn") or "nothing (no campaign yet)"
+    if plan.get("dry_run"):
+        message = (
+            f"DRY RUN: the gate said {decision['verdict']}; campaign untouched, still serving {champion}"
+        )
+        log.info(message)
+        return message
+    message = f"CHALLENGER REJECTED, campaign keeps serving {champion}. {decision['summary']}"
+    log.warning(message)
+    if config.gate.fail_on_reject:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(message + " (gate.fail_on_reject is true)")
+    return message
+
+
+def smoke_test(
+    config: PipelineConfig, plan: Mapping[str, Any], campaign_arn: str, resources: Mapping[str, Any]
+) -> dict:
+    """GetRecommendations for a few real users, with and without each filter; roll back on failure."""
+    users = top_users(config, config.smoke_test.users)
+    if not users:
+        raise SmokeTestFailed("the app database has no users with interactions to smoke-test with")
+    runtime = runtime_client(config)
+    filters = [(None, None, {})] + [
+        (f.name, resources["filter_arns"][f.name], f.smoke_test_values) for f in config.filters
+    ]
+    results, failures = {}, []
+    for user in users:
+        for name, arn, values in filters:
+            request: dict[str, Any] = {
+                "campaignArn": campaign_arn,
+                "userId": user,
+                "numResults": config.smoke_test.num_results,
+            }
+            if arn:
+                request["filterArn"] = arn
+            if values:
+                request["filterValues"] = values
+            items = [i["itemId"] for i in runtime.get_recommendations(**request)["itemList"]]
+            results[f"{user}|{name or 'no filter'}"] = items[:5]
+            if not items:
+                failures.append(f"user {user} with {name or 'no filter'}: no recommendations")
+    if failures:
+        message = "smoke test failed: " + "; ".join(failures)
+        previous = plan.get("champion_arn")
+        if previous:
+            from personalize.hooks import CAMPAIGN
+
+            hook = personalize_hook(config)
+            log.error("%s; rolling campaign %s back to %s", message, campaign_arn, previous)
+            hook.conn.update_campaign(campaignArn=campaign_arn, solutionVersionArn=previous)
+            hook.wait_until_active(
+                CAMPAIGN, campaign_arn, waiter_delay=max(1, int(config.tasks.poll_seconds))
+            )
+            message += f"; campaign rolled back to {previous}"
+        else:
+            message += "; no previous version to roll back to"
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(message)
+    for key, items in results.items():
+        log.info("smoke test %s -> %s", key, items)
+    return {"users": users, "samples": results}
+
+
+def top_users(config: PipelineConfig, count: int) -> list[str]:
+    """The most active users in the app database: real users the model has seen."""
+    from include.pipeline.extract import get_source_hook
+
+    mapping = config.mappings["INTERACTIONS"]
+    column = quote_identifier(next(f.column for f in mapping.fields if f.field == "USER_ID"))
+    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
+    sql = (
+        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
+    )
+    return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
+
+
+def record_training(
+    config: PipelineConfig,
+    plan: Mapping[str, Any],
+    decision: Mapping[str, Any],
+    challenger_arn: str,
+    deployed: bool,
+    run_id: str,
+    dag_id: str,
+) -> dict:
+    """Append the run to the metrics history, write its report, return what the asset carries."""
+    s3 = s3_client(config)
+    record = {
+        "run_id": run_id,
+        "dag_id": dag_id,
+        "created_at": datetime.now(UTC).isoformat(),
+        "solution_version_arn": challenger_arn,
+        "training_mode": plan["training_mode"],
+        "metrics": decision["challenger"],
+        "decision": decision,
+        "reason": decision["summary"],
+        "champion_solution_version_arn": plan.get("champion_arn"),
+        "champion_metrics": decision.get("champion"),
+        "deployed": deployed,
+        "campaign_name": config.campaign.name,
+    }
+    key = history_key(config.s3.prefix)
+    append_record(s3, config.s3.bucket, key, record)
+    report_keys = {}
+    try:
+        from include.pipeline.report import write_report
+
+        report_keys = write_report(
+            s3, config.s3.bucket, config.s3.prefix, read_history(s3, config.s3.bucket, key), run_id
+        )
+        log.info("run report: s3://%s/%s", config.s3.bucket, report_keys.get("markdown"))
+    except Exception:  # the report is a convenience; the history line is the record
+        log.exception("could not write the run report; the metrics history has the run")
+    return {
+        "history": f"s3://{config.s3.bucket}/{key}",
+        "report": f"s3://{config.s3.bucket}/{report_keys['markdown']}" if report_keys else None,
+        "solution_version_arn": challenger_arn,
+        "verdict": decision["verdict"],
+        "deployed": deployed,
+        "metrics": decision["challenger"],
+    }
+
+
+# ---------------------------------------------------------------------------- batch_inference
+
+
+def prepare_batch_inference(config: PipelineConfig, resources: Mapping[str, Any], run_id: str) -> dict:
+    """Serving version, filter, and the users to score as JSON lines on S3."""
+    import hashlib
+
+    from include.pipeline.extract import get_source_hook
+    from include.pipeline.s3_writer import MultipartObjectWriter
+
+    hook = personalize_hook(config)
+    version = hook.get_serving_solution_version(config.campaign.name)
+    if not version:
+        raise RuntimeError(
+            f"campaign {config.campaign.name} serves no solution version yet: run {config.dag_ids['train_deploy']} first"
+        )
+    digest = hashlib.sha256(f"{config.name}\n{run_id}".encode()).hexdigest()[:12]
+    folder = config.s3.key("batch", digest)
+    input_key = f"{folder}/input/users.jsonl"
+    source = config.mappings.get("USERS") or config.mappings["INTERACTIONS"]
+    column = quote_identifier(next(f.column for f in source.fields if f.field == "USER_ID"))
+    table = ".".join(quote_identifier(part) for part in source.table.split("."))
+    sql = f"SELECT DISTINCT {column} FROM {table} ORDER BY {column}"
+    s3 = s3_client(config)
+    writer = MultipartObjectWriter(s3, config.s3.bucket, input_key)
+    count = 0
+    with get_source_hook(config.app_db_conn_id).get_conn() as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(10_000):
+            for (user_id,) in rows:
+                writer.write(json.dumps({"userId": str(user_id)}) + "\n")
+                count += 1
+    writer.close()
+    if count == 0:
+        raise RuntimeError(f"no users found in {source.table}: nothing to score")
+    filter_arn = (
+        resources["filter_arns"][config.batch_inference.filter] if config.batch_inference.filter else None
+    )
+    log.info("%d users to score with %s -> s3://%s/%s", count, version, config.s3.bucket, input_key)
+    return {
+        "job_name": f"{config.name[:40]}-batch-{digest}",
+        "solution_version_arn": version,
+        "input_path": f"s3://{config.s3.bucket}/{input_key}",
+        "output_path": f"s3://{config.s3.bucket}/{folder}/output/",
+        "filter_arn": filter_arn,
+        "users": count,
+    }
+
+
+def publish_batch_output(config: PipelineConfig, prepared: Mapping[str, Any], job_arn: str) -> dict:
+    s3 = s3_client(config)
+    output = prepared["output_path"]
+    bucket, _, prefix = output.removeprefix("s3://").partition("/")
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    if not keys:
+        raise RuntimeError(f"batch inference job {job_arn} finished but wrote nothing under {output}")
+    log.info("batch recommendations for %d users: %s (%s)", prepared["users"], output, ", ".join(keys))
+    return {"output_path": output, "objects": keys, "job_arn": job_arn, "users": prepared["users"],
+            "solution_version_arn": prepared["solution_version_arn"]}  # fmt: skip
