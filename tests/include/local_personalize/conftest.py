@@ -121,7 +121,9 @@ def to_csv(header: list[str], rows: list[list]) -> bytes:
     return out.getvalue().encode()
 
 
-def interactions_csv(users: int = 40, per_user: int = 30, items: int = 60, seed: int = 7) -> bytes:
+def interactions_csv(
+    users: int = 40, per_user: int = 30, items: int = 60, seed: int = 7, item_prefix: str = "i"
+) -> bytes:
     """Enough for Personalize's minimums (>= 1000 interactions, >= 25 users with >= 2 each), and small.
 
     Item popularity falls off with the item number, so popularity-based recipes have a clear order.
@@ -134,7 +136,7 @@ def interactions_csv(users: int = 40, per_user: int = 30, items: int = 60, seed:
         for step in range(per_user):
             item = rng.choices(range(items), weights)[0]
             event_type = "purchase" if rng.random() < 0.2 else "click"
-            rows.append([f"u{user}", f"i{item}", start + user * 1000 + step, event_type, ""])
+            rows.append([f"u{user}", f"{item_prefix}{item}", start + user * 1000 + step, event_type, ""])
     return to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows)
 
 

@@ -1,0 +1,128 @@
+"""Asynchronous behaviour that needs time to observe: a server whose transitions take 0.3 s each."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import pytest
+
+from include.local_personalize.server import start_in_thread
+from tests.include.local_personalize.conftest import checked_client, interactions_csv, wait_for_status
+from tests.include.local_personalize.test_imports import make_dataset
+from tests.include.local_personalize.test_workflow import POPULARITY, ROLE, build_world
+
+DELAY = 0.3
+
+
+@pytest.fixture(scope="module")
+def slow(personalize_endpoint, s3_endpoint, tmp_path_factory):
+    server = start_in_thread(tmp_path_factory.mktemp("slow-personalize"), transition_delay=DELAY)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="pp-local-personalize-slow")
+    yield {
+        "personalize": checked_client("personalize", server.url),
+        "runtime": checked_client("personalize-runtime", server.url),
+        "s3": s3,
+        "bucket": "pp-local-personalize-slow",
+    }
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_world(slow):
+    return build_world(slow["personalize"], slow["s3"], slow["bucket"], "slow", users=False)
+
+
+def test_callers_see_pending_then_in_progress_then_active(slow):
+    personalize = slow["personalize"]
+    arn = personalize.create_dataset_group(name="slow-statuses")["datasetGroupArn"]
+    group = wait_for_status(lambda: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
+    assert group["_seen"] == ["CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"]
+
+
+def test_one_import_job_per_dataset_at_a_time(slow):
+    personalize, s3, bucket = slow["personalize"], slow["s3"], slow["bucket"]
+    _, dataset = make_dataset(personalize, "slow-one-import")
+    s3.put_object(Bucket=bucket, Key="one/i.csv", Body=interactions_csv())
+    location = {"dataLocation": f"s3://{bucket}/one/i.csv"}
+    first = personalize.create_dataset_import_job(
+        jobName="slow-one-1", datasetArn=dataset, dataSource=location
+    )
+    with pytest.raises(personalize.exceptions.ResourceInUseException, match="slow-one-1"):
+        personalize.create_dataset_import_job(jobName="slow-one-2", datasetArn=dataset, dataSource=location)
+    wait_for_status(
+        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=first["datasetImportJobArn"]),
+        "datasetImportJob",
+    )
+    second = personalize.create_dataset_import_job(
+        jobName="slow-one-2", datasetArn=dataset, dataSource=location, importMode="INCREMENTAL", roleArn=ROLE
+    )
+    done = wait_for_status(
+        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=second["datasetImportJobArn"]),
+        "datasetImportJob",
+    )
+    assert done["status"] == "ACTIVE"
+
+
+def test_stop_solution_version_creation(slow, slow_world):
+    personalize = slow["personalize"]
+    version = personalize.create_solution_version(solutionArn=slow_world["solution"])["solutionVersionArn"]
+    with pytest.raises(personalize.exceptions.ResourceInUseException):
+        personalize.create_solution_version(solutionArn=slow_world["solution"])
+    personalize.stop_solution_version_creation(solutionVersionArn=version)
+
+    stopped = wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
+    )
+    assert stopped["status"] == "CREATE STOPPED"
+    assert "CREATE STOPPING" in stopped["_seen"]
+    with pytest.raises(personalize.exceptions.InvalidInputException):
+        personalize.stop_solution_version_creation(solutionVersionArn=version)
+
+
+def test_campaign_keeps_serving_the_old_version_during_an_update(slow, slow_world):
+    personalize, runtime = slow["personalize"], slow["runtime"]
+    campaign_arn = slow_world["campaign"]
+    newer = personalize.create_solution_version(solutionArn=slow_world["solution"])["solutionVersionArn"]
+    wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=newer), "solutionVersion"
+    )
+
+    personalize.update_campaign(campaignArn=campaign_arn, solutionVersionArn=newer)
+    during = personalize.describe_campaign(campaignArn=campaign_arn)["campaign"]
+    assert during["status"] == "ACTIVE"
+    assert during["solutionVersionArn"] == slow_world["version"]
+    assert during["latestCampaignUpdate"]["solutionVersionArn"] == newer
+    assert during["latestCampaignUpdate"]["status"] in ("CREATE PENDING", "CREATE IN_PROGRESS")
+    assert runtime.get_recommendations(campaignArn=campaign_arn, userId="u1", numResults=3)["itemList"]
+
+    deadline = time.monotonic() + 30
+    while personalize.describe_campaign(campaignArn=campaign_arn)["campaign"]["solutionVersionArn"] != newer:
+        assert time.monotonic() < deadline, "the campaign never switched to the new solution version"
+        time.sleep(0.05)
+    after = personalize.describe_campaign(campaignArn=campaign_arn)["campaign"]
+    assert after["latestCampaignUpdate"]["status"] == "ACTIVE"
+
+
+def test_campaign_is_not_served_before_it_is_active(slow, slow_world):
+    personalize, runtime = slow["personalize"], slow["runtime"]
+    arn = personalize.create_campaign(name="slow-pending", solutionVersionArn=slow_world["version"])[
+        "campaignArn"
+    ]
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException, match="not ACTIVE"):
+        runtime.get_recommendations(campaignArn=arn, userId="u1")
+    with pytest.raises(personalize.exceptions.ResourceInUseException):
+        personalize.update_campaign(campaignArn=arn, minProvisionedTPS=2)
+    wait_for_status(lambda: personalize.describe_campaign(campaignArn=arn), "campaign")
+    assert runtime.get_recommendations(campaignArn=arn, userId="u1", numResults=2)["itemList"]
+    personalize.delete_campaign(campaignArn=arn)
+
+
+def test_solution_version_needs_an_active_solution(slow, slow_world):
+    personalize = slow["personalize"]
+    solution = personalize.create_solution(
+        name="slow-not-yet", datasetGroupArn=slow_world["group"], recipeArn=POPULARITY
+    )["solutionArn"]
+    with pytest.raises(personalize.exceptions.ResourceInUseException, match="not ACTIVE"):
+        personalize.create_solution_version(solutionArn=solution)
