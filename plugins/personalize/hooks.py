@@ -239,8 +239,15 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
     # ------------------------------------------------------------------------- listing by name
 
     def _paginate(self, operation: str, result_key: str, **filters: Any) -> Iterator[dict[str, Any]]:
-        for page in self.conn.get_paginator(operation).paginate(**filters):
-            yield from page.get(result_key, [])
+        try:
+            for page in self.conn.get_paginator(operation).paginate(**filters):
+                yield from page.get(result_key, [])
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                raise PersonalizeResourceNotFoundError(
+                    f"Personalize {operation} found no resource {filters}: {error}"
+                ) from error
+            raise
 
     def _find(
         self, operation: str, result_key: str, arn_key: str, name: str, name_key: str = "name", **filters: Any
