@@ -28,11 +28,10 @@ Where Personalize's docs are silent, this module chooses:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from include.local_personalize.engine.api import TrainingStopped
 from include.local_personalize.engine.interactions import Events
 
 TOP_K = 25
@@ -111,20 +110,6 @@ class Holdout:
             self.users.append(str(user))
             self.inputs.append(history)
             self.targets.append(set(items[len(items) - n_target :].tolist()) - set(history.tolist()))
-
-
-def evaluate(
-    fit: Callable[[Events], object],
-    events: Events,
-    seed: int,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> dict[str, float]:
-    """Train with `fit` on the training users and score the test users' newest events."""
-    holdout = Holdout(events, seed)
-    model = fit(holdout.training)
-    if should_stop():
-        raise TrainingStopped("solution version creation stopped during evaluation")
-    return score_model(model, holdout, len(events.catalog_item_ids))
 
 
 def score_model(model, holdout: Holdout, catalog_size: int) -> dict[str, float]:
