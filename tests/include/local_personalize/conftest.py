@@ -11,6 +11,7 @@ import io
 import json
 import random
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -147,3 +148,32 @@ def items_csv(items: int = 60) -> bytes:
 
 def users_csv(users: int = 40) -> bytes:
     return to_csv(["USER_ID", "MEMBERSHIP"], [[f"u{u}", "gold" if u % 2 else "silver"] for u in range(users)])
+
+
+def implemented_operations() -> set[str]:
+    """Every operation of the three services that the local service implements."""
+    from include.local_personalize.models import PersonalizeBackend
+    from include.local_personalize.server import method_name
+
+    return {
+        f"{service}:{operation}"
+        for service in shapes.SERVICES
+        for operation in shapes.service_model(service).operation_names
+        if hasattr(PersonalizeBackend, method_name(operation))
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_operation_is_validated(request):
+    """When this whole folder ran and passed, every implemented operation had a response checked."""
+    yield
+    folder = Path(__file__).parent
+    own_modules = {p.stem for p in folder.glob("test_*.py") if not p.stem.startswith("test_filters")}
+    ran = {
+        Path(str(item.fspath)).stem
+        for item in request.session.items
+        if Path(str(item.fspath)).parent == folder
+    }
+    if ran >= own_modules and request.session.testsfailed == 0:
+        missing = implemented_operations() - VALIDATED_OPERATIONS
+        assert not missing, f"implemented but never called and checked through boto3: {sorted(missing)}"

@@ -1,0 +1,137 @@
+"""State survives restarts of the real CLI process, and a job cut short by a kill ends with a clear status."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.include.local_personalize.conftest import (
+    INTERACTIONS_SCHEMA,
+    checked_client,
+    interactions_csv,
+    wait_for_status,
+)
+from tests.include.local_personalize.test_workflow import POPULARITY
+
+
+class ServerProcess:
+    """`python -m include.local_personalize serve` on a free port, as a developer would run it."""
+
+    def __init__(self, state_dir, s3_endpoint: str, transition_delay: float, log_path):
+        env = dict(os.environ, AWS_ENDPOINT_URL_S3=s3_endpoint, PYTHONPATH=str(REPO_ROOT))
+        command = [sys.executable, "-m", "include.local_personalize", "serve", "--port", "0"]
+        command += ["--state-dir", str(state_dir), "--transition-delay", str(transition_delay)]
+        self.log = open(log_path, "a")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+        line = self.process.stdout.readline()
+        match = re.search(r"http://\S+", line)
+        if not match:
+            self.stop()
+            raise AssertionError(f"server did not start: {line!r}; see {log_path}")
+        self.url = match.group(0)
+        self.personalize = checked_client("personalize", self.url)
+        self.runtime = checked_client("personalize-runtime", self.url)
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(20)
+        self.process.stdout.close()
+        self.log.close()
+
+
+@pytest.fixture
+def launch(tmp_path, s3_endpoint):
+    started: list[ServerProcess] = []
+
+    def start(transition_delay: float) -> ServerProcess:
+        server = ServerProcess(tmp_path / "state", s3_endpoint, transition_delay, tmp_path / "server.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(signal.SIGKILL)
+
+
+def test_state_survives_restarts_and_a_killed_training_ends_failed(launch, s3_client, s3_bucket):
+    first = launch(0.01)
+    personalize = first.personalize
+    group = personalize.create_dataset_group(name="restart")["datasetGroupArn"]
+    schema = personalize.create_schema(name="restart", schema=INTERACTIONS_SCHEMA)["schemaArn"]
+    dataset = personalize.create_dataset(
+        name="restart", schemaArn=schema, datasetGroupArn=group, datasetType="INTERACTIONS"
+    )["datasetArn"]
+    wait_for_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
+    s3_client.put_object(Bucket=s3_bucket, Key="interactions.csv", Body=interactions_csv())
+    job = personalize.create_dataset_import_job(
+        jobName="restart",
+        datasetArn=dataset,
+        dataSource={"dataLocation": f"s3://{s3_bucket}/interactions.csv"},
+    )["datasetImportJobArn"]
+    wait_for_status(
+        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob"
+    )
+    solution = personalize.create_solution(name="restart", datasetGroupArn=group, recipeArn=POPULARITY)[
+        "solutionArn"
+    ]
+    wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    first.stop()
+
+    # Training waits 5 s in CREATE IN_PROGRESS on this server: long enough to kill it mid-job.
+    second = launch(5.0)
+    assert (
+        second.personalize.describe_dataset_group(datasetGroupArn=group)["datasetGroup"]["status"] == "ACTIVE"
+    )
+    interrupted = second.personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    wait_for_status(
+        lambda: second.personalize.describe_solution_version(solutionVersionArn=interrupted),
+        "solutionVersion",
+        done=("CREATE IN_PROGRESS",),
+    )
+    second.stop(signal.SIGKILL)
+
+    third = launch(0.01)
+    personalize = third.personalize
+    failed = personalize.describe_solution_version(solutionVersionArn=interrupted)["solutionVersion"]
+    assert failed["status"] == "CREATE FAILED"
+    assert "restarted while this job was in progress" in failed["failureReason"]
+    latest = personalize.describe_solution(solutionArn=solution)["solution"]["latestSolutionVersion"]
+    assert latest["status"] == "CREATE FAILED"
+    assert (
+        personalize.describe_dataset_import_job(datasetImportJobArn=job)["datasetImportJob"]["status"]
+        == "ACTIVE"
+    )
+    assert [d["datasetArn"] for d in personalize.list_datasets(datasetGroupArn=group)["datasets"]] == [
+        dataset
+    ]
+
+    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    trained = wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
+    )
+    assert trained["status"] == "ACTIVE", trained.get("failureReason")
+    campaign = personalize.create_campaign(name="restart", solutionVersionArn=version)["campaignArn"]
+    wait_for_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")
+    before = third.runtime.get_recommendations(campaignArn=campaign, userId="u1", numResults=5)["itemList"]
+    third.stop()
+
+    fourth = launch(0.01)  # the trained model is read back from the state dir
+    after = fourth.runtime.get_recommendations(campaignArn=campaign, userId="u1", numResults=5)["itemList"]
+    assert after == before
+    assert fourth.personalize.get_solution_metrics(solutionVersionArn=version)["metrics"]
+
+
+def test_cli_binds_loopback_by_default(launch):
+    server = launch(0.01)
+    assert server.url.startswith("http://127.0.0.1:")
+    assert boto3.client("personalize", endpoint_url=server.url).list_dataset_groups()["datasetGroups"] == []
