@@ -21,13 +21,15 @@ from tests.include.local_personalize.conftest import (
 )
 
 POPULARITY = "arn:aws:personalize:::recipe/aws-popularity-count"
+USER_PERSONALIZATION = "arn:aws:personalize:::recipe/aws-user-personalization"
+SIMILAR_ITEMS = "arn:aws:personalize:::recipe/aws-similar-items"
 ROLE = "arn:aws:iam::123456789012:role/PersonalizeS3"
 SEEN_FILTER = 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click", "purchase")'
 CATEGORY_FILTER = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
 
 
-def build_world(personalize, s3, bucket: str, prefix: str, *, users=True) -> dict:
-    """Dataset group with data, a trained popularity solution version and a campaign serving it."""
+def build_world(personalize, s3, bucket: str, prefix: str, *, users=True, recipe=POPULARITY) -> dict:
+    """Dataset group with data, a trained solution version of `recipe` and a campaign serving it."""
     arns: dict[str, str] = {}
     group = personalize.create_dataset_group(name=f"{prefix}-group")["datasetGroupArn"]
     wait_for_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
@@ -65,7 +67,7 @@ def build_world(personalize, s3, bucket: str, prefix: str, *, users=True) -> dic
         )
         assert done["status"] == "ACTIVE", done.get("failureReason")
     solution = personalize.create_solution(
-        name=f"{prefix}-popular", datasetGroupArn=group, recipeArn=POPULARITY, performAutoTraining=False
+        name=f"{prefix}-solution", datasetGroupArn=group, recipeArn=recipe, performAutoTraining=False
     )["solutionArn"]
     wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
     version = personalize.create_solution_version(solutionArn=solution, trainingMode="FULL")[
@@ -358,3 +360,66 @@ def test_training_below_the_minimums_fails_with_aws_message(personalize, world_b
         personalize.get_solution_metrics(solutionVersionArn=version)
     with pytest.raises(personalize.exceptions.InvalidInputException):
         personalize.create_campaign(name="wf-small", solutionVersionArn=version)
+
+
+@pytest.fixture(scope="module")
+def als_world(personalize, world_bucket):
+    s3, bucket = world_bucket
+    return build_world(personalize, s3, bucket, "als", users=False, recipe=USER_PERSONALIZATION)
+
+
+def test_put_events_fold_into_user_personalization(personalize, runtime, events, als_world):
+    tracker = personalize.create_event_tracker(name="als-tracker", datasetGroupArn=als_world["group"])
+    wait_for_status(
+        lambda: personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]), "eventTracker"
+    )
+
+    def top(user: str) -> list[str]:
+        answer = runtime.get_recommendations(campaignArn=als_world["campaign"], userId=user, numResults=10)
+        return [i["itemId"] for i in answer["itemList"]]
+
+    known_before, newcomer_before = top("u3"), top("als-newcomer")
+    tail = [f"i{n}" for n in range(59, 49, -1)]  # the least popular items of interactions_csv
+    for user in ("u3", "als-newcomer"):
+        events.put_events(
+            trackingId=tracker["trackingId"],
+            userId=user,
+            sessionId=f"{user}-session",
+            eventList=[{"eventType": "click", "itemId": item, "sentAt": time.time()} for item in tail],
+        )
+
+    assert top("u3") != known_before
+    assert top("als-newcomer") != newcomer_before
+
+
+def test_update_training_mode_after_a_full_version(personalize, als_world):
+    version = personalize.create_solution_version(solutionArn=als_world["solution"], trainingMode="UPDATE")[
+        "solutionVersionArn"
+    ]
+    updated = wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
+    )
+    assert updated["status"] == "ACTIVE", updated.get("failureReason")
+    assert updated["trainingMode"] == "UPDATE"
+    assert personalize.get_solution_metrics(solutionVersionArn=version)["metrics"]
+
+
+def test_similar_items_answer_for_an_item_id(personalize, runtime, als_world):
+    solution = personalize.create_solution(
+        name="als-similar",
+        datasetGroupArn=als_world["group"],
+        recipeArn=SIMILAR_ITEMS,
+        performAutoTraining=False,
+    )["solutionArn"]
+    wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
+    )
+    campaign = personalize.create_campaign(name="als-similar", solutionVersionArn=version)["campaignArn"]
+    wait_for_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")
+
+    similar = runtime.get_recommendations(campaignArn=campaign, itemId="i1", numResults=5)["itemList"]
+
+    assert len(similar) == 5
+    assert "i1" not in [i["itemId"] for i in similar]
