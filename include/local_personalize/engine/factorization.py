@@ -34,6 +34,9 @@ DEFAULTS = {"factors": 32, "regularization": 10.0, "alpha": 10.0, "iterations": 
 # What AWS's algorithmHyperParameters mean here; the others are accepted and ignored, as AWS does.
 HYPERPARAMETER_NAMES = {"hidden_dimension": "factors", "item_id_hidden_dimension": "factors"}
 MIN_FACTORS, MAX_FACTORS = 8, 512
+# Below this many user-item pairs one thread is faster: implicit's OpenMP threads spin between the
+# many short parallel steps, which costs 10x on a busy 2-core machine.
+PARALLEL_MIN_PAIRS = 200_000
 EVALUATION_BATCH = 1024  # test users scored per matrix product (bounds memory to batch x items)
 
 
@@ -87,7 +90,7 @@ def _one_blas_thread():
         yield
 
 
-def _solver(params: dict, seed: int) -> AlternatingLeastSquares:
+def _solver(params: dict, seed: int, pairs: int) -> AlternatingLeastSquares:
     with _one_blas_thread():
         return AlternatingLeastSquares(
             factors=int(params["factors"]),
@@ -95,6 +98,7 @@ def _solver(params: dict, seed: int) -> AlternatingLeastSquares:
             alpha=float(params["alpha"]),
             iterations=int(params["iterations"]),
             random_state=seed,
+            num_threads=0 if pairs >= PARALLEL_MIN_PAIRS else 1,  # 0: all cores
         )
 
 
@@ -104,7 +108,7 @@ def fit_factors(
     users = IdIndex(np.sort(events.frame["user"].unique()).astype(str))
     items = IdIndex(np.sort(events.frame["item"].unique()).astype(str))
     weights = weight_matrix(events.frame, users, items)
-    solver = _solver(params, seed)
+    solver = _solver(params, seed, weights.nnz)
 
     def stop_between_iterations(iteration, elapsed, loss):
         if should_stop():
@@ -185,7 +189,7 @@ class FactorModel(ArrayModel):
         return np.linalg.solve(matrix, factors.T @ summed)
 
     def evaluation_rankings(self, histories, k):
-        solver = self._solver()
+        solver = self._solver(sum(len(h) for h in histories))
         rows = sp.csr_matrix(
             (
                 np.ones(sum(len(h) for h in histories), dtype=np.float32),
@@ -209,8 +213,8 @@ class FactorModel(ArrayModel):
             rankings.extend(_top_k_rows(scores, k))
         return rankings
 
-    def _solver(self) -> AlternatingLeastSquares:
-        solver = _solver(self.params, 0)
+    def _solver(self, pairs: int) -> AlternatingLeastSquares:
+        solver = _solver(self.params, 0, pairs)
         # Copies: implicit's partial_fit_* write into these, and this version must stay as it was.
         solver.user_factors = self.arrays["user_factors"].copy()
         solver.item_factors = self._item_factors.copy()
@@ -229,7 +233,7 @@ class FactorModel(ArrayModel):
         weights = weight_matrix(events.frame, users, items)
         user_items = confidence(weights)
         known_items = len(self.items)
-        solver = self._solver()
+        solver = self._solver(user_items.nnz)
         all_users = np.arange(len(users))
         with _one_blas_thread():
             solver.partial_fit_users(all_users, user_items[:, :known_items])

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.local_personalize.engine import api
+from include.local_personalize.engine import api, synthetic
 from include.local_personalize.engine.api import TrainingData, TrainingRequest, TrainingStopped
 
 from .conftest import cluster
@@ -164,7 +164,7 @@ def test_hyperparameters_are_mapped_and_unknown_ones_ignored(clustered):
         api.train(TrainingRequest("aws-user-personalization", solution_config=bad), TrainingData(clustered))
 
 
-def test_hpo_picks_from_the_bounded_grid_within_the_given_range(clustered):
+def test_hpo_picks_from_the_bounded_grid_within_the_given_range():
     config = {
         "hpoConfig": {
             "algorithmHyperParameterRanges": {
@@ -173,7 +173,8 @@ def test_hpo_picks_from_the_bounded_grid_within_the_given_range(clustered):
         }
     }
     request = TrainingRequest("aws-user-personalization", perform_hpo=True, solution_config=config)
-    model, metrics = api.train(request, TrainingData(clustered))
+    small = synthetic.interactions(300, 80, 4000, clusters=4, seed=3)
+    model, metrics = api.train(request, TrainingData(small))
     assert model.params["factors"] <= 32  # the default 32, or a grid point clipped into [8, 24]
     assert model.arrays["item_factors"].shape[1] == model.params["factors"]
     assert metrics[NDCG_25] > 0
