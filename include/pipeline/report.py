@@ -39,6 +39,8 @@ FILES = {
     "metrics_history_png": ("metrics_history.png", "image/png"),
     "coverage_png": ("coverage.png", "image/png"),
 }
+# Optional record keys shown as they are (history.py's records carry them).
+DETAIL_KEYS = ("dag_id", "training_mode", "campaign_name")
 COLOURS = {"ACCEPTED": "#2e7d32", "FORCED": "#ef6c00", "REJECTED": "#c62828"}
 
 
@@ -59,10 +61,8 @@ class Run:
     created_at: str
     champion_arn: str | None
     champion_metrics: dict[str, float] | None
-
-    @property
-    def deployed(self) -> bool:
-        return self.verdict in DEPLOYED_VERDICTS
+    deployed: bool
+    details: dict[str, str]
 
     @property
     def version_label(self) -> str:
@@ -123,6 +123,11 @@ def parse_records(records: Sequence[Mapping[str, Any]]) -> list[Run]:
             champion_metrics=None
             if champion_metrics is None
             else _metrics(champion_metrics, f"{where} champion metrics"),
+            # An accepted version may still not be served (a dry run, a failed smoke test rolled back).
+            deployed=record["deployed"]
+            if isinstance(record.get("deployed"), bool)
+            else verdict.upper() in DEPLOYED_VERDICTS,
+            details={k: str(record[k]) for k in DETAIL_KEYS if record.get(k) not in (None, "")},
         )
         runs.append(run)
         if run.deployed:
@@ -163,6 +168,7 @@ def build_report(records: Sequence[Mapping[str, Any]], run_id: str | None = None
         "metrics": run.metrics,
         "champion_solution_version_arn": run.champion_arn,
         "champion_metrics": run.champion_metrics,
+        "deployed": run.deployed,
         "history": [
             {
                 "run_id": r.run_id,
@@ -205,6 +211,13 @@ def _markdown(run: Run, shown: list[Run]) -> str:
         if run.champion_arn
         else "- Champion: none (no model was serving; this is the first deployment)",
         f"- Gate decision: **{run.verdict}**" + (f": {run.reason}" if run.reason else ""),
+        f"- Deployed: {'yes' if run.deployed else 'no'}"
+        + (f" (campaign {run.details['campaign_name']})" if "campaign_name" in run.details else ""),
+    ]
+    lines += [
+        f"- {key.replace('_', ' ').capitalize()}: {run.details[key]}"
+        for key in DETAIL_KEYS[:2]
+        if key in run.details
     ]
     if run.created_at:
         lines.append(f"- Recorded at: {run.created_at}")
@@ -232,12 +245,15 @@ def _markdown(run: Run, shown: list[Run]) -> str:
     history_names = [
         n for n in ("precision_at_25", "normalized_discounted_cumulative_gain_at_25", "coverage")
     ]
-    lines.append("| # | run | solution version | decision | " + " | ".join(history_names) + " |")
-    lines.append("|---:|---|---|---|" + "---:|" * len(history_names))
+    lines.append("| # | run | solution version | decision | deployed | " + " | ".join(history_names) + " |")
+    lines.append("|---:|---|---|---|---|" + "---:|" * len(history_names))
     for r in shown:
         cells = " | ".join(format_number(r.metrics.get(n)) for n in history_names)
         marker = " (this run)" if r is run else ""
-        lines.append(f"| {r.index + 1} | {r.run_id}{marker} | `{r.version_label}` | {r.verdict} | {cells} |")
+        deployed = "yes" if r.deployed else "no"
+        lines.append(
+            f"| {r.index + 1} | {r.run_id}{marker} | `{r.version_label}` | {r.verdict} | {deployed} | {cells} |"
+        )
     return "\n".join(lines) + "\n"
 
 

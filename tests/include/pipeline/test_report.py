@@ -83,10 +83,27 @@ def test_history_table_lists_every_run_up_to_the_reported_one():
     history = built.markdown.split("## History", 1)[1]
     assert "bbbb2222" in history and "cccc3333" not in history
     assert (
-        "| 2 | scheduled__2026-11-08T00:00:00+00:00 (this run) | `bbbb2222` | REJECTED | 0.0611 |" in history
+        "| 2 | scheduled__2026-11-08T00:00:00+00:00 (this run) | `bbbb2222` | REJECTED | no | 0.0611 |"
+        in history
     )
     assert "**REJECTED**" in built.markdown
     assert [h["decision"] for h in built.summary["history"]] == ["ACCEPTED", "REJECTED"]
+
+
+def test_an_accepted_version_that_was_not_deployed_never_becomes_champion():
+    records = [dict(r) for r in HISTORY]
+    records[0] |= {"deployed": True, "dag_id": "demo_retail_train_deploy", "training_mode": "FULL"}
+    records[2] |= {"deployed": False, "campaign_name": "demo-retail-home"}  # e.g. smoke test rolled back
+    records.append({**HISTORY[2], "run_id": "r4", "solution_version_arn": f"{ARN}/dddd4444"})
+    built = report.build_report(records)
+    assert built.run.champion_arn == f"{ARN}/aaaa1111"
+    assert built.summary["champion_metrics"] == HISTORY[0]["metrics"]
+    third = report.build_report(records, run_id=HISTORY[2]["run_id"])
+    assert "- Deployed: no (campaign demo-retail-home)" in third.markdown
+    first = report.build_report(records, run_id=HISTORY[0]["run_id"])
+    assert (
+        "- Dag id: demo_retail_train_deploy" in first.markdown and "- Training mode: FULL" in first.markdown
+    )
 
 
 def test_first_run_has_no_champion():
