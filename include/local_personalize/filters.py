@@ -25,6 +25,7 @@ GetRecommendations' filterValues.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import threading
 import weakref
@@ -400,11 +401,22 @@ def parse_filter_values(name: str, raw: str) -> tuple[str, ...]:
     Values are comma-separated and each is double-quoted; an unquoted value is taken as written.
     """
     try:
-        rows = list(csv.reader([raw], skipinitialspace=True, escapechar="\\", strict=True))
+        return _read_values(raw)
     except csv.Error as error:
         raise ValueError(f"filterValues[{name}]: cannot read {raw!r}: {error}") from None
-    values = tuple(value for value in (rows[0] if rows else []) if value != "")
-    return values
+
+
+@functools.lru_cache(maxsize=4096)  # apps send the same few values over and over
+def _read_values(raw: str) -> tuple[str, ...]:
+    rows = list(csv.reader([raw], skipinitialspace=True, escapechar="\\", strict=True))
+    return tuple(value for value in (rows[0] if rows else []) if value != "")
+
+
+def _union(sets: list[frozenset[str]]) -> frozenset[str]:
+    # One set is returned as it is: copying a large cached result on every request is the cost to avoid.
+    if len(sets) == 1:
+        return sets[0]
+    return frozenset().union(*sets)
 
 
 def _single_number(source: str, values: tuple[str, ...]) -> float:
@@ -503,12 +515,16 @@ class _DirectColumn:
             return np.isin(self.numbers, numbers)
         if casefold:
             values = frozenset(v.casefold() for v in values)
+        matches: dict[object, bool] = {}  # a user's history repeats a few event types many times
         result = np.zeros(self.size, dtype=bool)
         for row, value in enumerate(self._values):
-            parts = _split_categorical(value)
-            if casefold:
-                parts = frozenset(p.casefold() for p in parts)
-            result[row] = not values.isdisjoint(parts)
+            matched = matches.get(value)
+            if matched is None:
+                parts = _split_categorical(value)
+                if casefold:
+                    parts = frozenset(p.casefold() for p in parts)
+                matched = matches[value] = not values.isdisjoint(parts)
+            result[row] = matched
         return result
 
 
@@ -539,6 +555,7 @@ class _ItemsTable:
         self.item_ids = items[column].astype(str).to_numpy(dtype=object)
         self._items = items
         self._columns: dict[str, _IndexedColumn] = {}
+        self._ids_by_value: dict[tuple[str, str], frozenset[str]] = {}
         self._lock = threading.Lock()
 
     def column(self, field_name: str) -> _IndexedColumn:
@@ -551,6 +568,16 @@ class _ItemsTable:
                     prepared = _IndexedColumn(self._items[name])
                     self._columns[field_name] = prepared
         return prepared
+
+    def ids_with_value(self, field_name: str, value: str) -> frozenset[str]:
+        """Items whose (categorical) field holds `value`; kept, since apps ask for the same values again."""
+        key = (field_name, value)
+        ids = self._ids_by_value.get(key)
+        if ids is None:
+            rows = self.column(field_name).positions.get(value)
+            ids = frozenset(self.item_ids[rows]) if rows is not None else frozenset()
+            self._ids_by_value[key] = ids
+        return ids
 
 
 _tables: dict[int, tuple[weakref.ref, _ItemsTable]] = {}
@@ -719,8 +746,8 @@ class FilterExpression:
             else:
                 result = self._interactions_result(part, user_interactions, request)
             (included if part.action == "INCLUDE" else excluded).append(result)
-        allowed = frozenset().union(*included) if included else None
-        return allowed, frozenset().union(*excluded)
+        allowed = _union(included) if included else None
+        return allowed, _union(excluded)
 
     def _items_result(
         self, index: int, part: _Expression, items: pd.DataFrame | None, request: _Request
@@ -737,8 +764,19 @@ class FilterExpression:
             if cached is not None:
                 self._results.move_to_end(key)
                 return cached
-        mask = _evaluate(part.where, table.column, len(table.item_ids), request)
-        result = frozenset(table.item_ids[mask])
+        where = part.where
+        if (
+            isinstance(where, _Condition)
+            and where.operator == "IN"
+            and not table.column(where.field).numeric_dtype
+        ):
+            # The common "Items.FIELD IN (...)": a union of per-value sets is far cheaper than building
+            # a set of ids from a mask of the whole catalogue on every new combination of values.
+            sets = [table.ids_with_value(where.field, value) for value in _operand_strings(where, request)]
+            result = _union(sets)
+        else:
+            mask = _evaluate(where, table.column, len(table.item_ids), request)
+            result = frozenset(table.item_ids[mask])
         with self._results_lock:
             self._results[key] = result
             if len(self._results) > _RESULT_CACHE_SIZE:

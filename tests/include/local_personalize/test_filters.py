@@ -395,3 +395,31 @@ def test_items_frame_with_any_index_maps_rows_to_the_right_items():
     items = ITEMS.set_index(pd.Index(["x", "x", "y", "z", "z"]))
     allowed, _ = apply('INCLUDE ItemID WHERE Items.CATEGORY IN ("sale")', items=items)
     assert allowed == {"shoe-2", "hat-1"}
+
+
+def test_single_in_condition_agrees_with_the_general_evaluation():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    tags = [f"t{i}" for i in range(8)]
+    items = pd.DataFrame(
+        {
+            "ITEM_ID": [f"i{i}" for i in range(300)],
+            "TAGS": ["|".join(rng.choice(tags, rng.integers(1, 4), replace=False)) for _ in range(300)],
+        }
+    )
+    items.loc[::17, "TAGS"] = None
+    for wanted in (["t1"], ["t2", "t5"], ["t0", "t3", "t7", "nope"]):
+        values = {"TAGS": ",".join(f'"{tag}"' for tag in wanted)}
+        fast, _ = apply("INCLUDE ItemID WHERE Items.TAGS IN ($TAGS)", items=items, values=values)
+        general, _ = apply(
+            'INCLUDE ItemID WHERE Items.TAGS IN ($TAGS) OR Items.ITEM_ID IN ("none")',
+            items=items,
+            values=values,
+        )
+        expected = {
+            item_id
+            for item_id, tag_text in zip(items["ITEM_ID"], items["TAGS"], strict=True)
+            if isinstance(tag_text, str) and set(tag_text.split("|")) & set(wanted)
+        }
+        assert fast == general == expected
