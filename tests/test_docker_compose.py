@@ -366,3 +366,30 @@ def test_database_health_checks_ask_for_the_databases_own_user(services, name):
     assert test[test.index("-U") + 1] == env["POSTGRES_USER"]
     if "-d" in test:
         assert test[test.index("-d") + 1] == env["POSTGRES_DB"]
+
+
+def test_airflow_init_creates_the_import_pool_every_config_uses(services, airflow_db):
+    from airflow.models.pool import Pool
+
+    from include.pipeline.config import load_configs
+
+    script = services["airflow-init"]["command"][1]
+    snippets = re.findall(r"^/entrypoint python -c '(.+)'$", script, re.M)
+    assert len(snippets) == 1, script
+    pools = {c.tasks.import_pool for c in load_configs()}
+    for name in pools:  # other tests may have created it already; this one must create it
+        if Pool.get_pool(name) is not None:
+            Pool.delete_pool(name)
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}"}
+    result = subprocess.run(
+        [sys.executable, "-c", snippets[0]],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in pools:
+        pool = Pool.get_pool(name)
+        assert pool is not None and pool.slots == 5 and pool.include_deferred
