@@ -42,12 +42,12 @@ def default_args(config: PipelineConfig) -> dict:
 
 
 def aws_args(config: PipelineConfig) -> dict:
-    """Every Personalize operator waits in the triggerer, polling at the configured pace."""
+    """Personalize operators wait in the triggerer (unless config says not), polling at the configured pace."""
     poll = max(1, int(config.tasks.poll_seconds))
     return {
         "aws_conn_id": config.aws_conn_id,
         "region_name": config.region_name,
-        "deferrable": True,
+        "deferrable": config.tasks.deferrable,
         "waiter_delay": poll,
         "waiter_max_attempts": max(1, config.tasks.wait_timeout_minutes * 60 // poll),
         "execution_timeout": timedelta(minutes=config.tasks.wait_timeout_minutes),
@@ -160,8 +160,11 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_imports", key="plan")
-            arns = ti.xcom_pull(task_ids="import_datasets", default=[]) if plan["batches"] else []
-            extra = tasks.record_imports(config, plan, list(arns or []), interval)
+            count = len(plan["batches"])
+            arns = ti.xcom_pull(task_ids="import_datasets", map_indexes=list(range(count))) if count else []
+            extra = tasks.record_imports(
+                config, plan, [arns] if isinstance(arns, str) else list(arns), interval
+            )
             if extra is None:
                 raise AirflowSkipException("no new interactions landed in this run: asset not published")
             context["outlet_events"][asset].extra = extra

@@ -1,0 +1,147 @@
+"""The three DAGs end to end with dag.test(): local Personalize service, moto S3, SQLite and PostgreSQL.
+
+One scenario per app database, in order: first ingest + train creates everything and deploys an
+ACTIVE campaign that recommends; a worse challenger (popularity-count) is rejected and the
+campaign keeps the champion; an UPDATE run deploys through UpdateCampaign; batch inference writes
+recommendations. Data is small (a few hundred users, a few thousand events) to stay quick.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from tests.dags import e2e_support as support
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+DAYS = 5
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def day(n: int) -> str:
+    return datetime.fromtimestamp(START.timestamp() + n * 86400, UTC).date().isoformat()
+
+
+@pytest.fixture
+def local_aws(personalize_endpoint, s3_endpoint, airflow_db, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", support.aws_connection(personalize_endpoint, s3_endpoint))
+    support.ensure_pool()
+    return {
+        "personalize": boto3.client(
+            "personalize", endpoint_url=personalize_endpoint, region_name="us-east-1"
+        ),
+        "runtime": boto3.client(
+            "personalize-runtime", endpoint_url=personalize_endpoint, region_name="us-east-1"
+        ),
+        "s3": boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1"),
+    }
+
+
+def seed(kind: str, tmp_path, monkeypatch, conn_id: str, users: int, days: int, end: datetime) -> str:
+    from include.demo_data import generate
+
+    if kind == "sqlite":
+        url = str(tmp_path / "app.db")
+        generate(url, users=users, items=150, days=days, seed=11, end=end)
+        table_prefix = ""
+    else:
+        schema = f"e2e_dags_{os.getpid()}"
+        generate(POSTGRES_URL, users=users, items=150, days=days, seed=11, end=end, schema=schema)
+        url = POSTGRES_URL
+        table_prefix = schema + "."
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", support.app_db_connection(url))
+    return table_prefix
+
+
+def run(dag, **kwargs):
+    dag_run = dag.test(**kwargs)
+    states = support.task_states(dag_run)
+    assert str(dag_run.state) == "success", f"{dag.dag_id} ended {dag_run.state}: {states}"
+    return dag_run, states
+
+
+def campaign(local_aws, name):
+    client = local_aws["personalize"]
+    arn = next(c["campaignArn"] for c in client.list_campaigns()["campaigns"] if c["name"] == name)
+    return client.describe_campaign(campaignArn=arn)["campaign"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path, monkeypatch):
+    from include.pipeline.history import history_key, read_history
+
+    name = f"e2e_{kind}"
+    end = datetime.fromisoformat(day(DAYS)).replace(tzinfo=UTC)
+    tables = seed(kind, tmp_path, monkeypatch, f"{name}_app", users=600, days=DAYS, end=end)
+    overrides = {}
+    if tables:
+        for dataset, table in (("interactions", "events"), ("items", "items"), ("users", "users")):
+            overrides[f"datasets.{dataset}.table"] = tables + table
+    config_dir = tmp_path / "configs"
+    path = support.write_config(
+        config_dir, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides
+    )
+    dags = support.load_dags(path)
+    config = dags["config"]
+    personalize, s3 = local_aws["personalize"], local_aws["s3"]
+
+    # 1. A manual ingest (no logical date, as from the UI) of the first three days, then training.
+    _, states = run(dags["ingest"], logical_date=None, run_conf={"start": day(0), "end": day(3)})
+    assert states["publish_interactions"] == "success"
+    _, states = run(dags["train_deploy"], logical_date=None)
+    assert states["deploy_campaign"] == "success" and states["keep_champion"] == "skipped"
+    first = campaign(local_aws, config.campaign.name)
+    assert first["status"] == "ACTIVE"
+    champion = first["solutionVersionArn"]
+    recs = local_aws["runtime"].get_recommendations(
+        campaignArn=first["campaignArn"], userId=_known_user(config)
+    )
+    assert recs["itemList"], "the deployed campaign returned no recommendations"
+
+    # 2. New data, and a worse challenger (popularity-count): rejected, the campaign keeps the champion.
+    run(dags["ingest"], logical_date=None, run_conf={"start": day(3), "end": day(4)})
+    worse_path = support.write_config(
+        config_dir,
+        name=name,
+        bucket=s3_bucket,
+        app_conn_id=f"{name}_app",
+        **overrides,
+        **{"solution.name": f"{config.dataset_group}-pop", "solution.recipe": "aws-popularity-count"},
+    )
+    worse = support.load_dags(worse_path)
+    _, states = run(worse["train_deploy"], logical_date=None)
+    assert states["keep_champion"] == "success" and states["deploy_campaign"] == "skipped", states
+    assert campaign(local_aws, config.campaign.name)["solutionVersionArn"] == champion
+
+    # 3. More data; an UPDATE version of the champion's solution is deployed through UpdateCampaign.
+    support.write_config(config_dir, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides)
+    dags = support.load_dags(path)
+    run(dags["ingest"], logical_date=None, run_conf={"start": day(4), "end": day(5)})
+    _, states = run(dags["train_deploy"], logical_date=None, run_conf={"training_mode": "UPDATE"})
+    assert states["deploy_campaign"] == "success", states
+    updated = campaign(local_aws, config.campaign.name)
+    assert updated["solutionVersionArn"] != champion
+    assert (
+        personalize.describe_solution_version(solutionVersionArn=updated["solutionVersionArn"])[
+            "solutionVersion"
+        ]["trainingMode"]
+        == "UPDATE"
+    )
+    assert updated["latestCampaignUpdate"]["status"] == "ACTIVE"
+
+    history = read_history(s3, s3_bucket, history_key(config.s3.prefix))
+    assert [r["decision"]["verdict"] for r in history] == ["ACCEPTED", "REJECTED", "ACCEPTED"]
+    assert [r["deployed"] for r in history] == [True, False, True]
+
+    # 4. Batch recommendations for every user from the served version.
+    _, states = run(dags["batch_inference"], logical_date=None)
+    assert states["publish_output"] == "success"
+
+
+def _known_user(config) -> str:
+    from include.pipeline.tasks import top_users
+
+    return top_users(config, 1)[0]
