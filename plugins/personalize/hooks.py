@@ -220,7 +220,7 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         )
 
     def wait_until_active(
-        self, kind: ResourceKind, arn: str, *, waiter_delay: int, waiter_max_attempts: int
+        self, kind: ResourceKind, arn: str, *, waiter_delay: int = 30, waiter_max_attempts: int = 720
     ) -> None:
         """Block until the resource is ACTIVE; fail fast, with the failureReason, when it fails."""
         try:

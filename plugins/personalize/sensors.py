@@ -71,7 +71,7 @@ class PersonalizeBaseSensor(AwsBaseSensor[PersonalizeHook]):
         self.defer(
             trigger=TRIGGER_FOR_KIND[self.kind](
                 arn=self.arn,
-                waiter_delay=int(self.poke_interval),
+                waiter_delay=max(1, int(self.poke_interval)),  # the triggerer polls in whole seconds
                 waiter_max_attempts=self.max_retries,
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,

@@ -20,6 +20,11 @@ from typing import Any
 
 import boto3
 import pytest
+from personalize.operators import (
+    PersonalizeCreateDatasetImportJobOperator,
+    PersonalizeCreateSolutionVersionOperator,
+    PersonalizeEnsureResourcesOperator,
+)
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/personalize-test"
@@ -43,22 +48,42 @@ RECIPE_ARN = "arn:aws:personalize:::recipe/aws-user-personalization"
 @pytest.fixture(scope="session")
 def aws_default_connection(personalize_endpoint, s3_endpoint):
     """The Airflow connection every operator uses by default, pointing at the local servers."""
-    extra = {
-        "region_name": REGION,
-        "service_config": {
-            "personalize": {"endpoint_url": personalize_endpoint},
-            "personalize-runtime": {"endpoint_url": personalize_endpoint},
-            "personalize-events": {"endpoint_url": personalize_endpoint},
-            "s3": {"endpoint_url": s3_endpoint},
-        },
-    }
     previous = os.environ.get("AIRFLOW_CONN_AWS_DEFAULT")
-    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps({"conn_type": "aws", "extra": extra})
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = connection_uri(personalize_endpoint, s3_endpoint)
     yield "aws_default"
     if previous is None:
         os.environ.pop("AIRFLOW_CONN_AWS_DEFAULT", None)
     else:
         os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = previous
+
+
+def connection_uri(personalize_url: str, s3_url: str) -> str:
+    extra = {
+        "region_name": REGION,
+        "service_config": {
+            "personalize": {"endpoint_url": personalize_url},
+            "personalize-runtime": {"endpoint_url": personalize_url},
+            "personalize-events": {"endpoint_url": personalize_url},
+            "s3": {"endpoint_url": s3_url},
+        },
+    }
+    return json.dumps({"conn_type": "aws", "extra": extra})
+
+
+@pytest.fixture(scope="session")
+def slow_personalize(personalize_endpoint, s3_endpoint, tmp_path_factory):
+    """A second local service whose resources take seconds per status step, so waits are observable.
+
+    Reached through the Airflow connection ``aws_slow``. Depends on ``personalize_endpoint`` for
+    the S3 endpoint variables that service sets for its jobs.
+    """
+    from include.local_personalize.server import start_in_thread
+
+    server = start_in_thread(tmp_path_factory.mktemp("slow-personalize"), transition_delay=1.5)
+    os.environ["AIRFLOW_CONN_AWS_SLOW"] = connection_uri(server.url, s3_endpoint)
+    yield {"conn_id": "aws_slow", "url": server.url}
+    os.environ.pop("AIRFLOW_CONN_AWS_SLOW", None)
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +125,9 @@ class RecordingTaskInstance:
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
 
+    def get_first_reschedule_date(self, context: Any) -> None:
+        return None  # the first try: reschedule-mode sensors time out from now
+
 
 def make_context(operator, **ti_fields: Any) -> dict[str, Any]:
     return {"ti": RecordingTaskInstance(task_id=operator.task_id, **ti_fields)}
@@ -135,3 +163,57 @@ def run_deferrable(operator, context) -> DeferredRun:
             deferrals.append((classpath, trigger_kwargs, event.payload))
             method = getattr(operator, deferred.method_name)
             kwargs = {"event": event.payload, **json.loads(json.dumps(deferred.kwargs or {}))}
+
+
+FAST = {"waiter_delay": 1, "waiter_max_attempts": 300}
+
+
+def ensure_operator(prefix: str, **kwargs) -> PersonalizeEnsureResourcesOperator:
+    spec = {
+        "dataset_group_name": prefix,
+        "datasets": {
+            "INTERACTIONS": {
+                "dataset_name": f"{prefix}-interactions",
+                "schema_name": f"{prefix}-interactions",
+                "schema": INTERACTIONS_SCHEMA,
+            }
+        },
+        "solutions": [{"name": f"{prefix}-up", "recipe_arn": RECIPE_ARN}],
+        "filters": [
+            {
+                "name": f"{prefix}-clicked",
+                "filter_expression": 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")',
+            }
+        ],
+        "event_tracker_name": f"{prefix}-tracker",
+    }
+    spec.update(kwargs.pop("spec", {}))
+    return PersonalizeEnsureResourcesOperator(task_id="ensure", **spec, **FAST, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def trained(aws_default_connection, personalize_client, s3_endpoint):
+    """A dataset group with imported interactions and one ACTIVE solution version, built once."""
+    import boto3
+
+    prefix = unique_name("trained")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=prefix)
+    s3.put_object(Bucket=prefix, Key="interactions/part-00000.csv", Body=interactions_csv().encode())
+    ensure = ensure_operator(prefix)
+    resources = ensure.execute(make_context(ensure))
+    importer = PersonalizeCreateDatasetImportJobOperator(
+        task_id="import",
+        job_name=f"{prefix}-full",
+        dataset_arn=resources["dataset_arns"]["INTERACTIONS"],
+        data_location=f"s3://{prefix}/interactions/part-00000.csv",
+        role_arn=ROLE_ARN,
+        import_mode="FULL",
+        **FAST,
+    )
+    importer.execute(make_context(importer))
+    trainer = PersonalizeCreateSolutionVersionOperator(
+        task_id="train", solution_arn=resources["solution_arns"][f"{prefix}-up"], **FAST
+    )
+    version_arn = trainer.execute(make_context(trainer))
+    return {"prefix": prefix, "bucket": prefix, "resources": resources, "version_arn": version_arn}

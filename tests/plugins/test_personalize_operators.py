@@ -20,75 +20,23 @@ from personalize.operators import (
     PersonalizeCreateDatasetImportJobOperator,
     PersonalizeCreateSolutionVersionOperator,
     PersonalizeDeployCampaignOperator,
-    PersonalizeEnsureResourcesOperator,
 )
 
 from tests.plugins.conftest import (
+    FAST,
     INTERACTIONS_SCHEMA,
     RECIPE_ARN,
     ROLE_ARN,
+    ensure_operator,
     interactions_csv,
     make_context,
     run_deferrable,
     unique_name,
 )
 
-FAST = {"waiter_delay": 1, "waiter_max_attempts": 300}
-
-
-def ensure_operator(prefix: str, **kwargs) -> PersonalizeEnsureResourcesOperator:
-    spec = {
-        "dataset_group_name": prefix,
-        "datasets": {
-            "INTERACTIONS": {
-                "dataset_name": f"{prefix}-interactions",
-                "schema_name": f"{prefix}-interactions",
-                "schema": INTERACTIONS_SCHEMA,
-            }
-        },
-        "solutions": [{"name": f"{prefix}-up", "recipe_arn": RECIPE_ARN}],
-        "filters": [
-            {
-                "name": f"{prefix}-clicked",
-                "filter_expression": 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")',
-            }
-        ],
-        "event_tracker_name": f"{prefix}-tracker",
-    }
-    spec.update(kwargs.pop("spec", {}))
-    return PersonalizeEnsureResourcesOperator(task_id="ensure", **spec, **FAST, **kwargs)
-
 
 def count(client, operation: str, result_key: str, **filters) -> int:
     return sum(len(page[result_key]) for page in client.get_paginator(operation).paginate(**filters))
-
-
-@pytest.fixture(scope="module")
-def trained(aws_default_connection, personalize_client, s3_endpoint):
-    """A dataset group with imported interactions and one ACTIVE solution version, built once."""
-    import boto3
-
-    prefix = unique_name("trained")
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket=prefix)
-    s3.put_object(Bucket=prefix, Key="interactions/part-00000.csv", Body=interactions_csv().encode())
-    ensure = ensure_operator(prefix)
-    resources = ensure.execute(make_context(ensure))
-    importer = PersonalizeCreateDatasetImportJobOperator(
-        task_id="import",
-        job_name=f"{prefix}-full",
-        dataset_arn=resources["dataset_arns"]["INTERACTIONS"],
-        data_location=f"s3://{prefix}/interactions/part-00000.csv",
-        role_arn=ROLE_ARN,
-        import_mode="FULL",
-        **FAST,
-    )
-    importer.execute(make_context(importer))
-    trainer = PersonalizeCreateSolutionVersionOperator(
-        task_id="train", solution_arn=resources["solution_arns"][f"{prefix}-up"], **FAST
-    )
-    version_arn = trainer.execute(make_context(trainer))
-    return {"prefix": prefix, "bucket": prefix, "resources": resources, "version_arn": version_arn}
 
 
 # ---------------------------------------------------------------------------------- ensure resources
