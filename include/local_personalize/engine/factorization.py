@@ -16,15 +16,13 @@ popularity, as cold users get in Personalize.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
-from threadpoolctl import threadpool_limits
 
 from include.local_personalize.engine.api import TrainingStopped
-from include.local_personalize.engine.base import ArrayModel, softmax
+from include.local_personalize.engine.base import ArrayModel, single_blas_thread, softmax
 from include.local_personalize.engine.interactions import Events, IdIndex, weight_matrix
 from include.local_personalize.engine.popularity import popularity
 
@@ -83,15 +81,8 @@ def confidence(weights: sp.csr_matrix) -> sp.csr_matrix:
     return matrix
 
 
-@contextmanager
-def _one_blas_thread():
-    # implicit parallelises over users itself; a multi-threaded BLAS underneath oversubscribes.
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def _solver(params: dict, seed: int, pairs: int) -> AlternatingLeastSquares:
-    with _one_blas_thread():
+    with single_blas_thread():
         return AlternatingLeastSquares(
             factors=int(params["factors"]),
             regularization=float(params["regularization"]),
@@ -114,7 +105,7 @@ def fit_factors(
         if should_stop():
             raise TrainingStopped("solution version creation stopped while training")
 
-    with _one_blas_thread():
+    with single_blas_thread():
         solver.fit(confidence(weights), show_progress=False, callback=stop_between_iterations)
     return users, items, weights, solver
 
@@ -200,7 +191,7 @@ class FactorModel(ArrayModel):
         )
         rows.sum_duplicates()
         rows.data = np.log2(1.0 + rows.data)
-        with _one_blas_thread():
+        with single_blas_thread():
             user_factors = solver.recalculate_user(np.arange(len(histories)), rows)
         cold = np.diff(rows.indptr) == 0
         rankings = []
@@ -235,7 +226,7 @@ class FactorModel(ArrayModel):
         known_items = len(self.items)
         solver = self._solver(user_items.nnz)
         all_users = np.arange(len(users))
-        with _one_blas_thread():
+        with single_blas_thread():
             solver.partial_fit_users(all_users, user_items[:, :known_items])
             if len(items) > known_items:
                 if should_stop():
