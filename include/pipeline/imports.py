@@ -204,20 +204,17 @@ def _split(pending: Sequence[Partition], first_limit: int, limit: int) -> list[l
     total = sum(f.size for f in files)
     if total <= first_limit:
         return [files]
-    # Balanced groups near total/n each, so no group (the last included) ends up tiny and under
-    # the minimum record count; n grows until every group fits its job's limit.
-    count = max(1, math.ceil(total / limit))
+    # Balanced groups: each file goes to the group its byte midpoint falls in when the total is cut
+    # into n equal spans, so every group (the last included) is near total/n and none is tiny and
+    # under the minimum record count; n grows until every group fits its job's limit.
+    count = max(2, math.ceil(total / limit))
     while True:
-        target = math.ceil(total / count)
-        groups: list[list[DataFile]] = [[]]
-        size = 0
+        groups: list[list[DataFile]] = [[] for _ in range(count)]
+        before = 0
         for f in files:
-            cap = first_limit if len(groups) == 1 else limit
-            if groups[-1] and size + f.size > min(cap, target):
-                groups.append([])
-                size = 0
-            groups[-1].append(f)
-            size += f.size
+            groups[min(count - 1, int((before + f.size / 2) * count / total))].append(f)
+            before += f.size
+        groups = [g for g in groups if g]
         sizes = [sum(f.size for f in g) for g in groups]
         if all(size <= (first_limit if i == 0 else limit) for i, size in enumerate(sizes)):
             return groups
