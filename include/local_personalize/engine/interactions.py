@@ -30,10 +30,6 @@ class Events:
     frame: pd.DataFrame
     catalog_item_ids: frozenset[str]  # every item in the datasets (interactions and items): coverage's base
 
-    @property
-    def user_ids(self) -> np.ndarray:
-        return self.frame["user"].to_numpy()
-
     def subset(self, mask: np.ndarray) -> Events:
         return Events(self.frame[mask].reset_index(drop=True), self.catalog_item_ids)
 
@@ -79,7 +75,7 @@ def select_events(request: TrainingRequest, data: TrainingData) -> Events:
         {
             "user": interactions["USER_ID"].astype(str).to_numpy()[keep],
             "item": interactions["ITEM_ID"].astype(str).to_numpy()[keep],
-            "timestamp": interactions["TIMESTAMP"].astype("int64").to_numpy()[keep],
+            "timestamp": _timestamps(interactions)[keep],
             "weight": weight[keep],
         }
     )
@@ -90,6 +86,17 @@ def select_events(request: TrainingRequest, data: TrainingData) -> Events:
     if data.items is not None and "ITEM_ID" in data.items.columns:
         catalog.update(data.items["ITEM_ID"].astype(str))
     return Events(frame, frozenset(catalog))
+
+
+def _timestamps(interactions: pd.DataFrame) -> np.ndarray:
+    timestamps = pd.to_numeric(interactions["TIMESTAMP"], errors="coerce")
+    bad = timestamps.isna().to_numpy() | (timestamps.to_numpy() % 1 != 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"interactions row {row}: TIMESTAMP {interactions['TIMESTAMP'].iloc[row]!r} is not integer epoch seconds"
+        )
+    return timestamps.to_numpy().astype(np.int64)
 
 
 def _event_types(interactions: pd.DataFrame, parameter: str) -> np.ndarray:

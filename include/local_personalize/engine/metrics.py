@@ -15,7 +15,8 @@ Where Personalize's docs are silent, this module chooses:
   also in the input does not count as relevant (the model could not recommend it). A test user
   left with no relevant item is not scored. Served recommendations do not exclude seen items
   (as in Personalize, where a filter does that).
-- Input items the trained model never saw (only test users had them) cannot be folded in and
+- Input events fold in with weight 1 each, as events sent with PutEvents after training do.
+  Input items the trained model never saw (only test users had them) cannot be folded in and
   are ignored.
 - Query per recipe: user-personalization and personalized-ranking score the whole catalogue for
   the folded-in user (ranking "reranks" every known item); similar-items asks for items like the

@@ -110,3 +110,10 @@ def test_same_inputs_and_seed_give_same_metrics():
     _, first = api.train(TrainingRequest("aws-popularity-count", seed=5), data)
     _, second = api.train(TrainingRequest("aws-popularity-count", seed=5), data)
     assert first == second
+
+
+def test_bad_timestamp_names_the_row():
+    frame = _skewed().astype({"TIMESTAMP": object})
+    frame.loc[7, "TIMESTAMP"] = "yesterday"
+    with pytest.raises(ValueError, match="interactions row 7: TIMESTAMP 'yesterday'"):
+        api.train(TrainingRequest("aws-popularity-count"), TrainingData(frame))
