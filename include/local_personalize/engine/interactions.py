@@ -13,7 +13,9 @@ Without eventsConfig every event weighs 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -122,6 +124,9 @@ def _number(value: object, parameter: str) -> float:
     return number
 
 
+VECTORISED_LOOKUP_MIN = 1000  # above this many ids a hashed pandas lookup beats a Python loop
+
+
 class IdIndex:
     """Stable string id <-> row position mapping; new ids are appended, old positions never move."""
 
@@ -138,12 +143,19 @@ class IdIndex:
         new = [v for v in new if v not in self.positions]
         return IdIndex(np.concatenate([self.ids, np.asarray(new, dtype=str)])) if new else self
 
+    @cached_property
+    def _hashed(self) -> pd.Index:
+        return pd.Index(self.ids.astype(object))
+
     def lookup(self, values: np.ndarray) -> np.ndarray:
         """Positions of `values`; -1 where unknown."""
-        return pd.Series(values, dtype=object).map(self.positions).fillna(-1).to_numpy(dtype=np.int64)
+        return self._hashed.get_indexer(np.asarray(values, dtype=object)).astype(np.int64)
 
-    def known(self, values) -> np.ndarray:
+    def known(self, values: Collection[str]) -> np.ndarray:
         """Positions of the known ids among `values`, unknown ones skipped (in order)."""
+        if len(values) > VECTORISED_LOOKUP_MIN:
+            found = self.lookup(np.fromiter(values, dtype=object, count=len(values)))
+            return found[found >= 0]
         positions = self.positions
         return np.fromiter((positions[v] for v in values if v in positions), dtype=np.int64)
 
