@@ -65,7 +65,13 @@ def search_space(solution_config: dict | None, base: dict) -> list[dict]:
     low, high = MIN_FACTORS, MAX_FACTORS
     for entry in ranges.get("integerHyperParameterRanges") or []:
         if HYPERPARAMETER_NAMES.get(entry.get("name")) == "factors":
-            low, high = int(entry.get("minValue", low)), int(entry.get("maxValue", high))
+            try:
+                low, high = int(entry.get("minValue", low)), int(entry.get("maxValue", high))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"solutionConfig.hpoConfig.algorithmHyperParameterRanges: {entry.get('name')} "
+                    f"minValue and maxValue must be integers, got {entry!r}"
+                ) from None
     others = sorted({min(max(f, low), high) for f in (16, 64)} - {base["factors"]})
     factor_choices = [base["factors"], *others]
     candidates = [{**base, "factors": f} for f in factor_choices]

@@ -1,4 +1,3 @@
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,15 +66,13 @@ def test_holdout_is_seeded():
 
 
 def test_target_already_in_input_is_not_relevant():
-    frame = pd.DataFrame(
-        {
-            "USER_ID": ["u0"] * 10 + [f"v{n}" for n in range(1000)],
-            "ITEM_ID": ["x"] * 10 + [f"i{n % 30}" for n in range(1000)],
-            "TIMESTAMP": np.arange(1010),
-        }
-    )
-    frame = pd.concat([frame, frame.assign(TIMESTAMP=frame["TIMESTAMP"] + 5000)], ignore_index=True)
-    holdout = metrics.Holdout(_events(frame), seed=0)
+    # Every user's newest event repeats their oldest item, except for users whose number is even.
+    rows = []
+    for u in range(200):
+        items = [f"i{(u + k) % 40}" for k in range(9)]
+        items.append(items[0] if u % 2 else f"new{u}")
+        rows += [{"USER_ID": f"u{u}", "ITEM_ID": item, "TIMESTAMP": 100 + k} for k, item in enumerate(items)]
+    holdout = metrics.Holdout(_events(pd.DataFrame(rows)), seed=0)
+    assert len(holdout.users) == 20
     for user, targets in zip(holdout.users, holdout.targets, strict=True):
-        if user == "u0":
-            assert targets == set()
+        assert targets == (set() if int(user[1:]) % 2 else {f"new{user[1:]}"})
