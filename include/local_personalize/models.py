@@ -308,7 +308,7 @@ class PersonalizeBackend:
 
     def delete_dataset_group(self, params: dict) -> None:
         arn = params["datasetGroupArn"]
-        self._get("datasetGroup", arn)
+        group = self._get("datasetGroup", arn)
         with self.store.lock:
             users = [
                 f"{kind} {body[KINDS[kind].arn_key]}"
@@ -319,6 +319,7 @@ class PersonalizeBackend:
                 raise ResourceInUse(f"Dataset group {arn} still has resources; delete them first: {users}")
             self.store.delete(arn)
         self.store.delete_events(arn)
+        shutil.rmtree(self.files.root / group["name"], ignore_errors=True)
         self._event_records.pop(arn, None)
         for key in [k for k in self._events if k[0] == arn]:
             del self._events[key]

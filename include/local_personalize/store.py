@@ -45,6 +45,8 @@ class StateStore:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (what the restart test does) without an fsync per call.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._resources: dict[str, dict] = {}
         self._kinds: dict[str, str] = {}
