@@ -1,0 +1,430 @@
+"""GetRecommendations latency and throughput of the local Personalize service, on loopback.
+
+Starts moto's S3 and the local service in this process, loads a generated catalogue (50,000 items by
+default) through the real API (S3 CSV -> import jobs -> solution -> solution version -> campaign ->
+filter), then a separate client process sends GetRecommendations through boto3 at a fixed rate
+(open loop: each request is due at t0 + i / rate, whether or not earlier ones have answered), first
+without a filter, then with one. Prints p50/p95/p99/max latency and the achieved throughput.
+The goal (issue 3) is p99 < 10 ms at 200 requests/s with a 50k-item catalogue.
+
+    PYTHONPATH=.:plugins .venv/bin/python bench/bench_runtime.py            # 2 x 60 s at 200/s
+    PYTHONPATH=.:plugins .venv/bin/python bench/bench_runtime.py --seconds 10
+
+Latency is measured around the boto3 call, so it includes botocore's signing and parsing in the
+client (about what an app sees), and, separately, from the moment a request was due, so a client
+that falls behind shows up as queueing instead of being hidden (coordinated omission).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+# Fake credentials only: every endpoint here is on loopback.
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ.setdefault("S3_UPLOAD_PART_MIN_SIZE", "1")
+
+import numpy as np  # noqa: E402
+
+REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/bench-personalize"
+BUCKET = "bench-runtime"
+PREFERRED_RECIPE = "aws-user-personalization"
+FALLBACK_RECIPE = "aws-popularity-count"
+CATEGORY_COUNT = 40
+FILTER_EXPRESSION = (
+    "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY) | "
+    'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
+)  # $CATEGORY: one of CATEGORY_COUNT categories per request, like an app's category pages
+INTERACTIONS_SCHEMA = {
+    "type": "record",
+    "name": "Interactions",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+        {"name": "EVENT_TYPE", "type": "string"},
+    ],
+    "version": "1.0",
+}
+ITEMS_SCHEMA = {
+    "type": "record",
+    "name": "Items",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "CATEGORY", "type": "string", "categorical": True},
+        {"name": "PRICE", "type": "float"},
+    ],
+    "version": "1.0",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def generate_data(items: int, users: int, interactions: int, seed: int) -> tuple[str, str, list[str]]:
+    """Items and interactions CSVs with power-law item popularity and per-user category taste."""
+    rng = np.random.default_rng(seed)
+    item_ids = np.array([f"item-{i:06d}" for i in range(items)])
+    item_category = rng.integers(0, CATEGORY_COUNT, items)
+    second_category = rng.integers(0, CATEGORY_COUNT, items)
+    prices = np.round(rng.lognormal(3.0, 0.8, items), 2)
+    items_csv = io.StringIO()
+    writer = csv.writer(items_csv, lineterminator="\n")
+    writer.writerow(["ITEM_ID", "CATEGORY", "PRICE"])
+    for item_id, first, second, price in zip(item_ids, item_category, second_category, prices, strict=True):
+        categories = f"cat-{first}" if first == second else f"cat-{first}|cat-{second}"
+        writer.writerow([item_id, categories, price])
+
+    popularity = 1.0 / np.arange(1, items + 1) ** 0.9
+    popularity /= popularity.sum()
+    user_ids = np.array([f"user-{u:05d}" for u in range(users)])
+    event_user = rng.integers(0, users, interactions)
+    # Half of each user's events come from their favourite category, half from overall popularity.
+    favourite = rng.integers(0, CATEGORY_COUNT, users)
+    by_category = [np.flatnonzero(item_category == c) for c in range(CATEGORY_COUNT)]
+    event_item = rng.choice(items, size=interactions, p=popularity)
+    from_taste = rng.random(interactions) < 0.5
+    for index in np.flatnonzero(from_taste):
+        pool = by_category[favourite[event_user[index]]]
+        event_item[index] = pool[rng.integers(0, len(pool))]
+    timestamps = 1_700_000_000 + np.sort(rng.integers(0, 90 * 86_400, interactions))
+    event_types = np.where(rng.random(interactions) < 0.2, "purchase", "click")
+    interactions_csv = io.StringIO()
+    writer = csv.writer(interactions_csv, lineterminator="\n")
+    writer.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"])
+    for user, item, timestamp, event_type in zip(
+        event_user, event_item, timestamps, event_types, strict=True
+    ):
+        writer.writerow([user_ids[user], item_ids[item], int(timestamp), event_type])
+    active_users = sorted({user_ids[u] for u in event_user})
+    return items_csv.getvalue(), interactions_csv.getvalue(), active_users
+
+
+# --- setup through the real API -------------------------------------------------------------------
+
+
+def wait_for(describe, key: str, what: str, timeout: float = 1800.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        resource = describe()[key]
+        status = resource["status"]
+        if status == "ACTIVE":
+            return resource
+        if "FAILED" in status:
+            raise SystemExit(f"{what} ended {status}: {resource.get('failureReason')}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} still {status} after {timeout:.0f} s")
+        time.sleep(1.0)
+
+
+def load_campaign(personalize, s3, args) -> dict:
+    items_csv, interactions_csv, user_ids = generate_data(
+        args.items, args.users, args.interactions, args.seed
+    )
+    log(f"generated {args.items} items, {args.interactions} interactions of {len(user_ids)} users")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="items/items.csv", Body=items_csv.encode())
+    s3.put_object(Bucket=BUCKET, Key="interactions/interactions.csv", Body=interactions_csv.encode())
+
+    group_arn = personalize.create_dataset_group(name="bench-runtime")["datasetGroupArn"]
+    wait_for(
+        lambda: personalize.describe_dataset_group(datasetGroupArn=group_arn), "datasetGroup", "dataset group"
+    )
+    dataset_arns = {}
+    for dataset_type, schema in (("Interactions", INTERACTIONS_SCHEMA), ("Items", ITEMS_SCHEMA)):
+        schema_arn = personalize.create_schema(
+            name=f"bench-{dataset_type.lower()}", schema=json.dumps(schema)
+        )["schemaArn"]
+        arn = personalize.create_dataset(
+            name=f"bench-{dataset_type.lower()}",
+            schemaArn=schema_arn,
+            datasetGroupArn=group_arn,
+            datasetType=dataset_type,
+        )["datasetArn"]
+        wait_for(
+            lambda arn=arn: personalize.describe_dataset(datasetArn=arn), "dataset", f"{dataset_type} dataset"
+        )
+        dataset_arns[dataset_type] = arn
+    started = time.monotonic()
+    jobs = []
+    for dataset_type, key in (
+        ("Items", "items/items.csv"),
+        ("Interactions", "interactions/interactions.csv"),
+    ):
+        jobs.append(
+            personalize.create_dataset_import_job(
+                jobName=f"bench-{dataset_type.lower()}-import",
+                datasetArn=dataset_arns[dataset_type],
+                dataSource={"dataLocation": f"s3://{BUCKET}/{key}"},
+                roleArn=ROLE_ARN,
+            )["datasetImportJobArn"]
+        )
+    for arn in jobs:
+        wait_for(
+            lambda arn=arn: personalize.describe_dataset_import_job(datasetImportJobArn=arn),
+            "datasetImportJob",
+            "import job",
+        )
+    log(f"imports ACTIVE in {time.monotonic() - started:.1f} s")
+
+    recipes = {r["name"] for r in personalize.list_recipes()["recipes"]}
+    recipe = PREFERRED_RECIPE if PREFERRED_RECIPE in recipes else FALLBACK_RECIPE
+    log(f"recipe: {recipe}" + ("" if recipe == PREFERRED_RECIPE else f" ({PREFERRED_RECIPE} not available)"))
+    solution_arn = personalize.create_solution(
+        name="bench-solution",
+        datasetGroupArn=group_arn,
+        recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
+        performAutoTraining=False,
+    )["solutionArn"]
+    wait_for(lambda: personalize.describe_solution(solutionArn=solution_arn), "solution", "solution")
+    started = time.monotonic()
+    version_arn = personalize.create_solution_version(solutionArn=solution_arn)["solutionVersionArn"]
+    wait_for(
+        lambda: personalize.describe_solution_version(solutionVersionArn=version_arn),
+        "solutionVersion",
+        "solution version",
+    )
+    log(f"solution version ACTIVE in {time.monotonic() - started:.1f} s")
+    campaign_arn = personalize.create_campaign(
+        name="bench-campaign", solutionVersionArn=version_arn, minProvisionedTPS=1
+    )["campaignArn"]
+    wait_for(lambda: personalize.describe_campaign(campaignArn=campaign_arn), "campaign", "campaign")
+    filter_arn = personalize.create_filter(
+        name="bench-filter", datasetGroupArn=group_arn, filterExpression=FILTER_EXPRESSION
+    )["filterArn"]
+    wait_for(lambda: personalize.describe_filter(filterArn=filter_arn), "filter", "filter")
+    log("campaign and filter ACTIVE")
+    return {"campaign_arn": campaign_arn, "filter_arn": filter_arn, "user_ids": user_ids, "recipe": recipe}
+
+
+# --- load (runs in a separate process, so the client never competes with the server for the GIL) --
+
+
+def drive_load(
+    url: str,
+    campaign_arn: str,
+    filter_arn: str | None,
+    user_ids: list[str],
+    rate: float,
+    seconds: float,
+    seed: int,
+) -> dict:
+    import boto3
+    from botocore.config import Config
+
+    runtime = boto3.client(
+        "personalize-runtime",
+        endpoint_url=url,
+        region_name=REGION,
+        config=Config(max_pool_connections=64, retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    rng = np.random.default_rng(seed)
+    total = int(rate * seconds)
+    users = rng.choice(np.array(user_ids), total)
+    categories = rng.integers(0, CATEGORY_COUNT, total)
+
+    def request(index: int) -> dict:
+        kwargs = {"campaignArn": campaign_arn, "userId": str(users[index]), "numResults": 25}
+        if filter_arn:
+            kwargs["filterArn"] = filter_arn
+            kwargs["filterValues"] = {"CATEGORY": f'"cat-{categories[index]}"'}
+        return kwargs
+
+    for index in range(min(50, total)):  # connections, botocore's model loading, server caches
+        runtime.get_recommendations(**request(index))
+    # One request at a time first: the floor that queueing at the target rate adds to.
+    sequential = []
+    for index in range(min(200, total)):
+        started = time.perf_counter()
+        runtime.get_recommendations(**request(index))
+        sequential.append(time.perf_counter() - started)
+
+    service = np.full(total, np.nan)
+    since_due = np.full(total, np.nan)
+    errors: list[str] = []
+    returned = np.zeros(total, dtype=int)
+    completed_at = np.full(total, np.nan)
+
+    def call(index: int, due: float) -> None:
+        started = time.perf_counter()
+        try:
+            response = runtime.get_recommendations(**request(index))
+        except Exception as error:  # a failed request is a result to report, not a crash
+            errors.append(f"{type(error).__name__}: {error}")
+            return
+        finished = time.perf_counter()
+        service[index] = finished - started
+        since_due[index] = finished - due
+        completed_at[index] = finished
+        returned[index] = len(response["itemList"])
+
+    client_cpu = time.process_time()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        t0 = time.perf_counter() + 0.05
+        for index in range(total):
+            due = t0 + index / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(call, index, due)
+    elapsed = float(np.nanmax(completed_at) - t0) if not np.isnan(completed_at).all() else seconds
+    return {
+        "service": service,
+        "since_due": since_due,
+        "errors": errors,
+        "elapsed": elapsed,
+        "returned": returned,
+        "sequential": np.array(sequential),
+        "client_cpu": time.process_time() - client_cpu,
+        "requests": total,
+    }
+
+
+def report(title: str, result: dict, rate: float) -> None:
+    ok = ~np.isnan(result["service"])
+    completed = int(ok.sum())
+    print(f"\n{title}   (load average during the phase: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    if completed == 0:
+        print(f"  all {len(ok)} requests failed; first error: {result['errors'][:1]}")
+        return
+    floor = result["sequential"] * 1000
+    print(
+        f"  one at a time ({len(floor)} requests): p50 {np.percentile(floor, 50):6.2f} ms  "
+        f"p99 {np.percentile(floor, 99):6.2f} ms"
+    )
+    for name in ("service", "since_due"):
+        ms = result[name][ok] * 1000
+        label = "latency (boto3 call)   " if name == "service" else "latency (from due time)"
+        print(
+            f"  {label}: p50 {np.percentile(ms, 50):6.2f} ms  p95 {np.percentile(ms, 95):6.2f} ms  "
+            f"p99 {np.percentile(ms, 99):6.2f} ms  max {ms.max():7.2f} ms"
+        )
+    print(
+        f"  throughput: {completed / result['elapsed']:.1f} requests/s achieved (target {rate:.0f}/s), "
+        f"{completed} ok, {len(result['errors'])} failed, {result['returned'][ok].mean():.1f} items per answer"
+    )
+    # CPU time does not depend on how busy the machine is; 1000 / (server CPU ms per request) is the
+    # most one server process could answer per second on an idle core.
+    server_ms = result["server_cpu"] / (result["requests"] + len(result["sequential"]) + 50) * 1000
+    client_ms = result["client_cpu"] / result["requests"] * 1000
+    print(
+        f"  CPU per request: server {server_ms:.2f} ms (incl. HTTP; ceiling ~{1000 / server_ms:.0f} requests/s "
+        f"on one idle core), boto3 client {client_ms:.2f} ms"
+    )
+    if result["errors"]:
+        print(f"  first error: {result['errors'][0]}")
+    p99 = np.percentile(result["service"][ok] * 1000, 99)
+    print(f"  goal p99 < 10 ms: {'met' if p99 < 10 else 'NOT met'}")
+
+
+def profile_in_process(backend, setup: dict, requests: int, seed: int) -> None:
+    """cProfile of GetRecommendations from the request body on (JSON, input validation, backend), no socket."""
+    import cProfile
+    import pstats
+
+    from include.local_personalize.server import call
+
+    rng = np.random.default_rng(seed)
+    for title, filter_arn in (("no filter", None), ("filter", setup["filter_arn"])):
+        bodies = []
+        for _ in range(requests):
+            params = {"campaignArn": setup["campaign_arn"], "userId": str(rng.choice(setup["user_ids"]))}
+            if filter_arn:
+                category = rng.integers(0, CATEGORY_COUNT)
+                params |= {"filterArn": filter_arn, "filterValues": {"CATEGORY": f'"cat-{category}"'}}
+            bodies.append(json.dumps(params).encode())
+        call(backend, "personalize-runtime", "GetRecommendations", bodies[0])
+        profiler = cProfile.Profile()
+        cpu_started = time.thread_time()
+        profiler.enable()
+        for body in bodies:
+            call(backend, "personalize-runtime", "GetRecommendations", body)
+        profiler.disable()
+        per_call = (time.thread_time() - cpu_started) / requests * 1000
+        print(f"\nprofile, {title}: {per_call:.2f} CPU ms per call under cProfile ({requests} calls)")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(22)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each load phase (default 60)")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (default 200)")
+    parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--interactions", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also cProfile N in-process calls per phase"
+    )
+    args = parser.parse_args()
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from include.local_personalize.server import start_in_thread
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    os.environ["AWS_ENDPOINT_URL_S3"] = f"http://{host}:{port}"
+    service = None
+    with tempfile.TemporaryDirectory(prefix="bench-runtime-") as state_dir:
+        try:
+            service = start_in_thread(Path(state_dir))
+            log(f"local service on {service.url}, S3 on http://{host}:{port}")
+            personalize = boto3.client("personalize", endpoint_url=service.url, region_name=REGION)
+            s3 = boto3.client("s3", region_name=REGION)
+            setup = load_campaign(personalize, s3, args)
+            print(
+                f"\nGetRecommendations, {args.items} items, recipe {setup['recipe']}, {args.rate:.0f} requests/s "
+                f"for {args.seconds:.0f} s per phase, numResults 25, client in a separate process"
+            )
+            phases = [("no filter", None), (f"filter: {FILTER_EXPRESSION}", setup["filter_arn"])]
+            if args.profile:
+                profile_in_process(service.backend, setup, args.profile, args.seed)
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as client:
+                for title, filter_arn in phases:
+                    log(f"load phase: {title}")
+                    server_cpu = time.process_time()
+                    result = client.submit(
+                        drive_load,
+                        service.url,
+                        setup["campaign_arn"],
+                        filter_arn,
+                        setup["user_ids"],
+                        args.rate,
+                        args.seconds,
+                        args.seed,
+                    ).result()
+                    result["server_cpu"] = time.process_time() - server_cpu
+                    report(title, result, args.rate)
+        finally:
+            if service is not None:
+                service.stop()
+            moto.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
