@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
@@ -44,7 +43,7 @@ from personalize.links import (
     PersonalizeSolutionVersionLink,
     console_arn,
 )
-from personalize.triggers import TRIGGER_FOR_KIND
+from personalize.triggers import TRIGGER_FOR_KIND, validated_resource
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -134,17 +133,13 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
     def initial_state(self) -> dict[str, Any]:
         return {}
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, waiting_for: str = "", **state: Any
-    ) -> Any:
-        validated_event = validate_execute_complete_event(event)
-        kind = RESOURCE_KINDS[waiting_for]
-        if validated_event.get("status") != "success":
-            raise self.hook.explain_wait_failure(
-                kind, validated_event["arn"], validated_event.get("message", "unknown error")
-            )
-        self.log.info("Personalize %s %s is ACTIVE", kind.label, validated_event["arn"])
-        return self._converge(context, **state)
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        resource = validated_resource(event)
+        kind = RESOURCE_KINDS[resource["kind"]]
+        if event["status"] != "success":
+            raise self.hook.explain_wait_failure(kind, resource["arn"], event.get("message", "unknown error"))
+        self.log.info("Personalize %s %s is ACTIVE", kind.label, resource["arn"])
+        return self._converge(context, **resource["resume_state"])
 
     def _converge(self, context: Context, **state: Any) -> Any:
         for _ in range(self.MAX_ROUNDS):
@@ -158,6 +153,7 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
                 self.defer(
                     trigger=TRIGGER_FOR_KIND[outcome.kind](
                         arn=outcome.arn,
+                        resume_state=state,
                         waiter_delay=self.waiter_delay,
                         waiter_max_attempts=self.waiter_max_attempts,
                         aws_conn_id=self.aws_conn_id,
@@ -166,7 +162,6 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
                         botocore_config=self.botocore_config,
                     ),
                     method_name="execute_complete",
-                    kwargs={"waiting_for": outcome.kind.response_key, **state},
                 )
             self.log.info("Waiting for Personalize %s %s to become ACTIVE", outcome.kind.label, outcome.arn)
             self.hook.wait_until_active(

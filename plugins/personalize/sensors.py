@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
-from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 
@@ -25,7 +24,7 @@ from personalize.hooks import (
     ResourceKind,
     effective_status,
 )
-from personalize.triggers import TRIGGER_FOR_KIND
+from personalize.triggers import TRIGGER_FOR_KIND, validated_resource
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -82,12 +81,12 @@ class PersonalizeBaseSensor(AwsBaseSensor[PersonalizeHook]):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
-        validated_event = validate_execute_complete_event(event)
-        if validated_event.get("status") != "success":
+        resource = validated_resource(event)
+        if event["status"] != "success":
             raise self.hook.explain_wait_failure(
-                self.kind, validated_event["arn"], validated_event.get("message", "unknown error")
+                self.kind, resource["arn"], event.get("message", "unknown error")
             )
-        self.log.info("Personalize %s %s is ACTIVE", self.kind.label, validated_event["arn"])
+        self.log.info("Personalize %s %s is ACTIVE", self.kind.label, resource["arn"])
 
     def poke(self, context: Context) -> bool:
         description = self.hook.describe(self.kind, self.arn)

@@ -1,13 +1,20 @@
 """Triggers that wait, in the triggerer, for a Personalize resource to become ACTIVE.
 
 They live in the plugins folder because the triggerer has the plugins folder on ``sys.path`` but
-not the DAG folder. Each emits ``{"status": "success"|"error", "arn": ..., "message"?: ...}``; the
-deferring task's ``execute_complete`` turns an error into Personalize's own ``failureReason``.
+not the DAG folder. Each emits ``{"status": "success"|"error", "message"?: ...,
+"resource": {"arn", "kind", "resume_state"}}``; the deferring task's ``execute_complete`` turns an
+error into Personalize's own ``failureReason``. ``resume_state`` carries what a multi-step operator
+needs after the wait inside the event itself, which every way of running triggers delivers
+(``dag.test()`` drops the ``kwargs`` given to ``defer``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.common.compat.sdk import AirflowException
 
 from personalize.hooks import (
     BATCH_INFERENCE_JOB,
@@ -17,6 +24,7 @@ from personalize.hooks import (
     DATASET_IMPORT_JOB,
     EVENT_TRACKER,
     FILTER,
+    RESOURCE_KINDS,
     SOLUTION,
     SOLUTION_VERSION,
     PersonalizeHook,
@@ -30,6 +38,7 @@ class PersonalizeResourceActiveTrigger(AwsBaseWaiterTrigger):
     Base for the triggers below: wait with the resource kind's waiter until it is ACTIVE.
 
     :param arn: ARN of the resource to wait for.
+    :param resume_state: JSON-serialisable state handed back in the event for the deferring task.
     :param waiter_delay: The amount of time in seconds to wait between attempts.
     :param waiter_max_attempts: The maximum number of attempts to be made.
     :param aws_conn_id: The Airflow connection used for AWS credentials.
@@ -45,6 +54,7 @@ class PersonalizeResourceActiveTrigger(AwsBaseWaiterTrigger):
         self,
         *,
         arn: str,
+        resume_state: dict | None = None,
         waiter_delay: int = 30,
         waiter_max_attempts: int = 120,
         aws_conn_id: str | None = "aws_default",
@@ -53,14 +63,14 @@ class PersonalizeResourceActiveTrigger(AwsBaseWaiterTrigger):
         botocore_config: dict | None = None,
     ) -> None:
         super().__init__(
-            serialized_fields={"arn": arn},
+            serialized_fields={"arn": arn, "resume_state": resume_state or {}},
             waiter_name=self.kind.waiter_name,
             waiter_args={self.kind.arn_parameter: arn},
             failure_message=f"Personalize {self.kind.label} {arn} failed",
             status_message=f"Personalize {self.kind.label} {arn} status",
             status_queries=status_queries(self.kind),
-            return_key="arn",
-            return_value=arn,
+            return_key="resource",
+            return_value={"arn": arn, "kind": self.kind.response_key, "resume_state": resume_state or {}},
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
             aws_conn_id=aws_conn_id,
@@ -138,3 +148,18 @@ TRIGGER_FOR_KIND: dict[ResourceKind, type[PersonalizeResourceActiveTrigger]] = {
         PersonalizeBatchInferenceJobTrigger,
     )
 }
+
+
+def validated_resource(event: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``resource`` of a Personalize trigger's event; anything else is an error naming what is wrong."""
+    validated_event = validate_execute_complete_event(event)
+    resource = validated_event.get("resource")
+    if (
+        validated_event.get("status") not in ("success", "error")
+        or not isinstance(resource, dict)
+        or resource.get("kind") not in RESOURCE_KINDS
+        or not resource.get("arn")
+    ):
+        raise AirflowException(f"Not an event of a Personalize trigger: {validated_event!r}")
+    resource.setdefault("resume_state", {})
+    return resource

@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+from personalize.hooks import PersonalizeHook
 from personalize.operators import (
     PersonalizeCreateDatasetImportJobOperator,
     PersonalizeCreateSolutionVersionOperator,
@@ -162,7 +163,8 @@ def run_deferrable(operator, context) -> DeferredRun:
             event = asyncio.run(first_event(trigger))
             deferrals.append((classpath, trigger_kwargs, event.payload))
             method = getattr(operator, deferred.method_name)
-            kwargs = {"event": event.payload, **json.loads(json.dumps(deferred.kwargs or {}))}
+            # Only the event comes back, as under dag.test(); a real triggerer also returns defer kwargs.
+            kwargs = {"event": json.loads(json.dumps(event.payload))}
 
 
 FAST = {"waiter_delay": 1, "waiter_max_attempts": 300}
@@ -217,3 +219,28 @@ def trained(aws_default_connection, personalize_client, s3_endpoint):
     )
     version_arn = trainer.execute(make_context(trainer))
     return {"prefix": prefix, "bucket": prefix, "resources": resources, "version_arn": version_arn}
+
+
+@pytest.fixture(scope="session")
+def slow_dataset(slow_personalize, s3_endpoint):
+    """A dataset on the slow service, and a bucket holding one good and one bad interactions file."""
+    prefix = unique_name("slow")
+    operator = ensure_operator(
+        prefix,
+        spec={"solutions": [], "filters": [], "event_tracker_name": None},
+        aws_conn_id=slow_personalize["conn_id"],
+    )
+    resources = operator.execute(make_context(operator))
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=prefix)
+    good = interactions_csv()
+    s3.put_object(Bucket=prefix, Key="good.csv", Body=good.encode())
+    lines = good.splitlines()
+    lines[3] = lines[3].replace(",click", ",click,extra")  # line 4: one field too many
+    s3.put_object(Bucket=prefix, Key="bad.csv", Body=("\n".join(lines) + "\n").encode())
+    return {
+        "conn_id": slow_personalize["conn_id"],
+        "bucket": prefix,
+        "dataset_arn": resources["dataset_arns"]["INTERACTIONS"],
+        "hook": PersonalizeHook(aws_conn_id=slow_personalize["conn_id"]),
+    }

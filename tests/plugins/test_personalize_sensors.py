@@ -28,37 +28,10 @@ from personalize.sensors import (
 
 from tests.plugins.conftest import (
     ROLE_ARN,
-    ensure_operator,
     first_event,
-    interactions_csv,
     make_context,
     unique_name,
 )
-
-
-@pytest.fixture(scope="module")
-def slow_dataset(slow_personalize, s3_endpoint):
-    """A dataset on the slow service, and a bucket holding one good and one bad interactions file."""
-    prefix = unique_name("slow")
-    operator = ensure_operator(
-        prefix,
-        spec={"solutions": [], "filters": [], "event_tracker_name": None},
-        aws_conn_id=slow_personalize["conn_id"],
-    )
-    resources = operator.execute(make_context(operator))
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket=prefix)
-    good = interactions_csv()
-    s3.put_object(Bucket=prefix, Key="good.csv", Body=good.encode())
-    lines = good.splitlines()
-    lines[3] = lines[3].replace(",click", ",click,extra")  # line 4: one field too many
-    s3.put_object(Bucket=prefix, Key="bad.csv", Body=("\n".join(lines) + "\n").encode())
-    return {
-        "conn_id": slow_personalize["conn_id"],
-        "bucket": prefix,
-        "dataset_arn": resources["dataset_arns"]["INTERACTIONS"],
-        "hook": PersonalizeHook(aws_conn_id=slow_personalize["conn_id"]),
-    }
 
 
 def start_import(slow_dataset, key: str) -> str:
@@ -116,7 +89,10 @@ def test_deferrable_sensor_defers_while_running_and_completes_from_the_event(slo
     assert classpath == "personalize.triggers.PersonalizeDatasetImportJobTrigger"
     assert kwargs["arn"] == job_arn and kwargs["aws_conn_id"] == "aws_slow"
     event = asyncio.run(first_event(deferred.value.trigger))
-    assert event.payload == {"status": "success", "arn": job_arn}
+    assert event.payload == {
+        "status": "success",
+        "resource": {"arn": job_arn, "kind": "datasetImportJob", "resume_state": {}},
+    }
     sensor.execute_complete(make_context(sensor), event.payload)
     assert status(slow_dataset, job_arn) == "ACTIVE"
 
