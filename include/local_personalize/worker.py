@@ -1,7 +1,8 @@
 """Background threads that move resources through their statuses, so callers really poll.
 
 Two lanes: quick status transitions (a dataset group becoming ACTIVE) never wait behind long jobs
-(imports, training, batch inference), which run one at a time, as on a small account.
+(imports, training, batch inference), which run one at a time, as on a small account. The quick lane
+has several threads so resources created together become ACTIVE together, as on AWS.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+QUICK_THREADS = 4
 
 
 class Worker:
@@ -20,8 +22,9 @@ class Worker:
         self.stopping = threading.Event()
         self._lanes = {"quick": queue.Queue(), "jobs": queue.Queue()}
         self._threads = [
-            threading.Thread(target=self._run, args=(lane,), name=f"personalize-{lane}", daemon=True)
-            for lane in self._lanes
+            threading.Thread(target=self._run, args=(lane,), name=f"personalize-{lane}-{n}", daemon=True)
+            for lane, threads in (("quick", QUICK_THREADS), ("jobs", 1))
+            for n in range(threads)
         ]
         for thread in self._threads:
             thread.start()
@@ -36,8 +39,8 @@ class Worker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
-        for lane in self._lanes.values():
-            lane.put(None)
+        for thread in self._threads:
+            self._lanes["quick" if "-quick-" in thread.name else "jobs"].put(None)
         for thread in self._threads:
             thread.join(timeout)
 

@@ -6,6 +6,7 @@ import time
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from include.local_personalize.server import start_in_thread
 from tests.include.local_personalize.conftest import checked_client, interactions_csv, wait_for_status
@@ -126,3 +127,25 @@ def test_solution_version_needs_an_active_solution(slow, slow_world):
     )["solutionArn"]
     with pytest.raises(personalize.exceptions.ResourceInUseException, match="not ACTIVE"):
         personalize.create_solution_version(solutionArn=solution)
+
+
+def test_at_most_five_import_jobs_pending_or_in_progress(slow):
+    # botocore retries LimitExceededException as throttling; one attempt shows the service's answer.
+    personalize = boto3.client(
+        "personalize",
+        endpoint_url=slow["personalize"].meta.endpoint_url,
+        region_name="us-east-1",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+    s3, bucket = slow["s3"], slow["bucket"]
+    s3.put_object(Bucket=bucket, Key="limit/i.csv", Body=interactions_csv())
+    datasets = [make_dataset(personalize, f"slow-limit-{n}")[1] for n in range(6)]
+    location = {"dataLocation": f"s3://{bucket}/limit/i.csv"}
+    for n, dataset in enumerate(datasets[:5]):
+        personalize.create_dataset_import_job(
+            jobName=f"slow-limit-{n}", datasetArn=dataset, dataSource=location
+        )
+    with pytest.raises(personalize.exceptions.LimitExceededException, match="At most 5"):
+        personalize.create_dataset_import_job(
+            jobName="slow-limit-5", datasetArn=datasets[5], dataSource=location
+        )
