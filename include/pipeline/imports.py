@@ -262,7 +262,8 @@ def day_intervals(start: datetime, end: datetime) -> list[tuple[datetime, dateti
     """[start, end) as whole UTC days, one per dt= partition, so partitions never overlap."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("interval bounds must be timezone-aware")
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    # Plain datetimes: Airflow hands out pendulum ones, whose arithmetic mixes badly with stdlib UTC.
+    start, end = (datetime.fromtimestamp(m.timestamp(), UTC) for m in (start, end))
     if end <= start:
         raise ValueError(f"empty or reversed interval: [{start.isoformat()}, {end.isoformat()})")
     for name, moment in (("start", start), ("end", end)):

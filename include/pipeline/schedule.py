@@ -36,7 +36,7 @@ def _parse_moment(value: str | date | datetime, name: str) -> datetime:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError as err:
             raise ValueError(f"param {name}={value!r} is not a date (YYYY-MM-DD) or ISO timestamp") from err
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return _plain(moment)
 
 
 def last_complete_period(cron: str, moment: datetime) -> tuple[datetime, datetime]:
@@ -44,7 +44,14 @@ def last_complete_period(cron: str, moment: datetime) -> tuple[datetime, datetim
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     interval = CronDataIntervalTimetable(cron, "UTC").infer_manual_data_interval(run_after=moment)
-    return interval.start.astimezone(UTC), interval.end.astimezone(UTC)
+    return _plain(interval.start), _plain(interval.end)
+
+
+def _plain(moment: datetime) -> datetime:
+    """A stdlib UTC datetime (Airflow hands out pendulum ones; naive ones are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(moment.timestamp(), UTC)
 
 
 def resolve_ingest_interval(
@@ -69,10 +76,8 @@ def resolve_ingest_interval(
         and data_interval_end is not None
         and data_interval_end > data_interval_start
     ):
-        return Interval(
-            data_interval_start.astimezone(UTC), data_interval_end.astimezone(UTC), "the run's data interval"
-        )
-    start, end = last_complete_period(cron, run_after.astimezone(UTC))
+        return Interval(_plain(data_interval_start), _plain(data_interval_end), "the run's data interval")
+    start, end = last_complete_period(cron, _plain(run_after))
     return Interval(
         start,
         end,

@@ -9,7 +9,7 @@ recommendations. Data is small (a few hundred users, a few thousand events) to s
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -145,3 +145,55 @@ def _known_user(config) -> str:
     from include.pipeline.tasks import top_users
 
     return top_users(config, 1)[0]
+
+
+def _bucket_state(s3, bucket: str) -> dict[str, str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
+def test_backfill_three_intervals_then_rerun_creates_nothing_new(local_aws, s3_bucket, tmp_path, monkeypatch):
+    from include.pipeline.imports import Ledger
+
+    name = "e2e_backfill"
+    seed("sqlite", tmp_path, monkeypatch, f"{name}_app", users=900, days=3, end=START + timedelta(days=3))
+    path = support.write_config(tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app")
+    dags = support.load_dags(path)
+    config = dags["config"]
+    personalize, s3 = local_aws["personalize"], local_aws["s3"]
+    logical_dates = [START + timedelta(days=n) for n in (1, 2, 3)]  # runs own the intervals [d-1, d)
+
+    for logical_date in logical_dates:
+        _, states = run(dags["ingest"], logical_date=logical_date)
+        assert states["publish_interactions"] == "success", states
+
+    ledger = Ledger(s3_bucket, config.s3.prefix)
+    partitions = ledger.partitions(s3, "INTERACTIONS")
+    assert [p.name for p in partitions] == [f"dt={day(n)}" for n in range(3)]
+    assert all(p.records >= 1000 for p in partitions)
+    group = next(
+        g for g in personalize.list_dataset_groups()["datasetGroups"] if g["name"] == config.dataset_group
+    )
+    datasets = personalize.list_datasets(datasetGroupArn=group["datasetGroupArn"])["datasets"]
+    interactions = next(d["datasetArn"] for d in datasets if d["datasetType"].upper() == "INTERACTIONS")
+    jobs = personalize.list_dataset_import_jobs(datasetArn=interactions)["datasetImportJobs"]
+    assert len(jobs) == 3
+    before = _bucket_state(s3, s3_bucket)
+
+    for logical_date in logical_dates:
+        _, states = run(dags["ingest"], logical_date=logical_date)
+        assert states["publish_interactions"] == "skipped", states  # nothing new landed: no asset event
+
+    assert _bucket_state(s3, s3_bucket) == before
+    assert len(personalize.list_dataset_import_jobs(datasetArn=interactions)["datasetImportJobs"]) == 3
+    all_jobs = [
+        j
+        for d in datasets
+        for j in personalize.list_dataset_import_jobs(datasetArn=d["datasetArn"])["datasetImportJobs"]
+    ]
+    assert len(all_jobs) == 5  # three interaction intervals, one items and one users snapshot
+    solutions = personalize.list_solutions(datasetGroupArn=group["datasetGroupArn"])["solutions"]
+    assert all(
+        not personalize.list_solution_versions(solutionArn=s["solutionArn"])["solutionVersions"]
+        for s in solutions
+    )
