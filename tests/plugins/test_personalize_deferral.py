@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+from personalize.hooks import DATASET
+
 from tests.plugins.conftest import unique_name
 
 PROBE_DAG = textwrap.dedent(
@@ -126,3 +128,21 @@ def test_a_deferred_import_job_wait_leaves_the_task_deferred_not_running(
         if job["jobName"] == job_name
     ]
     assert len(jobs) == 1
+
+    # The console link the UI shows is resolved by the worker and stored for the API server.
+    from airflow.models.xcom import XComModel
+    from personalize.links import PersonalizeDatasetGroupLink
+
+    link_key = PersonalizeDatasetGroupLink().xcom_key
+    with create_session() as session:
+        stored = session.scalar(
+            select(XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id, XComModel.key == link_key
+            )
+        )
+    link = stored
+    group_arn = hook.describe(DATASET, slow_dataset["dataset_arn"])["datasetGroupArn"]
+    assert link == (
+        "https://console.aws.amazon.com/personalize/home?region=us-east-1#"
+        f"{group_arn.replace('/', '$')}/dashboard"
+    )
