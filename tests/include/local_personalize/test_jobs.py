@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import boto3
@@ -10,6 +11,7 @@ from botocore.config import Config
 
 from include.local_personalize.server import start_in_thread
 from tests.include.local_personalize.conftest import checked_client, interactions_csv, wait_for_status
+from tests.include.local_personalize.test_control_plane import ARN_PREFIX
 from tests.include.local_personalize.test_imports import make_dataset
 from tests.include.local_personalize.test_workflow import POPULARITY, ROLE, build_world
 
@@ -26,6 +28,7 @@ def slow(personalize_endpoint, s3_endpoint, tmp_path_factory):
         "runtime": checked_client("personalize-runtime", server.url),
         "s3": s3,
         "bucket": "pp-local-personalize-slow",
+        "server": server,
     }
     server.stop()
 
@@ -141,11 +144,22 @@ def test_at_most_five_import_jobs_pending_or_in_progress(slow):
     s3.put_object(Bucket=bucket, Key="limit/i.csv", Body=interactions_csv())
     datasets = [make_dataset(personalize, f"slow-limit-{n}")[1] for n in range(6)]
     location = {"dataLocation": f"s3://{bucket}/limit/i.csv"}
-    for n, dataset in enumerate(datasets[:5]):
-        personalize.create_dataset_import_job(
-            jobName=f"slow-limit-{n}", datasetArn=dataset, dataSource=location
-        )
-    with pytest.raises(personalize.exceptions.LimitExceededException, match="At most 5"):
-        personalize.create_dataset_import_job(
-            jobName="slow-limit-5", datasetArn=datasets[5], dataSource=location
-        )
+    # Hold the job lane so the five jobs stay CREATE PENDING however slow this machine is.
+    release = threading.Event()
+    slow["server"].backend.worker.submit(lambda: release.wait(30), job=True)
+    try:
+        for n, dataset in enumerate(datasets[:5]):
+            personalize.create_dataset_import_job(
+                jobName=f"slow-limit-{n}", datasetArn=dataset, dataSource=location
+            )
+        with pytest.raises(personalize.exceptions.LimitExceededException, match="At most 5"):
+            personalize.create_dataset_import_job(
+                jobName="slow-limit-5", datasetArn=datasets[5], dataSource=location
+            )
+    finally:
+        release.set()
+    last = ARN_PREFIX + "dataset-import-job/slow-limit-4"
+    wait_for_status(
+        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=last), "datasetImportJob"
+    )
+    personalize.create_dataset_import_job(jobName="slow-limit-5", datasetArn=datasets[5], dataSource=location)
