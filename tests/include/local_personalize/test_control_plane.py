@@ -7,6 +7,7 @@ import json
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.include.local_personalize.conftest import (
     INTERACTIONS_SCHEMA,
@@ -50,6 +51,17 @@ def test_server_checks_what_botocore_checks_client_side(personalize_endpoint):
         unchecked.create_dataset_group(name="")
     with pytest.raises(unchecked.exceptions.InvalidInputException, match="datasetGroupArn"):
         unchecked.describe_dataset_group()
+
+
+def test_operations_not_built_locally_answer_with_a_clear_error(personalize):
+    with pytest.raises(
+        ClientError, match="CreateRecommender is not implemented by the local Personalize service"
+    ):
+        personalize.create_recommender(
+            name="cp-recommender",
+            datasetGroupArn=ARN_PREFIX + "dataset-group/x",
+            recipeArn="arn:aws:personalize:::recipe/aws-ecomm-popular-items-by-views",
+        )
 
 
 def test_unknown_arn_is_not_found(personalize):

@@ -233,6 +233,22 @@ def test_put_events_checks_tracking_id_and_events(personalize, events, world):
             sessionId="s",
             eventList=[{"eventType": "click", "itemId": "i1", "sentAt": time.time()}],
         )
+    tracker = personalize.create_event_tracker(name="wf-tracker", datasetGroupArn=world["group"])
+    good = {"eventType": "click", "itemId": "i1", "sentAt": time.time()}
+    with pytest.raises(events.exceptions.InvalidInputException, match=r"eventList\[1\].itemId"):
+        events.put_events(
+            trackingId=tracker["trackingId"],
+            userId="u1",
+            sessionId="s",
+            eventList=[good, {"eventType": "click", "sentAt": time.time()}],
+        )
+    with pytest.raises(events.exceptions.InvalidInputException, match="not in the dataset's schema"):
+        events.put_events(
+            trackingId=tracker["trackingId"],
+            userId="u1",
+            sessionId="s",
+            eventList=[{**good, "properties": '{"colour": "red"}'}],
+        )
 
 
 def test_deleting_what_a_campaign_uses_is_refused(personalize, world):
