@@ -186,14 +186,15 @@ class PersonalizeBackend:
         return body
 
     def _new(self, kind: str, arn: str, body: dict, tags: list | None = None) -> dict:
-        if self.store.get(arn) is not None:
-            raise ResourceAlreadyExists(f"{KINDS[kind].key} {arn} already exists")
+        self._check_tags(tags or [])
         now = time.time()
         body = {**body, KINDS[kind].arn_key: arn, "creationDateTime": now, "lastUpdatedDateTime": now}
-        self._check_tags(tags or [])
-        self.store.put(kind, arn, body)
-        if tags:
-            self.store.set_tags(arn, {t["tagKey"]: t["tagValue"] for t in tags})
+        with self.store.lock:  # check and insert at once: two concurrent creates make one resource
+            if self.store.get(arn) is not None:
+                raise ResourceAlreadyExists(f"{KINDS[kind].key} {arn} already exists")
+            self.store.put(kind, arn, body)
+            if tags:
+                self.store.set_tags(arn, {t["tagKey"]: t["tagValue"] for t in tags})
         return body
 
     def _set(self, arn: str, **changes) -> dict | None:
@@ -228,10 +229,11 @@ class PersonalizeBackend:
             for body in self.store.list(kind):
                 arn = body[KINDS[kind].arn_key]
                 status = body.get("status")
-                if kind in jobs and status == "CREATE STOPPING":
-                    self._set(arn, status="CREATE STOPPED")
-                elif kind in jobs and status in RUNNING:
-                    self._set(arn, status="CREATE FAILED", failureReason=INTERRUPTED)
+                if kind in jobs and status in (*RUNNING, "CREATE STOPPING"):
+                    if status == "CREATE STOPPING":
+                        self._set(arn, status="CREATE STOPPED")
+                    else:
+                        self._set(arn, status="CREATE FAILED", failureReason=INTERRUPTED)
                     if kind == "solutionVersion":
                         self._refresh_latest_version(body["solutionArn"])
                 elif kind == "campaign" and status in RUNNING:
