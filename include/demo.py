@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     prepare_environment(DEMO_DIR)
     config_path = demo_config(DEMO_DIR)
 
+    import logging
+    import warnings
+
+    # One line per request from moto's web server would bury the demo's own output.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*httpx.*")
     from moto.server import ThreadedMotoServer
 
     from include.local_personalize.server import start_in_thread
