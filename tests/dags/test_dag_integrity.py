@@ -42,3 +42,107 @@ def test_every_dag_has_tags_owner_retries_and_docs(dag_bag):
         for task in dag.tasks:
             assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
             assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+
+
+# --- the Personalize pipelines: every config yields its DAGs with the scheduling rules they rely on
+
+
+def _pipeline_dags(dag_bag):
+    from include.pipeline.config import load_configs
+
+    for config in load_configs():
+        yield config, {kind: dag_bag.dags[dag_id] for kind, dag_id in config.dag_ids.items()}
+
+
+def test_every_config_yields_its_three_dags(dag_bag):
+    found = list(_pipeline_dags(dag_bag))
+    assert found, "no pipeline configs produced DAGs"
+
+
+def test_ingest_owns_real_intervals_one_run_at_a_time_with_catchup(dag_bag):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    for config, dags in _pipeline_dags(dag_bag):
+        ingest = dags["ingest"]
+        # "@daily" would give a zero-width data interval on Airflow 3: each run must own [start, end).
+        assert isinstance(ingest.timetable, CronDataIntervalTimetable)
+        assert ingest.catchup and ingest.max_active_runs == 1
+        imports = ingest.get_task("import_datasets")
+        assert imports.partial_kwargs.get("pool", getattr(imports, "pool", None)) == config.tasks.import_pool
+        assert {"start", "end", "full_import"} <= set(ingest.params)
+        assert list(ingest.get_task("publish_interactions").outlets)
+
+
+def test_train_deploy_runs_on_the_asset_or_its_schedule_and_has_a_described_form(dag_bag):
+    from airflow.sdk import AssetOrTimeSchedule
+
+    for _, dags in _pipeline_dags(dag_bag):
+        train = dags["train_deploy"]
+        assert isinstance(train.timetable, AssetOrTimeSchedule)
+        assert train.max_active_runs == 1
+        form = train.params
+        for name in (
+            "training_mode",
+            "force_deploy",
+            "force_reason",
+            "gate_metric",
+            "gate_threshold",
+            "dry_run",
+        ):
+            assert form.get_param(name).description, f"param {name} has no description"
+        assert form.get_param("training_mode").schema["enum"] == ["FULL", "UPDATE"]
+        assert {
+            "train",
+            "evaluate",
+            "deploy_campaign",
+            "keep_champion",
+            "smoke_test",
+            "record_history",
+        } <= set(train.task_ids)
+
+
+def test_waits_have_timeouts_and_every_task_reports_failures(dag_bag):
+    from include.pipeline.tasks import on_failure_summary
+
+    for _, dags in _pipeline_dags(dag_bag):
+        for dag in dags.values():
+            for task in dag.tasks:
+                callbacks = task.on_failure_callback
+                callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+                assert on_failure_summary in callbacks, f"{dag.dag_id}.{task.task_id} has no failure callback"
+                assert task.retry_exponential_backoff, f"{dag.dag_id}.{task.task_id} retries without backoff"
+                if task.task_type.startswith("Personalize"):
+                    timeout = (
+                        task.partial_kwargs.get("execution_timeout")
+                        if hasattr(task, "partial_kwargs")
+                        else None
+                    )
+                    assert (timeout or task.execution_timeout) is not None, (
+                        f"{task.task_id} waits without a timeout"
+                    )
+
+
+def test_parsing_touches_no_network(monkeypatch):
+    """No I/O at parse time: the DAG file parses with every socket connection refused."""
+    import socket
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access during DAG parsing")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {} and bag.dags
+
+
+def test_failure_callback_logs_one_line(caplog):
+    from types import SimpleNamespace
+
+    from include.pipeline.tasks import on_failure_summary
+
+    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", try_number=2)
+    with caplog.at_level("ERROR"):
+        on_failure_summary({"ti": ti, "exception": ValueError("bad CSV\nline 2")})
+    (line,) = [r.getMessage() for r in caplog.records if "PIPELINE FAILURE" in r.getMessage()]
+    assert line == "PIPELINE FAILURE dag=d task=t run=r try=2: bad CSV"
