@@ -1,0 +1,89 @@
+"""Task bodies whose failure paths are hard to reach end to end: smoke-test rollback, rejection."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.pipeline import tasks
+from include.pipeline.config import CONFIG_DIR, load_config
+
+
+@pytest.fixture
+def config(tmp_path):
+    data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
+    data["tasks"]["poll_seconds"] = 1
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_config(path)
+
+
+class FakeRuntime:
+    def __init__(self, items):
+        self.items, self.requests = items, []
+
+    def get_recommendations(self, **request):
+        self.requests.append(request)
+        return {"itemList": [{"itemId": i} for i in self.items]}
+
+
+class FakeHook:
+    def __init__(self):
+        self.updates, self.waits = [], []
+        self.conn = SimpleNamespace(update_campaign=lambda **kw: self.updates.append(kw))
+
+    def wait_until_active(self, kind, arn, **kwargs):
+        self.waits.append(arn)
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    hook = FakeHook()
+    monkeypatch.setattr(tasks, "top_users", lambda config, count: ["u1", "u2"][:count])
+    monkeypatch.setattr(tasks, "personalize_hook", lambda config: hook)
+    return hook
+
+
+RESOURCES = {"filter_arns": {"demo-retail-exclude-purchased": "arn:filter"}}
+
+
+def test_smoke_test_asks_each_user_with_and_without_each_filter(config, fakes, monkeypatch):
+    runtime = FakeRuntime(["i1", "i2"])
+    monkeypatch.setattr(tasks, "runtime_client", lambda config: runtime)
+    result = tasks.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+    assert result["users"] == ["u1", "u2"]
+    assert sorted((r["userId"], r.get("filterArn", "")) for r in runtime.requests) == [
+        ("u1", ""), ("u1", "arn:filter"), ("u2", ""), ("u2", "arn:filter"),
+    ]  # fmt: skip
+    assert fakes.updates == []
+
+
+def test_empty_recommendations_roll_the_campaign_back_and_fail(config, fakes, monkeypatch):
+    monkeypatch.setattr(tasks, "runtime_client", lambda config: FakeRuntime([]))
+    with pytest.raises(AirflowFailException, match="rolled back to arn:v1"):
+        tasks.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+    assert fakes.updates == [{"campaignArn": "arn:campaign", "solutionVersionArn": "arn:v1"}]
+    assert fakes.waits == ["arn:campaign"]
+
+
+def test_first_deployment_failing_the_smoke_test_fails_without_rollback(config, fakes, monkeypatch):
+    monkeypatch.setattr(tasks, "runtime_client", lambda config: FakeRuntime([]))
+    with pytest.raises(AirflowFailException, match="no previous version to roll back to"):
+        tasks.smoke_test(config, {"champion_arn": None}, "arn:campaign", RESOURCES)
+    assert fakes.updates == []
+
+
+def test_rejection_is_not_a_failure_unless_config_says(config, tmp_path):
+    decision = {
+        "verdict": "REJECTED",
+        "summary": "gate REJECTED on precision_at_25: challenger 0.01 vs champion 0.02",
+    }
+    message = tasks.keep_champion(config, {"champion_arn": "arn:v1", "dry_run": False}, decision)
+    assert "CHALLENGER REJECTED, campaign keeps serving arn:v1" in message
+    strict = config.model_copy(update={"gate": config.gate.model_copy(update={"fail_on_reject": True})})
+    with pytest.raises(AirflowFailException, match="fail_on_reject"):
+        tasks.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": False}, decision)
+    assert "DRY RUN" in tasks.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": True}, decision)
