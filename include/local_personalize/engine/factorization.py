@@ -20,9 +20,10 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
+from implicit.cpu.topk import topk
 
 from include.local_personalize.engine.api import TrainingStopped
-from include.local_personalize.engine.base import ArrayModel, single_blas_thread, softmax
+from include.local_personalize.engine.base import ArrayModel, single_blas_thread, softmax, top_k
 from include.local_personalize.engine.interactions import Events, IdIndex, weight_matrix
 from include.local_personalize.engine.popularity import popularity
 
@@ -35,7 +36,7 @@ MIN_FACTORS, MAX_FACTORS = 8, 512
 # Below this many user-item pairs one thread is faster: implicit's OpenMP threads spin between the
 # many short parallel steps, which costs 10x on a busy 2-core machine.
 PARALLEL_MIN_PAIRS = 200_000
-EVALUATION_BATCH = 1024  # test users scored per matrix product (bounds memory to batch x items)
+FILTERED_SCORE = -1e38  # implicit's top-k gives filtered items -FLT_MAX
 
 
 def params_from_config(solution_config: dict | None) -> dict:
@@ -197,17 +198,20 @@ class FactorModel(ArrayModel):
         )
         rows.sum_duplicates()
         rows.data = np.log2(1.0 + rows.data)
+        k = min(k, len(self.items))
         with single_blas_thread():
             user_factors = solver.recalculate_user(np.arange(len(histories)), rows)
-        cold = np.diff(rows.indptr) == 0
+            # implicit's C++ top-k: the product, history filtering and selection in one batched pass.
+            best, scores = topk(
+                self._item_factors, user_factors, k, filter_query_items=rows, num_threads=solver.num_threads
+            )
+        popular = top_k(self.arrays["popularity"], k, None, np.zeros(0, dtype=np.int64))
         rankings = []
-        for start in range(0, len(histories), EVALUATION_BATCH):
-            stop = min(start + EVALUATION_BATCH, len(histories))
-            scores = user_factors[start:stop] @ self._item_factors.T
-            scores[cold[start:stop]] = self.arrays["popularity"]
-            block = rows[start:stop]
-            scores[np.repeat(np.arange(stop - start), np.diff(block.indptr)), block.indices] = -np.inf
-            rankings.extend(_top_k_rows(scores, k))
+        for history_length, row_best, row_scores in zip(np.diff(rows.indptr), best, scores, strict=True):
+            if history_length == 0:
+                rankings.append(popular)  # a cold user gets popularity, as when served
+            else:
+                rankings.append(row_best[row_scores > FILTERED_SCORE].astype(np.int64))
         return rankings
 
     def _solver(self, pairs: int) -> AlternatingLeastSquares:
@@ -271,17 +275,3 @@ class ItemSimilarityModel(ArrayModel):
             return self.arrays["popularity"], np.zeros(0, dtype=np.int64)
         unit = self.arrays["unit_factors"]
         return (unit @ unit[query] + 1.0) / 2.0, np.array([query], dtype=np.int64)
-
-
-def _top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:
-    """Best k finite positions per row, best first, ties by position."""
-    k = min(k, scores.shape[1])
-    best = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else None
-    if best is None:
-        best = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
-    rows = []
-    for row_scores, row_best in zip(scores, best, strict=True):
-        order = np.lexsort((row_best, -row_scores[row_best]))
-        chosen = row_best[order]
-        rows.append(chosen[np.isfinite(row_scores[chosen])])
-    return rows
