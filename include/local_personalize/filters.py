@@ -726,6 +726,10 @@ class FilterExpression:
         user: this user's metadata; values: GetRecommendations' filterValues; current_item: the
         metadata of the itemId asked about (related-items recommendations).
         Raises ValueError naming the placeholder or field when the request cannot be filtered.
+
+        Items-based results are cached per items frame object (replace the frame when items change,
+        never edit it in place), and the same values give back the same frozenset object, so a caller
+        can memoise its own per-set work (e.g. ids -> model positions) keyed on the set in O(1).
         """
         request = _Request(values or {}, current_item)
         included: list[frozenset[str]] = []

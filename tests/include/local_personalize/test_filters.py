@@ -423,3 +423,11 @@ def test_single_in_condition_agrees_with_the_general_evaluation():
             if isinstance(tag_text, str) and set(tag_text.split("|")) & set(wanted)
         }
         assert fast == general == expected
+
+
+def test_same_values_give_back_the_same_set_object():
+    parsed = parse_filter_expression("INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)")
+    first = parsed.apply(user_interactions=None, items=ITEMS, user=None, values={"CATEGORY": '"sale"'})[0]
+    parsed.apply(user_interactions=None, items=ITEMS, user=None, values={"CATEGORY": '"bags"'})
+    again = parsed.apply(user_interactions=None, items=ITEMS, user=None, values={"CATEGORY": '"sale"'})[0]
+    assert again is first
