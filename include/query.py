@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from include.demo_data import parse_target
 
 DEFAULT_REGION = "us-east-1"
+LOCAL_KEY = "testing"
 
 
 class QueryError(RuntimeError):
@@ -38,9 +39,15 @@ def clients(endpoint: str | None, region: str | None) -> tuple[Any, Any]:
     runtime_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME")
     # The local service answers the control plane on the runtime's URL; real AWS needs neither set.
     control_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_PERSONALIZE") or runtime_endpoint
+    session = boto3.Session(region_name=region)
+    if endpoint and session.get_credentials() is None:
+        # The local service checks no signature; any key signs. Real AWS (no --endpoint) never gets here.
+        session = boto3.Session(
+            region_name=region, aws_access_key_id=LOCAL_KEY, aws_secret_access_key=LOCAL_KEY
+        )
     return (
-        boto3.client("personalize", region_name=region, endpoint_url=control_endpoint),
-        boto3.client("personalize-runtime", region_name=region, endpoint_url=runtime_endpoint),
+        session.client("personalize", endpoint_url=control_endpoint),
+        session.client("personalize-runtime", endpoint_url=runtime_endpoint),
     )
 
 
@@ -247,6 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(run(args))
     except QueryError as error:
+        print(f"query: {error}", file=sys.stderr)
+        return 1
+    except NoCredentialsError:
+        print("query: no AWS credentials found (for the local service pass --endpoint URL)", file=sys.stderr)
+        return 1
+    except ClientError as error:
         print(f"query: {error}", file=sys.stderr)
         return 1
     except EndpointConnectionError as error:

@@ -209,6 +209,20 @@ def test_unknown_filter_and_values_without_filter_are_errors(shop, capsys):
     assert "--values needs --filter" in capsys.readouterr().err
 
 
+def test_endpoint_flag_works_without_credentials_in_the_environment(shop, capsys, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_PERSONALIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    argv = ["recommend", "--user", "U00003", "--campaign", f"{PREFIX}-home", "--endpoint", shop["endpoint"]]
+    assert query.main(argv) == 0
+    assert len(table(capsys.readouterr().out)) == 10
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", shop["endpoint"])
+    assert query.main(argv[:-2]) == 1
+    assert "no AWS credentials found" in capsys.readouterr().err
+
+
 def test_unreachable_endpoint_says_so(capsys):
     assert (
         query.main(["recommend", "--user", "U1", "--campaign", "x", "--endpoint", "http://127.0.0.1:9"]) == 1
