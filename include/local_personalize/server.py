@@ -11,6 +11,7 @@ import logging
 import re
 import socket
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "AmazonPersonalize."
 JSON_11 = "application/x-amz-json-1.1"
+REST_JSON = "application/json"
 REST_ROUTES = {
     "/recommendations": ("personalize-runtime", "GetRecommendations"),
     "/personalize-ranking": ("personalize-runtime", "GetPersonalizedRanking"),
@@ -57,6 +59,13 @@ def call(backend: PersonalizeBackend, service: str, operation: str, raw: bytes) 
     return handler(params)
 
 
+def reply(body: str, media_type: str, status: int = 200, error_code: str | None = None) -> Response:
+    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+    if error_code:
+        headers["x-amzn-errortype"] = error_code  # REST-JSON clients read the error code here first
+    return Response(body, status_code=status, media_type=media_type, headers=headers)
+
+
 def build_app(backend: PersonalizeBackend) -> Starlette:
     control_operations = set(shapes.service_model("personalize").operation_names)
 
@@ -68,13 +77,12 @@ def build_app(backend: PersonalizeBackend) -> Starlette:
                 raise UnknownOperation(f"Unknown X-Amz-Target {target!r}")
             result = call(backend, "personalize", operation, await request.body())
         except PersonalizeError as err:
-            body = json.dumps({"__type": err.code, "message": err.message})
-            return Response(body, status_code=400, media_type=JSON_11)
+            return reply(json.dumps({"__type": err.code, "message": err.message}), JSON_11, 400)
         except Exception as err:
             log.exception("%s failed", operation)
-            body = json.dumps({"__type": "InternalFailure", "message": f"{type(err).__name__}: {err}"})
-            return Response(body, status_code=500, media_type=JSON_11)
-        return Response("" if result is None else json.dumps(result), media_type=JSON_11)
+            message = f"{type(err).__name__}: {err}"
+            return reply(json.dumps({"__type": "InternalFailure", "message": message}), JSON_11, 500)
+        return reply("" if result is None else json.dumps(result), JSON_11)
 
     def rest(service: str, operation: str):
         async def endpoint(request: Request) -> Response:
@@ -82,27 +90,17 @@ def build_app(backend: PersonalizeBackend) -> Starlette:
                 result = call(backend, service, operation, await request.body())
             except PersonalizeError as err:
                 body = json.dumps({"__type": err.code, "message": err.message})
-                return Response(
-                    body,
-                    status_code=err.rest_status,
-                    media_type="application/json",
-                    headers={"x-amzn-errortype": err.code},
-                )
+                return reply(body, REST_JSON, err.rest_status, err.code)
             except Exception as err:
                 log.exception("%s failed", operation)
                 body = json.dumps({"message": f"{type(err).__name__}: {err}"})
-                return Response(
-                    body,
-                    status_code=500,
-                    media_type="application/json",
-                    headers={"x-amzn-errortype": "InternalFailure"},
-                )
-            return Response("" if result is None else json.dumps(result), media_type="application/json")
+                return reply(body, REST_JSON, 500, "InternalFailure")
+            return reply("" if result is None else json.dumps(result), REST_JSON)
 
         return endpoint
 
     async def health(request: Request) -> Response:
-        return Response(json.dumps({"status": "ok"}), media_type="application/json")
+        return reply(json.dumps({"status": "ok"}), REST_JSON)
 
     routes = [Route("/", control_plane, methods=["POST"]), Route("/", health, methods=["GET"])]
     routes += [Route(path, rest(*target), methods=["POST"]) for path, target in REST_ROUTES.items()]

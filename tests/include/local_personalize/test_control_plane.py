@@ -26,6 +26,7 @@ def test_dataset_group_goes_through_statuses_and_has_an_aws_arn(personalize):
     assert group["status"] == "ACTIVE"
     assert group["name"] == "cp-statuses"
     assert group["creationDateTime"] <= group["lastUpdatedDateTime"]
+    assert personalize.list_dataset_groups()["ResponseMetadata"]["RequestId"]
 
 
 def test_duplicate_names_are_refused(personalize):
