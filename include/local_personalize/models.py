@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
 RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"
+LATEST_VERSION = "/$LATEST"  # CreateCampaign / UpdateCampaign: the solution's newest ACTIVE version
 MAX_TAGS = 50
 MAX_PENDING_IMPORT_JOBS = 5
 MAX_NUM_RESULTS = 500
@@ -725,6 +726,7 @@ class PersonalizeBackend:
             self._set_version(arn, status="CREATE STOPPED")
             return
         self._set_version(arn, status="ACTIVE", trainingHours=round(hours, 6), _metrics=metrics)
+        self._sync_campaigns(version["solutionArn"], arn)
 
     def _model_dir(self, version: dict) -> Path:
         solution_name = version["solutionArn"].rsplit("/", 1)[-1]
@@ -785,8 +787,31 @@ class PersonalizeBackend:
             raise InvalidInput(f"Solution version {arn} is {version['status']}, not ACTIVE")
         return version
 
+    def _serving_version(self, version_arn: str) -> dict:
+        """The ACTIVE version a campaign may serve; `<solutionArn>/$LATEST` names the newest one."""
+        if version_arn.endswith(LATEST_VERSION):
+            solution_arn = version_arn.removesuffix(LATEST_VERSION)
+            self._get("solution", solution_arn)
+            try:
+                version_arn = self._latest_active_version(solution_arn)
+            except ResourceNotFound as err:
+                raise InvalidInput(err.message) from None
+        return self._active_version(version_arn)
+
+    def _sync_campaigns(self, solution_arn: str, version_arn: str) -> None:
+        """Campaigns with syncWithLatestSolutionVersion follow each new ACTIVE version of their solution."""
+        for campaign in self.store.list("campaign", _solutionArn=solution_arn):
+            if not (campaign.get("campaignConfig") or {}).get("syncWithLatestSolutionVersion"):
+                continue
+            try:
+                self.update_campaign(
+                    {"campaignArn": campaign["campaignArn"], "solutionVersionArn": version_arn}
+                )
+            except (ResourceInUse, InvalidInput, ResourceNotFound) as err:
+                log.warning("campaign %s did not sync to %s: %s", campaign["campaignArn"], version_arn, err)
+
     def create_campaign(self, params: dict) -> dict:
-        version = self._active_version(params["solutionVersionArn"])
+        version = self._serving_version(params["solutionVersionArn"])
         tps = params.get("minProvisionedTPS", 1)
         if tps < 1:
             raise InvalidInput(f"minProvisionedTPS {tps} is below 1")
@@ -832,8 +857,10 @@ class PersonalizeBackend:
             update = campaign.get("latestCampaignUpdate")
             if update and update["status"] in RUNNING:
                 raise ResourceInUse(f"Campaign {arn} already has an update in progress")
-            version_arn = params.get("solutionVersionArn") or campaign["solutionVersionArn"]
-            version = self._active_version(version_arn)
+            version = self._serving_version(
+                params.get("solutionVersionArn") or campaign["solutionVersionArn"]
+            )
+            version_arn = version["solutionVersionArn"]
             tps = params.get("minProvisionedTPS", campaign["minProvisionedTPS"])
             if tps < 1:
                 raise InvalidInput(f"minProvisionedTPS {tps} is below 1")

@@ -337,6 +337,32 @@ def test_update_campaign_switches_to_the_new_version(personalize, runtime, world
     assert runtime.get_recommendations(campaignArn=world["campaign"], userId="u1", numResults=3)["itemList"]
 
 
+def test_campaign_synced_with_latest_version_follows_new_versions(personalize, world):
+    campaign = personalize.create_campaign(
+        name="wf-sync",
+        solutionVersionArn=world["solution"] + "/$LATEST",
+        campaignConfig={"syncWithLatestSolutionVersion": True},
+    )["campaignArn"]
+    wait_for_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")
+    versions = personalize.list_solution_versions(solutionArn=world["solution"])["solutionVersions"]
+    newest_active = max((v for v in versions if v["status"] == "ACTIVE"), key=lambda v: v["creationDateTime"])
+    assert (
+        personalize.describe_campaign(campaignArn=campaign)["campaign"]["solutionVersionArn"]
+        == newest_active["solutionVersionArn"]
+    )
+
+    newer = personalize.create_solution_version(solutionArn=world["solution"])["solutionVersionArn"]
+    wait_for_status(
+        lambda: personalize.describe_solution_version(solutionVersionArn=newer), "solutionVersion"
+    )
+
+    deadline = time.monotonic() + 30
+    while personalize.describe_campaign(campaignArn=campaign)["campaign"]["solutionVersionArn"] != newer:
+        assert time.monotonic() < deadline, "the synced campaign never moved to the new solution version"
+        time.sleep(0.02)
+    personalize.delete_campaign(campaignArn=campaign)
+
+
 def test_training_below_the_minimums_fails_with_aws_message(personalize, world_bucket):
     s3, bucket = world_bucket
     group = personalize.create_dataset_group(name="wf-small")["datasetGroupArn"]
