@@ -18,6 +18,7 @@ import csv
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import threading
 from collections import Counter
@@ -25,10 +26,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import partial
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 
 from include.pipeline import rules
-from include.pipeline.mapping import DatasetMapping, FieldMapping, quote_identifier, schema_for
+from include.pipeline.mapping import (
+    DatasetMapping,
+    FieldMapping,
+    fields_in_csv_order,
+    quote_identifier,
+    schema_for,
+)
 from include.pipeline.s3_writer import DEFAULT_PART_SIZE, MultipartObjectWriter, delete_keys, list_keys
 
 log = logging.getLogger(__name__)
@@ -37,6 +46,9 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 DEFAULT_CHUNK_ROWS = 1_000_000
 DEFAULT_MAX_REJECTED_SHARE = 0.01
 QUARANTINE_COLUMNS = ("rule", "reason")
+# Records per fast-path batch: large enough to amortise the regex calls, small enough to stay in
+# cache (holding thousands of COPY buffers measured several times slower).
+RECORD_BATCH = 256
 
 
 class ExtractionError(RuntimeError):
@@ -177,7 +189,8 @@ def build_query(mapping: DatasetMapping, dialect: _Dialect) -> str:
     body = "\n".join(line for line in template.splitlines() if not line.startswith("--"))
     parts = {
         "select_list": ", ".join(
-            f"{dialect.select_expression(f)} AS {quote_identifier(f.field)}" for f in mapping.fields
+            f"{dialect.select_expression(f)} AS {quote_identifier(f.field)}"
+            for f in fields_in_csv_order(mapping)
         ),
         "table": ".".join(quote_identifier(part) for part in mapping.table.split(".")),
         "order_by": ", ".join(dialect.order_expression(f) for f in _ordered_fields(mapping)),
@@ -222,7 +235,10 @@ def _dialect_of(conn) -> _Dialect:
     raise ExtractionError(f"unsupported DB-API connection {type(conn).__module__}.{type(conn).__name__}")
 
 
-def _stream_rows(conn, dialect: _Dialect, sql: str, params: dict) -> Iterator[Sequence[str | None]]:
+def _stream_records(
+    conn, dialect: _Dialect, sql: str, params: dict
+) -> Iterator[Sequence[str | None] | bytes]:
+    """Rows as value sequences, or (psycopg 3 COPY) as raw UTF-8 CSV records, one per COPY message."""
     if dialect is SQLITE:
         cursor = conn.execute(sql, params)
         try:
@@ -236,7 +252,11 @@ def _stream_rows(conn, dialect: _Dialect, sql: str, params: dict) -> Iterator[Se
         return
     with conn.cursor() as cursor, cursor.copy(copy_sql, params or None) as copy:
         # Each COPY message is exactly one CSV record (embedded line breaks stay inside quotes).
-        yield from csv.reader(map(partial(str, encoding="utf-8"), copy))
+        yield from copy
+
+
+def _parse_record(record: bytes) -> list[str]:
+    return next(csv.reader([str(record, "utf-8")]))
 
 
 def _psycopg2_copy_rows(conn, copy_sql: str, params: dict) -> Iterator[list[str]]:
@@ -284,11 +304,11 @@ class _PartitionWriter:
     def _open_part(self) -> None:
         key = f"{self._prefix}part-{len(self.keys):05d}.csv"
         self._current = MultipartObjectWriter(
-            self._client, self._bucket, key, part_size=self._part_size, hasher=self.hasher
+            self._client, self._bucket, key, part_size=self._part_size, hasher=self.hasher, binary=True
         )
         self.keys.append(key)
         # Valid values never hold \r or \n (a Personalize rule), so \n-terminated lines are safe.
-        self._writer = csv.writer(self._current, lineterminator="\n")
+        self._writer = csv.writer(_Utf8Writer(self._current), lineterminator="\n")
         self._writer.writerow(self._header)
         self._rows_in_part = 0
 
@@ -305,6 +325,23 @@ class _PartitionWriter:
         self._writer.writerow(row)
         self._rows_in_part += 1
 
+    def write_block(self, block: bytes, lines: int) -> None:
+        """`lines` whole records, each a line `csv_line_pattern` matched: exactly the bytes
+        `writerow` would write for them."""
+        while lines:
+            if self._rows_in_part >= self._chunk_rows or self._current is None:
+                self._close_part()
+                self._open_part()
+            take = min(lines, self._chunk_rows - self._rows_in_part)
+            if take < lines:  # crosses into the next part: once per part, so a split is cheap
+                cut = len(b"".join(line + b"\n" for line in block.split(b"\n", take)[:take]))
+                head, block = block[:cut], block[cut:]
+            else:
+                head = block
+            self._current.write(head)
+            self._rows_in_part += take
+            lines -= take
+
     def close(self) -> None:
         self._close_part()
 
@@ -312,6 +349,16 @@ class _PartitionWriter:
         if self._current is not None:
             self._current.abort()
             self._current = None
+
+
+class _Utf8Writer:
+    """Text in, UTF-8 bytes out: lets csv.writer write into a binary object."""
+
+    def __init__(self, target: MultipartObjectWriter):
+        self._target = target
+
+    def write(self, text: str) -> int:
+        return self._target.write(text.encode("utf-8"))
 
 
 class _QuarantineWriter:
@@ -333,7 +380,120 @@ class _QuarantineWriter:
         self._object.abort()
 
 
+class _RecordSorter:
+    """Sends each record to the output or, with the rule it breaks, to the quarantine.
+
+    Records arrive in key order, so a duplicate directly follows the record it repeats: only the last
+    written key is kept. Keys are compared as UTF-8 bytes whichever path a record takes.
+
+    Raw PostgreSQL CSV records go in batches: one regex pass finds the longest run of lines that
+    `csv_line_pattern` vouches for, a second looks for adjacent equal keys inside it, and the run is
+    written as one block; only the lines that stop a run are parsed and judged one by one.
+    """
+
+    def __init__(self, schema: rules.DatasetSchema, output: _PartitionWriter, open_quarantine):
+        self._schema = schema
+        self._output = output
+        self._open_quarantine = open_quarantine
+        self.quarantine: _QuarantineWriter | None = None
+        self.read = self.written = 0
+        self.rejected: Counter[str] = Counter()
+        self._last_key = None
+        self._duplicate = rules.duplicate(schema.key_fields)
+        key_indexes = [schema.field_names.index(n) for n in schema.key_fields]
+        self._key_of = itemgetter(*key_indexes)
+        self._key_groups = [i + 1 for i in key_indexes]
+        self._line = schema.csv_line_pattern().match
+        self._run = _run_pattern(schema).match
+
+    def _key_bytes(self, row: Sequence[str]) -> tuple[bytes, ...] | bytes:
+        values = self._key_of(row)
+        if isinstance(values, tuple):
+            return tuple(str(v).encode("utf-8") for v in values)
+        return str(values).encode("utf-8")
+
+    def _reject(self, row: Sequence[str | None], violation: rules.Violation) -> None:
+        if self.quarantine is None:
+            self.quarantine = self._open_quarantine()
+        self.quarantine.writerow(row, violation)
+        self.rejected[f"{violation.field}:{violation.code}"] += 1
+
+    def take_row(self, row: Sequence[str | None]) -> None:
+        """One record as values (SQLite rows, parsed CSV)."""
+        self.read += 1
+        violation = self._schema.check_values(row)
+        if violation is None:
+            key = self._key_bytes(row)
+            if key == self._last_key:
+                violation = self._duplicate
+            else:
+                self._last_key = key
+                self._output.writerow(row)
+                self.written += 1
+                return
+        self._reject(row, violation)
+
+    def take_records_one_by_one(self, records: list[bytes]) -> None:
+        for record in records:
+            self.take_row(_parse_record(record))
+
+    def take_records(self, records: list[bytes]) -> None:
+        """A batch of raw CSV records from PostgreSQL's COPY, one record per item."""
+        blob = b"".join(records)
+        index, position = 0, 0
+        while index < len(records):
+            run_end = self._run(blob, position).end()
+            if run_end > position and self._key(blob, position) == self._last_key:
+                run_end = position  # the run starts with a duplicate: judge it alone
+            if run_end > position:
+                # Plain lines only, so line i of the run is record index + i.
+                lines = blob.count(b"\n", position, run_end)
+                self._output.write_block(blob[position:run_end], lines)
+                self.read += lines
+                self.written += lines
+                index += lines
+                position = run_end
+                self._last_key = self._key(records[index - 1])
+            if index < len(records):
+                # The record that ended the run, judged alone: a duplicate, or a value the fast test
+                # cannot vouch for.
+                record = records[index]
+                self.take_row(_parse_record(record))
+                index += 1
+                position += len(record)
+
+    def _key(self, data: bytes, position: int = 0) -> tuple[bytes, ...] | bytes:
+        return self._line(data, position).group(*self._key_groups)
+
+    def close(self) -> None:
+        self._output.close()
+        if self.quarantine is not None:
+            self.quarantine.close()
+
+    def abort(self) -> None:
+        self._output.abort()
+        if self.quarantine is not None:
+            self.quarantine.abort()
+
+
+def _run_pattern(schema: rules.DatasetSchema) -> re.Pattern[bytes]:
+    """Consecutive lines that `csv_line_pattern` vouches for, stopping before a line whose key
+    repeats the line before. The key fields lead every line (`fields_in_csv_order`), and plain values
+    hold no commas, so equal keys are equal line prefixes: a backreference compares them."""
+    values = [b"(?:%s)%s" % pair for pair in schema.csv_value_patterns()]
+    key_size = len(schema.key_fields)
+    if schema.field_names[:key_size] != list(schema.key_fields):
+        raise ExtractionError(f"key fields {schema.key_fields} must lead the columns {schema.field_names}")
+    key = b",".join(values[:key_size])
+    rest = b"".join(b"," + v for v in values[key_size:])
+    return re.compile(b"(?:(?P<key>%s)%s\n(?!(?P=key)[,\n]))*" % (key, rest))
+
+
 # -------------------------------------------------------------------------------------- the run
+
+
+def _next_batch(records: Iterator[bytes]) -> list[bytes]:
+    return list(islice(records, RECORD_BATCH))
 
 
 def _join_key(*parts: str) -> str:
@@ -369,6 +529,7 @@ def _run(
     max_rejected_share: float,
     chunk_rows: int,
     part_size: int,
+    use_fast_path: bool = True,
 ) -> ExtractionResult:
     if not 0 <= max_rejected_share <= 1:
         raise ValueError(f"max_rejected_share={max_rejected_share} must be between 0 and 1")
@@ -382,8 +543,6 @@ def _run(
     result.data_prefix = data_prefix
     schema = schema_for(mapping)
     header = schema.field_names
-    key_indexes = [header.index(n) for n in schema.key_fields]
-    duplicate = rules.duplicate(schema.key_fields)
 
     hook = get_source_hook(source)
     conn = hook.get_conn()
@@ -401,42 +560,29 @@ def _run(
 
     existing = set(list_keys(client, bucket, data_prefix))
     output = _PartitionWriter(client, bucket, data_prefix, header, chunk_rows, part_size)
-    quarantine: _QuarantineWriter | None = None
-    rejected: Counter[str] = Counter()
-    read = written = 0
-    last_key = None
-    check_values = schema.check_values
+    sorter = _RecordSorter(
+        schema, output, partial(_QuarantineWriter, client, bucket, quarantine_key, header, part_size)
+    )
     try:
-        for row in _stream_rows(conn, dialect, sql, bound):
-            read += 1
-            violation = check_values(row)
-            if violation is None and key_indexes:
-                record_key = [row[i] for i in key_indexes]
-                if record_key == last_key:
-                    violation = duplicate
-                else:
-                    last_key = record_key
-            if violation is None:
-                output.writerow(row)
-                written += 1
-                continue
-            if quarantine is None:
-                quarantine = _QuarantineWriter(client, bucket, quarantine_key, header, part_size)
-            quarantine.writerow(row, violation)
-            rejected[f"{violation.field}:{violation.code}"] += 1
-        output.close()
-        if quarantine is not None:
-            quarantine.close()
+        records = _stream_records(conn, dialect, sql, bound)
+        if dialect is POSTGRES and not type(conn).__module__.startswith("psycopg2"):
+            take = sorter.take_records if use_fast_path else sorter.take_records_one_by_one
+            for batch in iter(partial(_next_batch, records), []):
+                take(batch)
+        else:
+            for row in records:
+                sorter.take_row(row)
+        sorter.close()
     except BaseException:
-        output.abort()
-        if quarantine is not None:
-            quarantine.abort()
+        sorter.abort()
         if output.keys:
             # Old parts are partly overwritten: a mixed partition must never be imported.
             delete_keys(client, bucket, set(output.keys) | existing)
         raise
     finally:
         conn.close()
+    quarantine = sorter.quarantine
+    read, written, rejected = sorter.read, sorter.written, sorter.rejected
 
     stale = existing - set(output.keys)
     delete_keys(client, bucket, stale)
@@ -495,13 +641,15 @@ def extract_interval(
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     part_size: int = DEFAULT_PART_SIZE,
+    fast_path: bool = True,
 ) -> ExtractionResult:
     """Extract interactions with `start <= time < end` into `PREFIX/interactions/dt=<start date>/`.
 
     `source` is an Airflow connection id (postgres or sqlite) or a common-sql hook. The interval must
     cover whole UTC days (it names the dt= partition). S3 is `s3_client` if given, else the S3 hook
     of `aws_conn_id`. Raises RejectedShareExceeded (with the counts and quarantine location) when
-    more than `max_rejected_share` of the rows break the rules.
+    more than `max_rejected_share` of the rows break the rules. `fast_path=False` sends every
+    PostgreSQL record through the csv parser and writer (same bytes, slower; for comparison).
     """
     if mapping.dataset_type != "INTERACTIONS":
         raise ValueError(f"extract_interval takes an INTERACTIONS mapping, not {mapping.dataset_type}")
@@ -526,6 +674,7 @@ def extract_interval(
         max_rejected_share=max_rejected_share,
         chunk_rows=chunk_rows,
         part_size=part_size,
+        use_fast_path=fast_path,
     )
 
 
@@ -541,6 +690,7 @@ def extract_snapshot(
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     part_size: int = DEFAULT_PART_SIZE,
+    fast_path: bool = True,
 ) -> ExtractionResult:
     """Extract all ITEMS or USERS into `PREFIX/<dataset>/dt=<as_of date>/`, with a content hash.
 
@@ -562,6 +712,7 @@ def extract_snapshot(
         max_rejected_share=max_rejected_share,
         chunk_rows=chunk_rows,
         part_size=part_size,
+        use_fast_path=fast_path,
     )
 
 

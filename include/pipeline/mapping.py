@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from include.pipeline.rules import DATASET_TYPES, DatasetSchema, Field
+from include.pipeline.rules import DATASET_TYPES, RECORD_KEY_FIELDS, DatasetSchema, Field
 
 # A plain SQL identifier; quoted on use, so reserved words are fine but quotes and dots are not.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -155,10 +155,20 @@ class DatasetMapping:
         return [f.field for f in self.fields]
 
 
+def fields_in_csv_order(mapping: DatasetMapping) -> list[FieldMapping]:
+    """The record key's fields first (see rules.RECORD_KEY_FIELDS), then the others as mapped: with
+    the key a prefix of every line, the extractor spots duplicates by comparing line prefixes."""
+    key = [n for n in RECORD_KEY_FIELDS[mapping.dataset_type] if n in mapping.field_names]
+    by_name = {f.field: f for f in mapping.fields}
+    return [by_name[n] for n in key] + [f for f in mapping.fields if f.field not in key]
+
+
 def schema_for(mapping: DatasetMapping) -> DatasetSchema:
-    """The Personalize schema for the mapping, in the CSV's column order."""
+    """The Personalize schema for the mapping, its fields in the CSV's column order."""
     name = mapping.schema_name or mapping.dataset_type.title()
-    return DatasetSchema(mapping.dataset_type, tuple(f.to_field() for f in mapping.fields), name)
+    return DatasetSchema(
+        mapping.dataset_type, tuple(f.to_field() for f in fields_in_csv_order(mapping)), name
+    )
 
 
 # The demo app database every engineer agreed on (see the README's data section).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -159,6 +160,35 @@ class DatasetSchema:
                 return violation
         return None
 
+    def csv_line_pattern(self) -> re.Pattern[bytes]:
+        """A fast, conservative test for one UTF-8 CSV line (ending in \\n) of this schema's fields.
+
+        A line it matches has only unquoted values, and those values pass `check_values`: so it is
+        valid as it stands, and a CSV writer would write exactly these bytes for it. Lines it does
+        not match (quoted values, empty or odd values, long non-ASCII text) prove nothing and must go
+        through `check_values`. Group i+1 is field i's value (None when an optional field is empty).
+        """
+        return re.compile(b",".join(b"(%s)%s" % pair for pair in self.csv_value_patterns()) + b"\n")
+
+    def csv_value_patterns(self) -> list[tuple[bytes, bytes]]:
+        """Per field, (regex for an unquoted value that passes `check_value`, b"?" if it may be empty).
+
+        Limits count bytes, which are never fewer than characters, so they only ever err strict.
+        """
+        patterns = []
+        for f in self.fields:
+            pattern = _FAST_VALUE_PATTERNS.get(f.type, _PLAIN + b"+")
+            if f.name in ID_FIELDS:
+                pattern = _PLAIN + b"{1,%d}" % MAX_ID_LENGTH
+            elif f.name == "TIMESTAMP" and f.type in INTEGER_TYPES:
+                # Non-negative and below MILLISECONDS_THRESHOLD (1e11): at most 11 digits.
+                pattern = b"[0-9]{1,%d}" % (len(str(MILLISECONDS_THRESHOLD)) - 1)
+            elif f.categorical:
+                part = _PLAIN_NOT_SEPARATOR + b"{0,%d}" % MAX_CATEGORICAL_LENGTH
+                pattern = rb"(?=[^,\r\n])(?:%s\|)*%s" % (part, part)
+            patterns.append((pattern, b"?" if f.nullable else b""))
+        return patterns
+
     @property
     def key_fields(self) -> tuple[str, ...]:
         """The fields that identify a record here (see RECORD_KEY_FIELDS)."""
@@ -166,6 +196,20 @@ class DatasetSchema:
 
     def _field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
+
+
+# Building blocks of `DatasetSchema.csv_line_pattern`: a byte that needs no CSV quoting and is no
+# line break; number shapes that int()/float() read as finite values within the rules' limits.
+_PLAIN = b'[^,"\\r\\n]'
+_PLAIN_NOT_SEPARATOR = b'[^,"\\r\\n|]'
+_FAST_VALUE_PATTERNS = {
+    "int": b"-?[0-9]{1,18}",
+    "long": b"-?[0-9]{1,18}",
+    # At most 1e20 * 10**99: always finite.
+    "float": b"-?[0-9]{1,20}(?:\\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,2})?",
+    "double": b"-?[0-9]{1,20}(?:\\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,2})?",
+    "boolean": b"(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])",
+}
 
 
 @dataclass(frozen=True)

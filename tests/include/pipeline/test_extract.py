@@ -321,3 +321,50 @@ def test_connection_ids_resolve_to_common_sql_hooks(sqlite_app_db, s3_client, s3
         "test_app_db", sqlite_app_db.interactions, DAY, NEXT_DAY, bucket=s3_bucket, s3_client=s3_client
     )
     assert result.written == 4
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 4096])
+def test_postgres_fast_path_gives_exactly_the_csv_writer_output(
+    postgres_app_db, s3_client, s3_bucket, batch, monkeypatch
+):
+    """Batched regex fast path vs every record parsed, judged and written by the csv module."""
+    monkeypatch.setattr("include.pipeline.extract.RECORD_BATCH", batch)
+    t = DAY + timedelta(hours=2)
+    events = []
+    for n in range(60):
+        user = ["plain", "with,comma", 'with "quote"', "ü" * 200, "é" * 129, "tab\there", " spaced "][n % 7]
+        item = f"item{n % 5}"
+        moment = t + timedelta(seconds=n // 3)  # groups of three share a second: twins are possible
+        value = [None, 1.5, 1e20, -3.0][n % 4]
+        events.append((n, user, item, "view", value, moment))
+    # Runs of twins (two and three in a row), bad rows between twins, twins of quoted values.
+    events += [(100 + k, "plain", "item0", "view", None, t) for k in range(3)]
+    events += [
+        (110, "plain", "item1", "view", 2.0, t + timedelta(seconds=1)),
+        (111, None, "x", "view", None, t),
+    ]
+    events += [(120 + k, 'with "quote"', "q", "view", None, t) for k in range(2)]
+    events += [(130, "u", "x" * 257, "view", None, t), (131, "u", "a\nb", "view", None, t)]
+    postgres_app_db.add_events(events)
+    kwargs = {"bucket": s3_bucket, "s3_client": s3_client, "max_rejected_share": 1, "chunk_rows": 7}
+    mapping = postgres_app_db.interactions
+    fast = extract_interval(postgres_app_db.hook, mapping, DAY, NEXT_DAY, prefix="fast", **kwargs)
+    slow = extract_interval(
+        postgres_app_db.hook, mapping, DAY, NEXT_DAY, prefix="slow", fast_path=False, **kwargs
+    )
+
+    assert fast.content_hash == slow.content_hash
+    assert (fast.read, fast.written, fast.rejected_by_reason) == (
+        slow.read,
+        slow.written,
+        slow.rejected_by_reason,
+    )
+    assert [k.replace("fast/", "") for k in fast.keys] == [k.replace("slow/", "") for k in slow.keys]
+    for fast_key, slow_key in zip(fast.keys, slow.keys, strict=True):
+        assert read_object(s3_client, s3_bucket, fast_key) == read_object(s3_client, s3_bucket, slow_key)
+    assert read_object(s3_client, s3_bucket, fast.quarantine_key) == read_object(
+        s3_client, s3_bucket, slow.quarantine_key
+    )
+    assert fast.rejected_by_reason["USER_ID+ITEM_ID+TIMESTAMP+EVENT_TYPE:duplicate"] >= 4
+    assert fast.rejected_by_reason["ITEM_ID:too_long"] == 1
+    assert fast.read == len(events)
