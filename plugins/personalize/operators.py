@@ -184,6 +184,15 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
             return None
         return Pending(kind, arn, result=result, blocking=blocking)
 
+    def _fail_if_adopted_job_failed(self, kind: ResourceKind, arn: str, name: str) -> None:
+        try:
+            self.hook.raise_if_failed(kind, arn)
+        except PersonalizeResourceFailedError as error:
+            raise PersonalizeResourceFailedError(
+                f"{error}. The {kind.label} named {name!r} already ran and failed; Personalize keeps "
+                "the name, so trying again needs a new name."
+            ) from error
+
     def _persist_link(self, context: Context, link: type, **arns: str) -> None:
         link.persist(
             context=context,
@@ -416,6 +425,7 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
             )
         else:
             self.log.info("Dataset import job %s already exists; adopting it", arn)
+            self._fail_if_adopted_job_failed(DATASET_IMPORT_JOB, arn, self.job_name)
         group_arn = hook.describe(DATASET, self.dataset_arn)["datasetGroupArn"]
         self._persist_link(context, PersonalizeDatasetGroupLink, dataset_group=group_arn)
         return self._pending(DATASET_IMPORT_JOB, arn, result=arn) or arn
@@ -468,6 +478,7 @@ class PersonalizeCreateSolutionVersionOperator(PersonalizeBaseOperator):
             )
         else:
             self.log.info("Solution version %s (%s) already exists; adopting it", name, arn)
+            self._fail_if_adopted_job_failed(SOLUTION_VERSION, arn, name)
         group_arn = hook.describe(SOLUTION_VERSION, arn)["datasetGroupArn"]
         self._persist_link(
             context, PersonalizeSolutionVersionLink, dataset_group=group_arn, solution_version=arn
@@ -655,6 +666,7 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
             )
         else:
             self.log.info("Batch inference job %s already exists; adopting it", arn)
+            self._fail_if_adopted_job_failed(BATCH_INFERENCE_JOB, arn, self.job_name)
         group_arn = hook.describe(SOLUTION_VERSION, self.solution_version_arn)["datasetGroupArn"]
         self._persist_link(
             context,

@@ -193,16 +193,13 @@ def ensure_operator(prefix: str, **kwargs) -> PersonalizeEnsureResourcesOperator
     return PersonalizeEnsureResourcesOperator(task_id="ensure", **spec, **FAST, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def trained(aws_default_connection, personalize_client, s3_endpoint):
-    """A dataset group with imported interactions and one ACTIVE solution version, built once."""
-    import boto3
-
+def build_trained(conn_id: str, s3_endpoint: str) -> dict[str, Any]:
+    """A dataset group with imported interactions and one ACTIVE solution version."""
     prefix = unique_name("trained")
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=prefix)
     s3.put_object(Bucket=prefix, Key="interactions/part-00000.csv", Body=interactions_csv().encode())
-    ensure = ensure_operator(prefix)
+    ensure = ensure_operator(prefix, aws_conn_id=conn_id)
     resources = ensure.execute(make_context(ensure))
     importer = PersonalizeCreateDatasetImportJobOperator(
         task_id="import",
@@ -211,14 +208,47 @@ def trained(aws_default_connection, personalize_client, s3_endpoint):
         data_location=f"s3://{prefix}/interactions/part-00000.csv",
         role_arn=ROLE_ARN,
         import_mode="FULL",
+        aws_conn_id=conn_id,
         **FAST,
     )
     importer.execute(make_context(importer))
     trainer = PersonalizeCreateSolutionVersionOperator(
-        task_id="train", solution_arn=resources["solution_arns"][f"{prefix}-up"], **FAST
+        task_id="train", solution_arn=resources["solution_arns"][f"{prefix}-up"], aws_conn_id=conn_id, **FAST
     )
     version_arn = trainer.execute(make_context(trainer))
-    return {"prefix": prefix, "bucket": prefix, "resources": resources, "version_arn": version_arn}
+    return {
+        "conn_id": conn_id,
+        "hook": PersonalizeHook(aws_conn_id=conn_id),
+        "prefix": prefix,
+        "bucket": prefix,
+        "resources": resources,
+        "solution_arn": resources["solution_arns"][f"{prefix}-up"],
+        "version_arn": version_arn,
+    }
+
+
+@pytest.fixture(scope="session")
+def trained(aws_default_connection, s3_endpoint):
+    """Trained resources on the fast service."""
+    return build_trained(aws_default_connection, s3_endpoint)
+
+
+@pytest.fixture(scope="session")
+def slow_trained(slow_personalize, s3_endpoint):
+    """Trained resources on the slow service, where every wait really waits."""
+    return build_trained(slow_personalize["conn_id"], s3_endpoint)
+
+
+@pytest.fixture
+def deferrable() -> bool:
+    """Overridden by tests parametrised over both waiting modes."""
+    return False
+
+
+@pytest.fixture
+def world(request, deferrable):
+    """Deferrable runs use the slow service, so the task really defers while the resource is pending."""
+    return request.getfixturevalue("slow_trained" if deferrable else "trained")
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,13 @@ def test_a_deferred_import_job_wait_leaves_the_task_deferred_not_running(
                     "name": "personalize-deferral-probe",
                     "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
                     "kwargs": {"path": str(dag_folder), "refresh_interval": 0},
-                }
+                },
+                # Kept so the project's own bundle stays active for dag.test() runs after this one.
+                {
+                    "name": "dags-folder",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {},
+                },
             ]
         ),
     )

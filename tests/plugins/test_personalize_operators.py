@@ -10,6 +10,9 @@ import json
 
 import pytest
 from personalize.hooks import (
+    DATASET_IMPORT_JOB,
+    RESOURCE_KINDS,
+    SOLUTION_VERSION,
     PersonalizeHook,
     PersonalizeResourceConflictError,
     PersonalizeResourceFailedError,
@@ -83,19 +86,32 @@ def test_ensure_resources_creates_everything_then_adopts_it(aws_default_connecti
     assert [g["datasetGroupArn"] for g in groups if g["name"] == prefix] == [group_arn]
 
 
-def test_ensure_resources_deferrable_waits_level_by_level_in_the_triggerer(aws_default_connection):
+def test_ensure_resources_deferrable_waits_level_by_level_in_the_triggerer(slow_personalize):
+    # On the slow service every new resource stays pending for seconds, so each level is waited for.
     prefix = unique_name("ensure-deferred")
-    operator = ensure_operator(prefix, deferrable=True)
+    conn = {"aws_conn_id": slow_personalize["conn_id"]}
+    operator = ensure_operator(prefix, deferrable=True, **conn)
     run = run_deferrable(operator, make_context(operator))
 
-    assert run.result["new_datasets"] == ["INTERACTIONS"]
     waited = [classpath.rsplit(".", 1)[1] for classpath, _, _ in run.deferrals]
-    # The dataset group must be ACTIVE before datasets can be created in it, so it is waited for first.
-    assert waited[0] == "PersonalizeDatasetGroupActiveTrigger"
+    # Datasets can only be created in an ACTIVE group, solutions only over ACTIVE datasets.
+    assert waited[:3] == [
+        "PersonalizeDatasetGroupActiveTrigger",
+        "PersonalizeDatasetActiveTrigger",
+        "PersonalizeSolutionActiveTrigger",
+    ]
+    assert set(waited[3:]) <= {"PersonalizeFilterActiveTrigger", "PersonalizeEventTrackerActiveTrigger"}
     assert all(payload["status"] == "success" for _, _, payload in run.deferrals)
-    # new_datasets survives the deferrals: the dataset was created before a later wait.
-    rerun = ensure_operator(prefix, deferrable=True)
-    assert run_deferrable(rerun, make_context(rerun)).result == {**run.result, "new_datasets": []}
+    # The dataset was created before the second wait; the event carried that through to the result.
+    assert run.result["new_datasets"] == ["INTERACTIONS"]
+    hook = PersonalizeHook(**conn)
+    for arn in [*run.result["solution_arns"].values(), *run.result["filter_arns"].values()]:
+        assert hook.status(RESOURCE_KINDS["solution" if ":solution/" in arn else "filter"], arn) == "ACTIVE"
+
+    rerun = ensure_operator(prefix, deferrable=True, **conn)
+    again = run_deferrable(rerun, make_context(rerun))
+    assert again.deferrals == []
+    assert again.result == {**run.result, "new_datasets": []}
 
 
 def test_ensure_resources_rejects_a_changed_schema_naming_the_fields(aws_default_connection):
@@ -132,13 +148,35 @@ def test_ensure_resources_names_a_bad_spec_key():
 
 # ------------------------------------------------------------------------------- dataset import job
 
+MODES = pytest.mark.parametrize("deferrable", [False, True], ids=["wait_for_completion", "deferrable"])
+
+
+def trigger_names(run) -> list[str]:
+    return [classpath.rsplit(".", 1)[1] for classpath, _, _ in run.deferrals]
+
 
 @pytest.fixture
-def group(aws_default_connection, s3_client, s3_bucket):
+def group(world, s3_endpoint):
+    """A fresh dataset (on the service the mode uses) and a bucket for its files."""
+    import boto3
+
     prefix = unique_name("import")
-    operator = ensure_operator(prefix, spec={"solutions": [], "filters": [], "event_tracker_name": None})
+    operator = ensure_operator(
+        prefix,
+        spec={"solutions": [], "filters": [], "event_tracker_name": None},
+        aws_conn_id=world["conn_id"],
+    )
     resources = operator.execute(make_context(operator))
-    return {"prefix": prefix, "bucket": s3_bucket, "dataset_arn": resources["dataset_arns"]["INTERACTIONS"]}
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=prefix)
+    return {
+        "prefix": prefix,
+        "bucket": prefix,
+        "s3": s3,
+        "conn_id": world["conn_id"],
+        "hook": world["hook"],
+        "dataset_arn": resources["dataset_arns"]["INTERACTIONS"],
+    }
 
 
 def import_operator(group, key: str, **kwargs) -> PersonalizeCreateDatasetImportJobOperator:
@@ -148,34 +186,38 @@ def import_operator(group, key: str, **kwargs) -> PersonalizeCreateDatasetImport
         dataset_arn=group["dataset_arn"],
         data_location=f"s3://{group['bucket']}/{key}",
         role_arn=ROLE_ARN,
+        aws_conn_id=group["conn_id"],
         **FAST,
         **kwargs,
     )
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["wait_for_completion", "deferrable"])
-def test_import_job_imports_and_a_rerun_adopts_it(group, s3_client, personalize_client, deferrable):
-    s3_client.put_object(Bucket=group["bucket"], Key="interactions.csv", Body=interactions_csv().encode())
+def run_operator(operator, deferrable: bool, context=None):
+    """Run in the mode asked; a deferrable run must really defer, then finish from the event."""
+    context = context or make_context(operator)
+    if not deferrable:
+        return operator.execute(context), []
+    run = run_deferrable(operator, context)
+    assert run.deferrals, "the deferrable task never deferred"
+    return run.result, trigger_names(run)
+
+
+@MODES
+def test_import_job_imports_and_a_rerun_adopts_it(group, deferrable):
+    group["s3"].put_object(Bucket=group["bucket"], Key="interactions.csv", Body=interactions_csv().encode())
     operator = import_operator(group, "interactions.csv", deferrable=deferrable)
     context = make_context(operator)
-    if deferrable:
-        run = run_deferrable(operator, context)
-        job_arn = run.result
-        assert [classpath.rsplit(".", 1)[1] for classpath, _, _ in run.deferrals] == [
-            "PersonalizeDatasetImportJobTrigger"
-        ]
-    else:
-        job_arn = operator.execute(context)
-    job = personalize_client.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"]
+    job_arn, triggers = run_operator(operator, deferrable, context)
+    assert set(triggers) <= {"PersonalizeDatasetImportJobTrigger"}
+    client = group["hook"].conn
+    job = client.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"]
     assert job["status"] == "ACTIVE"
     assert job["importMode"] == "INCREMENTAL"
     assert "personalize_dataset_group" in context["ti"].xcoms
 
     rerun = import_operator(group, "interactions.csv", deferrable=deferrable)
     assert rerun.execute(make_context(rerun)) == job_arn
-    jobs = count(
-        personalize_client, "list_dataset_import_jobs", "datasetImportJobs", datasetArn=group["dataset_arn"]
-    )
+    jobs = count(client, "list_dataset_import_jobs", "datasetImportJobs", datasetArn=group["dataset_arn"])
     assert jobs == 1
 
 
@@ -186,15 +228,12 @@ def bad_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["wait_for_completion", "deferrable"])
-def test_a_bad_csv_fails_the_task_with_file_and_line(group, s3_client, deferrable):
-    s3_client.put_object(Bucket=group["bucket"], Key="bad/interactions.csv", Body=bad_csv().encode())
+@MODES
+def test_a_bad_csv_fails_the_task_with_file_and_line(group, deferrable):
+    group["s3"].put_object(Bucket=group["bucket"], Key="bad/interactions.csv", Body=bad_csv().encode())
     operator = import_operator(group, "bad/interactions.csv", deferrable=deferrable)
     with pytest.raises(PersonalizeResourceFailedError) as raised:
-        if deferrable:
-            run_deferrable(operator, make_context(operator))
-        else:
-            operator.execute(make_context(operator))
+        run_operator(operator, deferrable)
     message = str(raised.value)
     assert "CREATE FAILED" in message
     assert "interactions.csv" in message
@@ -202,8 +241,9 @@ def test_a_bad_csv_fails_the_task_with_file_and_line(group, s3_client, deferrabl
 
     # A cleared task finds the failed job under its name and reports the same reason, importing nothing.
     rerun = import_operator(group, "bad/interactions.csv")
-    with pytest.raises(PersonalizeResourceFailedError, match="line 7"):
+    with pytest.raises(PersonalizeResourceFailedError, match="line 7") as raised_again:
         rerun.execute(make_context(rerun))
+    assert "trying again needs a new name" in str(raised_again.value)
 
 
 def test_import_job_into_a_missing_dataset_names_it(aws_default_connection):
@@ -215,70 +255,72 @@ def test_import_job_into_a_missing_dataset_names_it(aws_default_connection):
         operator.execute(make_context(operator))
 
 
-def test_import_without_waiting_returns_the_arn_at_once(group, s3_client, personalize_client):
-    s3_client.put_object(Bucket=group["bucket"], Key="interactions.csv", Body=interactions_csv().encode())
-    operator = import_operator(group, "interactions.csv", wait_for_completion=False)
-    job_arn = operator.execute(make_context(operator))
-    assert job_arn.startswith("arn:aws:personalize:")
-    PersonalizeHook().wait_until_active(
-        PersonalizeHook.describe.__globals__["DATASET_IMPORT_JOB"],
-        job_arn,
-        waiter_delay=1,
-        waiter_max_attempts=300,
+def test_import_without_waiting_returns_while_the_job_runs(slow_personalize):
+    world = {"conn_id": slow_personalize["conn_id"], "hook": PersonalizeHook(aws_conn_id="aws_slow")}
+    prefix = unique_name("nowait")
+    ensure = ensure_operator(
+        prefix,
+        spec={"solutions": [], "filters": [], "event_tracker_name": None},
+        aws_conn_id=world["conn_id"],
     )
+    dataset_arn = ensure.execute(make_context(ensure))["dataset_arns"]["INTERACTIONS"]
+    operator = PersonalizeCreateDatasetImportJobOperator(
+        task_id="import",
+        job_name=f"{prefix}-job",
+        dataset_arn=dataset_arn,
+        data_location=f"s3://{prefix}/none.csv",
+        aws_conn_id=world["conn_id"],
+        wait_for_completion=False,
+    )
+    job_arn = operator.execute(make_context(operator))
+    assert world["hook"].status(DATASET_IMPORT_JOB, job_arn) in ("CREATE PENDING", "CREATE IN_PROGRESS")
 
 
 # --------------------------------------------------------------------------------- solution version
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["wait_for_completion", "deferrable"])
-def test_solution_version_trains_and_a_rerun_adopts_it(trained, personalize_client, deferrable):
-    solution_arn = next(iter(trained["resources"]["solution_arns"].values()))
-    before = count(personalize_client, "list_solution_versions", "solutionVersions", solutionArn=solution_arn)
-    operator = PersonalizeCreateSolutionVersionOperator(
-        task_id=f"retrain-{deferrable}",
-        solution_arn=solution_arn,
-        training_mode="UPDATE",
-        deferrable=deferrable,
-        **FAST,
-    )
-    context = make_context(operator)
-    version_arn = run_deferrable(operator, context).result if deferrable else operator.execute(context)
-    version = personalize_client.describe_solution_version(solutionVersionArn=version_arn)["solutionVersion"]
+@MODES
+def test_solution_version_trains_and_a_rerun_adopts_it(world, deferrable):
+    client = world["hook"].conn
+    solution_arn = world["solution_arn"]
+    before = count(client, "list_solution_versions", "solutionVersions", solutionArn=solution_arn)
+
+    def operator(**kwargs):
+        return PersonalizeCreateSolutionVersionOperator(
+            task_id="retrain",
+            solution_arn=solution_arn,
+            training_mode="UPDATE",
+            aws_conn_id=world["conn_id"],
+            deferrable=deferrable,
+            **FAST,
+            **kwargs,
+        )
+
+    first = operator()
+    context = make_context(first)
+    version_arn, triggers = run_operator(first, deferrable, context)
+    assert set(triggers) <= {"PersonalizeSolutionVersionTrigger"}
+    version = client.describe_solution_version(solutionVersionArn=version_arn)["solutionVersion"]
     assert version["status"] == "ACTIVE"
     assert version["trainingMode"] == "UPDATE"
     link = context["ti"].xcoms["personalize_solution_version"]
     assert link["solution_version"] == version_arn.replace("/", "$")
 
-    rerun = PersonalizeCreateSolutionVersionOperator(
-        task_id=f"retrain-{deferrable}",
-        solution_arn=solution_arn,
-        training_mode="UPDATE",
-        deferrable=deferrable,
-        **FAST,
-    )
+    rerun = operator()
     assert rerun.execute(make_context(rerun)) == version_arn
-    after = count(personalize_client, "list_solution_versions", "solutionVersions", solutionArn=solution_arn)
-    assert after == before + 1
+    assert count(client, "list_solution_versions", "solutionVersions", solutionArn=solution_arn) == before + 1
     # Another DAG run is another version.
-    other_run = PersonalizeCreateSolutionVersionOperator(
-        task_id=f"retrain-{deferrable}",
-        solution_arn=solution_arn,
-        training_mode="UPDATE",
-        wait_for_completion=False,
-    )
-    assert other_run.execute(make_context(other_run, run_id="manual__other")) != version_arn
+    other_run = operator(wait_for_completion=False)
+    other_run.deferrable = False
+    assert other_run.execute(make_context(other_run, run_id=unique_name("manual"))) != version_arn
 
 
 def test_latest_active_solution_version(trained):
     hook = PersonalizeHook()
-    solution_arn = next(iter(trained["resources"]["solution_arns"].values()))
+    solution_arn = trained["solution_arn"]
     latest = hook.get_latest_active_solution_version(solution_arn)
     assert latest is not None
-    assert (
-        hook.conn.describe_solution_version(solutionVersionArn=latest)["solutionVersion"]["status"]
-        == "ACTIVE"
-    )
+    assert hook.status(SOLUTION_VERSION, latest) == "ACTIVE"
     untrained, _ = hook.get_or_create_solution(
         name=f"{trained['prefix']}-untrained",
         dataset_group_arn=trained["resources"]["dataset_group_arn"],
@@ -292,34 +334,37 @@ def test_latest_active_solution_version(trained):
 # --------------------------------------------------------------------------------------- campaign
 
 
-def deploy(name: str, version_arn: str, **kwargs) -> str:
-    operator = PersonalizeDeployCampaignOperator(
-        task_id="deploy", campaign_name=name, solution_version_arn=version_arn, **FAST, **kwargs
-    )
-    if kwargs.get("deferrable"):
-        return run_deferrable(operator, make_context(operator)).result
-    return operator.execute(make_context(operator))
-
-
-@pytest.mark.parametrize("deferrable", [False, True], ids=["wait_for_completion", "deferrable"])
-def test_deploy_campaign_creates_updates_and_is_a_no_op_when_serving(trained, personalize_client, deferrable):
-    hook = PersonalizeHook()
+@MODES
+def test_deploy_campaign_creates_updates_and_is_a_no_op_when_serving(world, deferrable):
+    hook = world["hook"]
+    client = hook.conn
     name = unique_name("campaign")
-    first_version = trained["version_arn"]
-    assert hook.get_serving_solution_version(name) is None
 
-    campaign_arn = deploy(name, first_version, deferrable=deferrable)
+    def deploy(version_arn: str, **kwargs):
+        operator = PersonalizeDeployCampaignOperator(
+            task_id="deploy",
+            campaign_name=name,
+            solution_version_arn=version_arn,
+            aws_conn_id=world["conn_id"],
+            deferrable=deferrable,
+            **FAST,
+            **kwargs,
+        )
+        return run_operator(operator, deferrable)
+
+    first_version = world["version_arn"]
+    assert hook.get_serving_solution_version(name) is None
+    campaign_arn, triggers = deploy(first_version)
+    assert set(triggers) <= {"PersonalizeCampaignTrigger"}
     assert hook.get_serving_solution_version(name) == first_version
     assert hook.get_serving_solution_version(campaign_arn) == first_version
 
     trainer = PersonalizeCreateSolutionVersionOperator(
-        task_id=f"challenger-{deferrable}",
-        solution_arn=next(iter(trained["resources"]["solution_arns"].values())),
-        **FAST,
+        task_id="challenger", solution_arn=world["solution_arn"], aws_conn_id=world["conn_id"], **FAST
     )
     second_version = trainer.execute(make_context(trainer, run_id=unique_name("manual")))
-    assert deploy(name, second_version, deferrable=deferrable, min_provisioned_tps=2) == campaign_arn
-    campaign = personalize_client.describe_campaign(campaignArn=campaign_arn)["campaign"]
+    assert deploy(second_version, min_provisioned_tps=2)[0] == campaign_arn
+    campaign = client.describe_campaign(campaignArn=campaign_arn)["campaign"]
     assert campaign["solutionVersionArn"] == second_version
     assert campaign["minProvisionedTPS"] == 2
     assert campaign["latestCampaignUpdate"]["status"] == "ACTIVE"
@@ -327,26 +372,30 @@ def test_deploy_campaign_creates_updates_and_is_a_no_op_when_serving(trained, pe
 
     # A rerun finds the campaign already serving the version and asks Personalize for nothing.
     update_time = campaign["latestCampaignUpdate"]["creationDateTime"]
-    assert deploy(name, second_version, deferrable=deferrable, min_provisioned_tps=2) == campaign_arn
-    again = personalize_client.describe_campaign(campaignArn=campaign_arn)["campaign"]
+    rerun = PersonalizeDeployCampaignOperator(
+        task_id="deploy",
+        campaign_name=name,
+        solution_version_arn=second_version,
+        min_provisioned_tps=2,
+        aws_conn_id=world["conn_id"],
+        deferrable=deferrable,
+    )
+    assert rerun.execute(make_context(rerun)) == campaign_arn
+    again = client.describe_campaign(campaignArn=campaign_arn)["campaign"]
     assert again["latestCampaignUpdate"]["creationDateTime"] == update_time
-    campaigns = [
-        c for page in personalize_client.get_paginator("list_campaigns").paginate() for c in page["campaigns"]
-    ]
+    campaigns = [c for page in client.get_paginator("list_campaigns").paginate() for c in page["campaigns"]]
     assert [c["campaignArn"] for c in campaigns if c["name"] == name] == [campaign_arn]
 
 
 # ---------------------------------------------------------------------------- batch inference job
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["wait_for_completion", "deferrable"])
-def test_batch_inference_job_writes_output_and_a_rerun_adopts_it(
-    trained, s3_endpoint, personalize_client, deferrable
-):
+@MODES
+def test_batch_inference_job_writes_output_and_a_rerun_adopts_it(world, s3_endpoint, deferrable):
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    bucket = trained["bucket"]
+    bucket = world["bucket"]
     users = "".join(json.dumps({"userId": f"u{n}"}) + "\n" for n in range(5))
     s3.put_object(Bucket=bucket, Key="batch/input.json", Body=users.encode())
     job_name = unique_name("batch")
@@ -355,22 +404,21 @@ def test_batch_inference_job_writes_output_and_a_rerun_adopts_it(
         return PersonalizeCreateBatchInferenceJobOperator(
             task_id="batch",
             job_name=job_name,
-            solution_version_arn=trained["version_arn"],
+            solution_version_arn=world["version_arn"],
             input_path=f"s3://{bucket}/batch/input.json",
             output_path=f"s3://{bucket}/batch/{job_name}/",
             role_arn=ROLE_ARN,
             num_results=3,
+            aws_conn_id=world["conn_id"],
             deferrable=deferrable,
             **FAST,
         )
 
     first = operator()
-    job_arn = (
-        run_deferrable(first, make_context(first)).result
-        if deferrable
-        else first.execute(make_context(first))
-    )
-    job = personalize_client.describe_batch_inference_job(batchInferenceJobArn=job_arn)["batchInferenceJob"]
+    job_arn, triggers = run_operator(first, deferrable)
+    assert set(triggers) <= {"PersonalizeBatchInferenceJobTrigger"}
+    client = world["hook"].conn
+    job = client.describe_batch_inference_job(batchInferenceJobArn=job_arn)["batchInferenceJob"]
     assert job["status"] == "ACTIVE"
     outputs = s3.list_objects_v2(Bucket=bucket, Prefix=f"batch/{job_name}/").get("Contents", [])
     assert outputs, "the batch inference job wrote nothing"
@@ -378,12 +426,12 @@ def test_batch_inference_job_writes_output_and_a_rerun_adopts_it(
     rerun = operator()
     assert rerun.execute(make_context(rerun)) == job_arn
     jobs = [
-        j
-        for page in personalize_client.get_paginator("list_batch_inference_jobs").paginate(
-            solutionVersionArn=trained["version_arn"]
+        job
+        for page in client.get_paginator("list_batch_inference_jobs").paginate(
+            solutionVersionArn=world["version_arn"]
         )
-        for j in page["batchInferenceJobs"]
-        if j["jobName"] == job_name
+        for job in page["batchInferenceJobs"]
+        if job["jobName"] == job_name
     ]
     assert len(jobs) == 1
 
@@ -398,3 +446,17 @@ def test_batch_inference_job_needs_a_role(trained):
     )
     with pytest.raises(ValueError, match="role_arn"):
         operator.execute(make_context(operator))
+
+
+def test_a_concurrent_create_is_adopted_not_failed(aws_default_connection, personalize_client):
+    hook = PersonalizeHook()
+    name = unique_name("race")
+    # Another writer creates the group between our lookup and our create.
+    theirs = personalize_client.create_dataset_group(name=name)["datasetGroupArn"]
+    arn, created = hook.create_or_adopt(
+        "dataset group",
+        name,
+        lambda: hook.conn.create_dataset_group(name=name)["datasetGroupArn"],
+        lambda: hook.find_dataset_group(name),
+    )
+    assert (arn, created) == (theirs, False)
