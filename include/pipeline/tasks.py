@@ -313,10 +313,8 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         for event in asset_events
         if (event.extra or {}).get("interval_end")
     ]
-    if (
-        str(getattr(dag_run, "run_type", "")) in ("asset_triggered", "DagRunType.ASSET_TRIGGERED")
-        and not forced
-    ):
+    run_type = getattr(dag_run, "run_type", None)
+    if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
         decision = catching_up(ends, cron=config.schedule.ingest, now=now)
     if decision is None:
         decision = cost_guard(

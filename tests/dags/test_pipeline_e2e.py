@@ -40,7 +40,16 @@ def local_aws(personalize_endpoint, s3_endpoint, airflow_db, monkeypatch):
     }
 
 
-def seed(kind: str, tmp_path, monkeypatch, conn_id: str, users: int, days: int, end: datetime) -> str:
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def seed(
+    kind: str, tmp_path, monkeypatch, request, conn_id: str, users: int, days: int, end: datetime
+) -> str:
     from include.demo_data import generate
 
     if kind == "sqlite":
@@ -50,6 +59,7 @@ def seed(kind: str, tmp_path, monkeypatch, conn_id: str, users: int, days: int, 
     else:
         schema = f"e2e_dags_{os.getpid()}"
         generate(POSTGRES_URL, users=users, items=150, days=days, seed=11, end=end, schema=schema)
+        request.addfinalizer(lambda: _drop_schema(schema))
         url = POSTGRES_URL
         table_prefix = schema + "."
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", support.app_db_connection(url))
@@ -70,12 +80,12 @@ def campaign(local_aws, name):
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path, monkeypatch):
+def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path, monkeypatch, request):
     from include.pipeline.history import history_key, read_history
 
     name = f"e2e_{kind}"
     end = datetime.fromisoformat(day(DAYS)).replace(tzinfo=UTC)
-    tables = seed(kind, tmp_path, monkeypatch, f"{name}_app", users=600, days=DAYS, end=end)
+    tables = seed(kind, tmp_path, monkeypatch, request, f"{name}_app", users=600, days=DAYS, end=end)
     overrides = {}
     if tables:
         for dataset, table in (("interactions", "events"), ("items", "items"), ("users", "users")):
@@ -100,6 +110,9 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path
         campaignArn=first["campaignArn"], userId=_known_user(config)
     )
     assert recs["itemList"], "the deployed campaign returned no recommendations"
+    # No new data since the serving version: the cost guard skips training.
+    _, states = run(dags["train_deploy"], logical_date=None)
+    assert states["plan_training"] == "success" and states["train"] == "skipped", states
 
     # 2. New data, and a worse challenger (popularity-count): rejected, the campaign keeps the champion.
     run(dags["ingest"], logical_date=None, run_conf={"start": day(3), "end": day(4)})
@@ -152,11 +165,22 @@ def _bucket_state(s3, bucket: str) -> dict[str, str]:
     return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
 
 
-def test_backfill_three_intervals_then_rerun_creates_nothing_new(local_aws, s3_bucket, tmp_path, monkeypatch):
+def test_backfill_three_intervals_then_rerun_creates_nothing_new(
+    local_aws, s3_bucket, tmp_path, monkeypatch, request
+):
     from include.pipeline.imports import Ledger
 
     name = "e2e_backfill"
-    seed("sqlite", tmp_path, monkeypatch, f"{name}_app", users=900, days=3, end=START + timedelta(days=3))
+    seed(
+        "sqlite",
+        tmp_path,
+        monkeypatch,
+        request,
+        f"{name}_app",
+        users=900,
+        days=3,
+        end=START + timedelta(days=3),
+    )
     path = support.write_config(tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app")
     dags = support.load_dags(path)
     config = dags["config"]
