@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from include.local_personalize import datasets as data
@@ -109,16 +110,23 @@ class GroupFrames:
         self, seq: int, interactions: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None
     ):
         self.seq = seq
-        self.interactions = interactions
         self.items = items
-        self._rows_by_user = interactions.groupby("USER_ID").indices if len(interactions) else {}
+        # Sorted by user (stable, so each user's rows keep their order): a user's history is then a
+        # contiguous slice, which pandas returns without copying. It is read on every filtered request.
+        self.interactions = interactions.sort_values("USER_ID", kind="stable", ignore_index=True)
+        users_column = self.interactions["USER_ID"].to_numpy()
+        starts = (
+            np.flatnonzero(np.r_[True, users_column[1:] != users_column[:-1]]) if len(users_column) else []
+        )
+        ends = [*starts[1:], len(users_column)]
+        self._slices = {users_column[start]: (start, end) for start, end in zip(starts, ends, strict=True)}
         self._users = users.set_index("USER_ID", drop=False) if users is not None else None
         self._items_by_id = items.set_index("ITEM_ID", drop=False) if items is not None else None
 
     def history(self, user_id: str | None, events) -> pd.DataFrame:
         """The user's interactions, plus events recorded after this snapshot was taken."""
-        rows = self._rows_by_user.get(user_id) if user_id else None
-        history = self.interactions.iloc[rows if rows is not None else []]
+        start, end = self._slices.get(user_id, (0, 0)) if user_id else (0, 0)
+        history = self.interactions.iloc[start:end]
         newer = [e for e in events if e[0] > self.seq]
         if newer:
             extra = pd.DataFrame(
