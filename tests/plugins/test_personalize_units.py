@@ -6,6 +6,7 @@ import json
 import re
 from types import SimpleNamespace
 
+import pytest
 from personalize.hooks import (
     CAMPAIGN,
     SOLUTION_VERSION,
@@ -102,3 +103,39 @@ def test_campaign_link_points_into_the_dataset_group_console():
         "arn:aws:personalize:eu-west-1:123456789012:dataset-group$retail/campaignDetails/"
         "arn:aws:personalize:eu-west-1:123456789012:campaign$retail-live"
     )
+
+
+def test_execute_complete_rejects_a_missing_or_foreign_event():
+    from airflow.providers.common.compat.sdk import AirflowException
+    from personalize.triggers import validated_resource
+
+    with pytest.raises(AirflowException, match="event is None"):
+        validated_resource(None)
+    with pytest.raises(AirflowException, match="Not an event of a Personalize trigger"):
+        validated_resource({"status": "success", "job_name": "from another provider"})
+    with pytest.raises(AirflowException, match="Not an event of a Personalize trigger"):
+        validated_resource({"status": "success", "resource": {"arn": "arn:x", "kind": "recommender"}})
+    event = {"status": "error", "message": "boom", "resource": {"arn": "arn:x", "kind": "campaign"}}
+    assert validated_resource(event) == {"arn": "arn:x", "kind": "campaign", "resume_state": {}}
+
+
+def test_trigger_serialises_to_what_rebuilds_it():
+    from airflow.sdk.module_loading import import_string
+    from personalize.triggers import PersonalizeCampaignTrigger
+
+    trigger = PersonalizeCampaignTrigger(
+        arn="arn:aws:personalize:us-east-1:1:campaign/c",
+        resume_state={"round": 2},
+        waiter_delay=5,
+        waiter_max_attempts=7,
+        aws_conn_id="aws_x",
+        region_name="eu-west-1",
+        botocore_config={"retries": {"mode": "adaptive"}},
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "personalize.triggers.PersonalizeCampaignTrigger"
+    rebuilt = import_string(classpath)(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert rebuilt.waiter_name == "campaign_active"
+    assert rebuilt.waiter_args == {"campaignArn": "arn:aws:personalize:us-east-1:1:campaign/c"}
+    assert rebuilt.hook().config.retries == {"mode": "adaptive"}
