@@ -75,3 +75,57 @@ def test_training_shortfall_uses_personalize_minimums():
     enough = [f"u{i % 30}" for i in range(1000)]
     assert rules.training_shortfall(enough) is None
     assert rules.training_shortfall(enough[:999]) is not None
+
+
+def _random_value(rng, field: Field) -> str:
+    kind = rng.random()
+    if field.type in ("long", "int", "float") and kind < 0.85:
+        number = rng.choice([0, 7, -3, 1700000000, 99999999999, 100000000000, 2.5, -0.125, 1e20, 1e-7])
+        text = repr(number) if rng.random() < 0.5 else str(number)
+        return rng.choice([text, text + "0", "-" + text, text.replace(".", "e"), f"{text}e99", f"{text}e400"])
+    alphabet = 'ab,"\n\r|é -.e0123456789nNaI'
+    if kind < 0.75:
+        alphabet = "abcxyz019_-|é"
+    length = rng.choice([0, 1, 2, 5, 5, 40, 40, 128, 129, 255, 256, 257, 300])
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_line_pattern_only_vouches_for_valid_lines_the_csv_writer_would_write(seed):
+    """Random rows, written properly and also glued with bare commas: whatever the fast pattern
+    matches must parse to values that pass every rule and be exactly what csv.writer writes."""
+    import csv
+    import io
+    import random
+
+    rng = random.Random(seed)
+    schema = DatasetSchema(
+        "INTERACTIONS",
+        (*INTERACTIONS.fields, Field("GENRES", "string", nullable=True, categorical=True)),
+    )
+    pattern = schema.csv_line_pattern()
+    matched = 0
+    for _ in range(3000):
+        values = [_random_value(rng, f) for f in schema.fields]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(values)
+        for line in (buffer.getvalue(), ",".join(values) + "\n"):
+            if pattern.fullmatch(line.encode()) is None:
+                continue
+            matched += 1
+            parsed = next(csv.reader([line]))
+            assert schema.check_values(parsed) is None, line
+            again = io.StringIO()
+            csv.writer(again, lineterminator="\n").writerow(parsed)
+            assert again.getvalue() == line
+    assert matched > 50  # the property was exercised, not skipped
+
+
+def test_fast_line_pattern_accepts_typical_rows():
+    pattern = INTERACTIONS.csv_line_pattern()
+    assert pattern.fullmatch(b"u1,i-9,1700000000,click,\n")
+    assert pattern.fullmatch(b"u1,i-9,1700000000,click,2.5\n")
+    assert pattern.fullmatch("ü,é,1700000000,view,1e20\n".encode())
+    assert not pattern.fullmatch(b'u1,"i,9",1700000000,click,\n')  # quoted: needs the slow path
+    assert not pattern.fullmatch(b"u1,i9,1700000000000,click,\n")  # milliseconds
+    assert not pattern.fullmatch(b"u1,,1700000000,click,\n")
