@@ -919,13 +919,26 @@ class PersonalizeBackend:
                     campaignConfig=update.get("campaignConfig"),
                     _solutionArn=update["_solutionArn"],
                 )
+            self._evict_unserved_models()
 
         self.worker.submit(transition)
+
+    def _evict_unserved_models(self) -> None:
+        """Free models no campaign serves or is switching to; a batch job or request reloads on demand."""
+        with self.store.lock:
+            served = set()
+            for campaign in self.store.list("campaign"):
+                served.add(campaign["solutionVersionArn"])
+                served.add((campaign.get("latestCampaignUpdate") or {}).get("solutionVersionArn"))
+        with self._models_lock:
+            for version_arn in [v for v in self._models if v not in served]:
+                del self._models[version_arn]
 
     def delete_campaign(self, params: dict) -> None:
         arn = params["campaignArn"]
         self._get("campaign", arn)
         self.store.delete(arn)
+        self._evict_unserved_models()
 
     # filters -------------------------------------------------------------------------------------
     def _parse_filter(self, expression: str):
