@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections import Counter
 from datetime import timedelta
@@ -368,3 +369,21 @@ def test_postgres_fast_path_gives_exactly_the_csv_writer_output(
     assert fast.rejected_by_reason["USER_ID+ITEM_ID+TIMESTAMP+EVENT_TYPE:duplicate"] >= 4
     assert fast.rejected_by_reason["ITEM_ID:too_long"] == 1
     assert fast.read == len(events)
+
+
+def test_s3_comes_from_the_airflow_aws_connection(
+    sqlite_app_db, s3_endpoint, s3_client, s3_bucket, monkeypatch
+):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TEST_S3",
+        json.dumps({"conn_type": "aws", "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}),
+    )
+    sqlite_app_db.add_events(some_events(3))
+    result = extract_interval(
+        sqlite_app_db.hook, sqlite_app_db.interactions, DAY, NEXT_DAY, bucket=s3_bucket, aws_conn_id="test_s3"
+    )
+    assert all_keys(s3_client, s3_bucket) == result.keys
+    # What the DAG pushes to XCom: plain JSON.
+    pushed = json.loads(json.dumps(result.to_dict()))
+    assert pushed["read"] == pushed["written"] + pushed["rejected"] == 3
+    assert pushed["data_location"] == f"s3://{s3_bucket}/interactions/dt=2024-03-01/"
