@@ -289,7 +289,7 @@ def _metrics_history_png(shown: list[Run], run: Run) -> bytes:
         (line,) = axes.plot(
             xs, ys, linewidth=1.5, label=name.replace("normalized_discounted_cumulative_gain", "ndcg")
         )
-        # Rejected versions get a hollow marker: they were measured but never served.
+        # Versions never served (rejected, dry run, rolled back) get a hollow marker.
         for x, y, r in zip(xs, ys, shown, strict=True):
             axes.plot(
                 x,
@@ -303,7 +303,7 @@ def _metrics_history_png(shown: list[Run], run: Run) -> bytes:
     axes.set_ylabel("metric value")
     axes.set_ylim(bottom=0)
     axes.set_title(
-        f"Offline metrics per solution version (filled = deployed, hollow = rejected); {run.verdict}"
+        f"Offline metrics per solution version (filled = deployed, hollow = not deployed); {run.verdict}"
     )
     axes.title.set_fontsize(9)
     if names:
