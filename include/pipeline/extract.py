@@ -10,6 +10,13 @@ Rows come from the database in key order, so a duplicate is the row right after 
 one key is held; rows stream through the Personalize rules (`include.pipeline.rules`) into
 multipart uploads, so memory does not grow with the number of rows. A rerun writes the same bytes
 to the same keys and deletes parts an earlier run left beyond them.
+
+PostgreSQL streams `COPY (query) TO STDOUT` CSV. Its records are checked in batches of a few hundred
+by a regex that the rules module derives from the same rules (`csv_line_pattern`): lines it vouches
+for are valid and already exactly what csv.writer would write, so they are copied through; any
+other record (quoted values, empty or odd values, duplicates) is parsed by the csv module, judged
+field by field with `check_values`, and written by csv.writer or quarantined. SQLite rows take that
+second path directly.
 """
 
 from __future__ import annotations
