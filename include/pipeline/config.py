@@ -241,9 +241,19 @@ class SmokeTestConfig(StrictModel):
     num_results: int = Field(10, ge=1, le=500)
 
 
+def _whole_days(expression: str) -> str:
+    minute, hour = expression.split()[:2]
+    if minute != "0" or hour != "0":
+        raise ValueError(
+            f"{expression!r}: ingest runs must start at midnight UTC (minute and hour 0, e.g. '0 0 * * *' "
+            "or weekly '0 0 * * 1'): interactions are extracted in whole days, one dt= partition per day"
+        )
+    return expression
+
+
 class ScheduleConfig(StrictModel):
     start_date: datetime
-    ingest: Cron = "0 0 * * *"
+    ingest: Annotated[Cron, AfterValidator(_whole_days)] = "0 0 * * *"
     train_deploy: Cron = "0 3 * * 0"
     batch_inference: Cron | None = "0 6 * * 1"
 

@@ -58,6 +58,7 @@ def test_auto_training_and_campaign_sync_are_off_unless_the_config_says(tmp_path
         (lambda d: d.pop("app_db_conn_id"), "app_db_conn_id", "required key is missing"),
         (lambda d: d["schedule"].update(ingest="@daily"), "schedule.ingest", "zero-width"),
         (lambda d: d["schedule"].update(ingest="every day"), "schedule.ingest", "cron"),
+        (lambda d: d["schedule"].update(ingest="0 6 * * *"), "schedule.ingest", "midnight UTC"),
         (lambda d: d["campaign"].update(min_provisioned_tps=0), "campaign.min_provisioned_tps", ""),
         (lambda d: d.update(dataset_group="has space"), "dataset_group", "pattern"),
         (lambda d: d["s3"].update(bucket="Bad_Bucket"), "s3.bucket", "pattern"),
