@@ -23,7 +23,7 @@ class AppSqliteHook(DbApiHook):
         connection = self.connection
         path = connection.host or connection.schema
         if not path:
-            raise ValueError(f"SQLite connection {self.get_conn_id()!r} names no database file (host)")
+            raise ValueError(f"SQLite connection {connection.conn_id!r} names no database file (host)")
         return sqlite3.connect(path)
 
     def get_uri(self) -> str:
