@@ -86,6 +86,8 @@ class ExtractionResult:
     start: str | None = None
     end: str | None = None
     content_hash: str | None = None  # snapshots: sha256 of the written CSV bytes, parts in order
+    # Interactions whose time column is NULL or unreadable: in no interval, so never read; reported.
+    rows_without_time: int = 0
 
     @property
     def rejected(self) -> int:
@@ -190,9 +192,10 @@ def _ordered_fields(mapping: DatasetMapping) -> list[FieldMapping]:
     return [by_name[n] for n in keys] + [f for f in mapping.fields if f.field not in keys]
 
 
-def build_query(mapping: DatasetMapping, dialect: _Dialect) -> str:
-    """The extraction SQL for the mapping; the interval stays as named parameters `start`, `end`."""
-    template = (SQL_DIR / f"{mapping.dataset_type.lower()}.sql").read_text(encoding="utf-8")
+def build_query(mapping: DatasetMapping, dialect: _Dialect, name: str | None = None) -> str:
+    """The extraction SQL for the mapping (`include/sql/<name or dataset>.sql`); the interval stays
+    as named parameters `start`, `end`."""
+    template = (SQL_DIR / f"{name or mapping.dataset_type.lower()}.sql").read_text(encoding="utf-8")
     body = "\n".join(line for line in template.splitlines() if not line.startswith("--"))
     parts = {
         "select_list": ", ".join(
@@ -260,6 +263,15 @@ def _stream_records(
     with conn.cursor() as cursor, cursor.copy(copy_sql, params or None) as copy:
         # Each COPY message is exactly one CSV record (embedded line breaks stay inside quotes).
         yield from copy
+
+
+def _count_rows_without_time(conn, mapping: DatasetMapping, dialect: _Dialect) -> int:
+    cursor = conn.cursor()
+    try:
+        cursor.execute(build_query(mapping, dialect, "interactions_without_time"))
+        return int(cursor.fetchone()[0])
+    finally:
+        cursor.close()
 
 
 def _parse_record(record: bytes) -> list[str]:
@@ -565,6 +577,8 @@ def _run(
         data_prefix,
     )
 
+    if mapping.time_column is not None:
+        result.rows_without_time = _count_rows_without_time(conn, mapping, dialect)
     existing = set(list_keys(client, bucket, data_prefix))
     output = _PartitionWriter(client, bucket, data_prefix, header, chunk_rows, part_size)
     sorter = _RecordSorter(
@@ -619,6 +633,13 @@ def _run(
         len(output.keys),
         result.data_location,
     )
+    if result.rows_without_time:
+        log.warning(
+            "%d row(s) of %s have no usable %s and belong to no interval: no extraction reads them",
+            result.rows_without_time,
+            mapping.table,
+            mapping.time_column,
+        )
     if read == 0:
         log.warning("%s %s is empty: nothing written to %s", dataset, span, result.data_location)
     elif result.rejected / read > max_rejected_share:

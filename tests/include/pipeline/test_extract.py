@@ -387,3 +387,14 @@ def test_s3_comes_from_the_airflow_aws_connection(
     pushed = json.loads(json.dumps(result.to_dict()))
     assert pushed["read"] == pushed["written"] + pushed["rejected"] == 3
     assert pushed["data_location"] == f"s3://{s3_bucket}/interactions/dt=2024-03-01/"
+
+
+def test_rows_without_a_usable_time_are_reported_not_lost(app_db, s3_client, s3_bucket, caplog):
+    app_db.add_events([*some_events(3), (50, "u", "i", "click", None, None)])
+    if app_db.kind == "sqlite":
+        app_db.add_events([(51, "u", "i", "click", None, "last tuesday")])
+    with caplog.at_level(logging.WARNING, logger="include.pipeline.extract"):
+        result = run(app_db, s3_client, s3_bucket)
+    expected = 2 if app_db.kind == "sqlite" else 1
+    assert (result.read, result.rows_without_time) == (3, expected)
+    assert any(f"{expected} row(s) of" in r.getMessage() for r in caplog.records)
