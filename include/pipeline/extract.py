@@ -405,9 +405,9 @@ class _RecordSorter:
     Records arrive in key order, so a duplicate directly follows the record it repeats: only the last
     written key is kept. Keys are compared as UTF-8 bytes whichever path a record takes.
 
-    Raw PostgreSQL CSV records go in batches: one regex pass finds the longest run of lines that
-    `csv_line_pattern` vouches for, a second looks for adjacent equal keys inside it, and the run is
-    written as one block; only the lines that stop a run are parsed and judged one by one.
+    Raw PostgreSQL CSV records go in batches: one regex pass (`_run_pattern`) finds the longest run
+    of lines that `csv_line_pattern` vouches for and whose key differs from the line before, and
+    the run is written as one block; only the lines that stop a run are parsed and judged alone.
     """
 
     def __init__(self, schema: rules.DatasetSchema, output: _PartitionWriter, open_quarantine):
