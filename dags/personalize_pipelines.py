@@ -293,21 +293,27 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
             return tasks.smoke_test(config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources)
 
-        @task(trigger_rule="none_failed_min_one_success", outlets=[model_asset])
+        # all_done: a version that was trained is recorded whatever happened after (rejected, dry
+        # run, smoke test rolled back); the run still fails when a step failed.
+        @task(trigger_rule="all_done", outlets=[model_asset])
         def record_history(**context):
-            from airflow.sdk.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowFailException
 
             ti = context["ti"]
-            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            if plan["dry_run"]:
-                raise AirflowSkipException("dry run: nothing recorded in the metrics history")
-            decision = ti.xcom_pull(task_ids="evaluate", key="decision")
-            deployed = ti.xcom_pull(task_ids="smoke_test") is not None
-            extra = tasks.record_training(
-                config, plan, decision, ti.xcom_pull(task_ids="train"), deployed, ti.run_id, ti.dag_id
+            outcome = tasks.finish_training(
+                config,
+                plan=ti.xcom_pull(task_ids="plan_training", key="plan"),
+                decision=ti.xcom_pull(task_ids="evaluate", key="decision"),
+                challenger_arn=ti.xcom_pull(task_ids="train"),
+                smoke_result=ti.xcom_pull(task_ids="smoke_test"),
+                run_id=ti.run_id,
+                dag_id=ti.dag_id,
             )
-            context["outlet_events"][model_asset].extra = extra
-            return extra
+            if outcome.asset_extra is not None:
+                context["outlet_events"][model_asset].extra = outcome.asset_extra
+            if outcome.failure:
+                raise AirflowFailException(outcome.failure)
+            return outcome.asset_extra
 
         keep = keep_champion()
         smoke = smoke_test(resources.output)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -458,6 +459,47 @@ def top_users(config: PipelineConfig, count: int) -> list[str]:
     return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
 
 
+@dataclass(frozen=True)
+class TrainingOutcome:
+    asset_extra: dict | None  # None: nothing was trained, nothing recorded
+    failure: str | None  # the run must fail with this message (after recording)
+
+
+def finish_training(
+    config: PipelineConfig,
+    *,
+    plan: Mapping[str, Any] | None,
+    decision: Mapping[str, Any] | None,
+    challenger_arn: str | None,
+    smoke_result: Mapping[str, Any] | None,
+    run_id: str,
+    dag_id: str,
+) -> TrainingOutcome:
+    """Record a trained version in the metrics history and say whether the run must fail.
+
+    Runs after every path: deployed, rejected, dry run, or a deploy / smoke test that failed (the
+    campaign was rolled back). A version that was trained but not evaluated is a failure.
+    """
+    if plan is None or not plan.get("train"):
+        return TrainingOutcome(None, None)
+    if decision is None or challenger_arn is None:
+        return TrainingOutcome(None, "training or evaluation failed: nothing to record; see the failed task")
+    deployed = smoke_result is not None
+    should_deploy = decision["accepted"] and not plan.get("dry_run")
+    extra = record_training(config, plan, decision, challenger_arn, deployed, run_id, dag_id)
+    if should_deploy and not deployed:
+        return TrainingOutcome(
+            extra,
+            f"{challenger_arn} passed the gate but was not deployed: deploy_campaign or smoke_test failed "
+            f"(the campaign serves {plan.get('champion_arn') or 'nothing'}); recorded as not deployed",
+        )
+    if decision["verdict"] == "REJECTED" and config.gate.fail_on_reject and not plan.get("dry_run"):
+        return TrainingOutcome(
+            extra, f"challenger rejected and gate.fail_on_reject is true: {decision['summary']}"
+        )
+    return TrainingOutcome(extra, None)
+
+
 def record_training(
     config: PipelineConfig,
     plan: Mapping[str, Any],
@@ -481,6 +523,7 @@ def record_training(
         "champion_solution_version_arn": plan.get("champion_arn"),
         "champion_metrics": decision.get("champion"),
         "deployed": deployed,
+        "dry_run": bool(plan.get("dry_run")),
         "campaign_name": config.campaign.name,
     }
     key = history_key(config.s3.prefix)

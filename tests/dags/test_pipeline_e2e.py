@@ -149,6 +149,14 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path
     assert [r["decision"]["verdict"] for r in history] == ["ACCEPTED", "REJECTED", "ACCEPTED"]
     assert [r["deployed"] for r in history] == [True, False, True]
 
+    # A dry run trains and evaluates (here forced past the cost guard) but leaves the campaign alone.
+    dry_conf = {"dry_run": True, "force_deploy": True, "force_reason": "what would the gate say?"}
+    _, states = run(dags["train_deploy"], logical_date=None, run_conf=dry_conf)
+    assert states["keep_champion"] == "success" and states["deploy_campaign"] == "skipped", states
+    assert campaign(local_aws, config.campaign.name)["solutionVersionArn"] == updated["solutionVersionArn"]
+    last = read_history(s3, s3_bucket, history_key(config.s3.prefix))[-1]
+    assert last["dry_run"] is True and last["deployed"] is False
+
     # 4. Batch recommendations for every user from the served version.
     _, states = run(dags["batch_inference"], logical_date=None)
     assert states["publish_output"] == "success"

@@ -87,3 +87,48 @@ def test_rejection_is_not_a_failure_unless_config_says(config, tmp_path):
     with pytest.raises(AirflowFailException, match="fail_on_reject"):
         tasks.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": False}, decision)
     assert "DRY RUN" in tasks.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": True}, decision)
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    calls = []
+
+    def fake_record(config, plan, decision, challenger, deployed, run_id, dag_id):
+        calls.append({"deployed": deployed, "verdict": decision["verdict"]})
+        return {"deployed": deployed}
+
+    monkeypatch.setattr(tasks, "record_training", fake_record)
+    return calls
+
+
+def finish(
+    config, *, train=True, dry_run=False, accepted=True, verdict="ACCEPTED", smoke=True, evaluated=True
+):
+    return tasks.finish_training(
+        config,
+        plan={"train": train, "dry_run": dry_run, "champion_arn": "arn:v1"},
+        decision={"accepted": accepted, "verdict": verdict, "summary": "s"} if evaluated else None,
+        challenger_arn="arn:v2" if evaluated else None,
+        smoke_result={"users": ["u"]} if smoke else None,
+        run_id="r",
+        dag_id="d",
+    )
+
+
+def test_every_trained_version_is_recorded_and_failures_still_fail_the_run(config, recorded):
+    assert finish(config) == tasks.TrainingOutcome({"deployed": True}, None)
+    rejected = finish(config, accepted=False, verdict="REJECTED", smoke=False)
+    assert rejected.failure is None and recorded[-1] == {"deployed": False, "verdict": "REJECTED"}
+    dry = finish(config, dry_run=True, smoke=False)
+    assert dry.failure is None and recorded[-1]["deployed"] is False
+    rolled_back = finish(config, smoke=False)
+    assert "passed the gate but was not deployed" in rolled_back.failure and recorded[-1]["deployed"] is False
+    strict = config.model_copy(update={"gate": config.gate.model_copy(update={"fail_on_reject": True})})
+    assert "fail_on_reject" in finish(strict, accepted=False, verdict="REJECTED", smoke=False).failure
+    assert len(recorded) == 5
+
+
+def test_nothing_trained_records_nothing_and_failed_training_fails(config, recorded):
+    assert finish(config, train=False) == tasks.TrainingOutcome(None, None)
+    assert "training or evaluation failed" in finish(config, evaluated=False).failure
+    assert recorded == []
