@@ -324,14 +324,34 @@ def test_state_dir_of_the_local_service_is_a_persistent_volume(services):
 
 @pytest.fixture
 def fresh_s3_endpoint():
-    """A moto server of its own: the bucket init must meet an empty S3, as on a first start."""
-    from moto.server import ThreadedMotoServer
+    """moto_server in a process of its own: in-process moto servers share one state, and the bucket
+    init must meet an empty S3, as on a first start."""
+    import socket
+    import time
+    import urllib.request
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_bucket_init_creates_every_configured_bucket(services, fresh_s3_endpoint):
