@@ -106,6 +106,10 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path
     first = campaign(local_aws, config.campaign.name)
     assert first["status"] == "ACTIVE"
     champion = first["solutionVersionArn"]
+    # Nothing trains or deploys around the gate.
+    assert first["campaignConfig"]["syncWithLatestSolutionVersion"] is False
+    solution_arn = champion.rsplit("/", 1)[0]
+    assert personalize.describe_solution(solutionArn=solution_arn)["solution"]["performAutoTraining"] is False
     recs = local_aws["runtime"].get_recommendations(
         campaignArn=first["campaignArn"], userId=_known_user(config)
     )
