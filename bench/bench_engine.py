@@ -6,12 +6,13 @@ with 200 new items folded in), peak RSS, single-user inference latency, and NDCG
 user-personalization (ALS) vs popularity-count under Personalize's offline protocol.
 Goals on the 2-core machine: FULL < 30 s, NDCG@25 >= 2x popularity.
 
-Run: PYTHONPATH=. .venv/bin/python bench/bench_engine.py
+Run: PYTHONPATH=. .venv/bin/python bench/bench_engine.py [--hpo]   (--hpo adds a performHPO training)
 """
 
 from __future__ import annotations
 
 import resource
+import sys
 import time
 
 import numpy as np
@@ -115,6 +116,13 @@ def main() -> None:
         f"p50 {np.percentile(latencies, 50) * 1e3:.2f} ms, p99 {np.percentile(latencies, 99) * 1e3:.2f} ms; "
         f"with 3 recent events folded in: p99 {np.percentile(fold_in, 99) * 1e3:.2f} ms"
     )
+    if "--hpo" in sys.argv[1:]:
+        request = TrainingRequest("aws-user-personalization", perform_hpo=True)
+        (tuned, tuned_metrics), hpo_seconds = timed(lambda: api.train(request, TrainingData(frame)))
+        print(
+            f"user-personalization FULL with performHPO: {hpo_seconds:.1f}, NDCG@25 {tuned_metrics[key]:.4f}, "
+            f"chosen {tuned.params}"
+        )
     print(
         f"peak RSS: {rss_before:.0f} MB with the data loaded, {rss_after_full:.0f} MB after FULL, "
         f"{peak_rss_mb():.0f} MB at the end"
