@@ -2,17 +2,19 @@
 
 Starts moto's S3 and the local service in this process, loads a generated catalogue (50,000 items by
 default) through the real API (S3 CSV -> import jobs -> solution -> solution version -> campaign ->
-filter), then a separate client process sends GetRecommendations through boto3 at a fixed rate
-(open loop: each request is due at t0 + i / rate, whether or not earlier ones have answered), first
-without a filter, then with one. Prints p50/p95/p99/max latency and the achieved throughput.
+filter), then a separate client process sends GetRecommendations at a fixed rate (open loop: each
+request is due at t0 + i / rate, whether or not earlier ones have answered), without and with a
+filter. Prints p50/p95/p99/max latency, the achieved throughput and CPU per request.
 The goal (issue 3) is p99 < 10 ms at 200 requests/s with a 50k-item catalogue.
 
-    PYTHONPATH=.:plugins .venv/bin/python bench/bench_runtime.py            # 2 x 60 s at 200/s
-    PYTHONPATH=.:plugins .venv/bin/python bench/bench_runtime.py --seconds 10
+    PYTHONPATH=.:plugins .venv/bin/python bench/bench_runtime.py            # 4 x 60 s at 200/s
+    PYTHONPATH=.:plugins .venv/bin/python bench/bench_runtime.py --seconds 10 --client http
 
-Latency is measured around the boto3 call, so it includes botocore's signing and parsing in the
-client (about what an app sees), and, separately, from the moment a request was due, so a client
-that falls behind shows up as queueing instead of being hidden (coordinated omission).
+Two clients: "http" posts the request body over kept-alive connections (the server's latency alone);
+"boto3" calls as an app does, so botocore's signing and parsing in the client are in the figure.
+Latency is also measured from the moment a request was due, so a client that falls behind shows up
+as queueing instead of being hidden (coordinated omission). The machine's load average is printed:
+on a shared 2-CPU machine other processes' CPU use shows up directly in the tail.
 """
 
 from __future__ import annotations
@@ -221,15 +223,8 @@ def load_campaign(personalize, s3, args) -> dict:
 # --- load (runs in a separate process, so the client never competes with the server for the GIL) --
 
 
-def drive_load(
-    url: str,
-    campaign_arn: str,
-    filter_arn: str | None,
-    user_ids: list[str],
-    rate: float,
-    seconds: float,
-    seed: int,
-) -> dict:
+def boto3_caller(url: str):
+    """GetRecommendations as an app calls it: boto3 signs, sends and parses (its CPU is in the figure)."""
     import boto3
     from botocore.config import Config
 
@@ -239,25 +234,62 @@ def drive_load(
         region_name=REGION,
         config=Config(max_pool_connections=64, retries={"max_attempts": 1, "mode": "standard"}),
     )
+    return lambda params: runtime.get_recommendations(**params)["itemList"]
+
+
+def http_caller(url: str):
+    """The same JSON body over a kept-alive connection per thread: the server's latency alone."""
+    import http.client
+    import threading
+
+    host, port = url.removeprefix("http://").split(":")
+    local = threading.local()
+
+    def call(params: dict) -> list:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = json.dumps(params)
+        connection.request("POST", "/recommendations", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {payload[:200]!r}")
+        return json.loads(payload)["itemList"]
+
+    return call
+
+
+def drive_load(
+    url: str,
+    client: str,
+    campaign_arn: str,
+    filter_arn: str | None,
+    user_ids: list[str],
+    rate: float,
+    seconds: float,
+    seed: int,
+) -> dict:
+    get_recommendations = boto3_caller(url) if client == "boto3" else http_caller(url)
     rng = np.random.default_rng(seed)
     total = int(rate * seconds)
     users = rng.choice(np.array(user_ids), total)
     categories = rng.integers(0, CATEGORY_COUNT, total)
 
     def request(index: int) -> dict:
-        kwargs = {"campaignArn": campaign_arn, "userId": str(users[index]), "numResults": 25}
+        params = {"campaignArn": campaign_arn, "userId": str(users[index]), "numResults": 25}
         if filter_arn:
-            kwargs["filterArn"] = filter_arn
-            kwargs["filterValues"] = {"CATEGORY": f'"cat-{categories[index]}"'}
-        return kwargs
+            params["filterArn"] = filter_arn
+            params["filterValues"] = {"CATEGORY": f'"cat-{categories[index]}"'}
+        return params
 
     for index in range(min(50, total)):  # connections, botocore's model loading, server caches
-        runtime.get_recommendations(**request(index))
+        get_recommendations(request(index))
     # One request at a time first: the floor that queueing at the target rate adds to.
     sequential = []
     for index in range(min(200, total)):
         started = time.perf_counter()
-        runtime.get_recommendations(**request(index))
+        get_recommendations(request(index))
         sequential.append(time.perf_counter() - started)
 
     service = np.full(total, np.nan)
@@ -269,7 +301,7 @@ def drive_load(
     def call(index: int, due: float) -> None:
         started = time.perf_counter()
         try:
-            response = runtime.get_recommendations(**request(index))
+            item_list = get_recommendations(request(index))
         except Exception as error:  # a failed request is a result to report, not a crash
             errors.append(f"{type(error).__name__}: {error}")
             return
@@ -277,7 +309,7 @@ def drive_load(
         service[index] = finished - started
         since_due[index] = finished - due
         completed_at[index] = finished
-        returned[index] = len(response["itemList"])
+        returned[index] = len(item_list)
 
     client_cpu = time.process_time()
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -315,7 +347,7 @@ def report(title: str, result: dict, rate: float) -> None:
     )
     for name in ("service", "since_due"):
         ms = result[name][ok] * 1000
-        label = "latency (boto3 call)   " if name == "service" else "latency (from due time)"
+        label = "latency (call)         " if name == "service" else "latency (from due time)"
         print(
             f"  {label}: p50 {np.percentile(ms, 50):6.2f} ms  p95 {np.percentile(ms, 95):6.2f} ms  "
             f"p99 {np.percentile(ms, 99):6.2f} ms  max {ms.max():7.2f} ms"
@@ -330,7 +362,7 @@ def report(title: str, result: dict, rate: float) -> None:
     client_ms = result["client_cpu"] / result["requests"] * 1000
     print(
         f"  CPU per request: server {server_ms:.2f} ms (incl. HTTP; ceiling ~{1000 / server_ms:.0f} requests/s "
-        f"on one idle core), boto3 client {client_ms:.2f} ms"
+        f"on one idle core), client {client_ms:.2f} ms"
     )
     if result["errors"]:
         print(f"  first error: {result['errors'][0]}")
@@ -375,6 +407,12 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--client",
+        choices=["http", "boto3", "both"],
+        default="both",
+        help="http: raw keep-alive POSTs (the server alone); boto3: as an app calls it (default both)",
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also cProfile N in-process calls per phase"
     )
     args = parser.parse_args()
@@ -401,16 +439,26 @@ def main() -> None:
                 f"\nGetRecommendations, {args.items} items, recipe {setup['recipe']}, {args.rate:.0f} requests/s "
                 f"for {args.seconds:.0f} s per phase, numResults 25, client in a separate process"
             )
-            phases = [("no filter", None), (f"filter: {FILTER_EXPRESSION}", setup["filter_arn"])]
+            clients = ["http", "boto3"] if args.client == "both" else [args.client]
+            phases = [
+                (client, title, filter_arn)
+                for client in clients
+                for title, filter_arn in (
+                    ("no filter", None),
+                    (f"filter: {FILTER_EXPRESSION}", setup["filter_arn"]),
+                )
+            ]
             if args.profile:
                 profile_in_process(service.backend, setup, args.profile, args.seed)
-            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as client:
-                for title, filter_arn in phases:
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as load_process:
+                for client, title, filter_arn in phases:
+                    title = f"{client} client, {title}"
                     log(f"load phase: {title}")
                     server_cpu = time.process_time()
-                    result = client.submit(
+                    result = load_process.submit(
                         drive_load,
                         service.url,
+                        client,
                         setup["campaign_arn"],
                         filter_arn,
                         setup["user_ids"],
