@@ -42,6 +42,7 @@ FILES = {
 # Optional record keys shown as they are (history.py's records carry them).
 DETAIL_KEYS = ("dag_id", "training_mode", "campaign_name")
 COLOURS = {"ACCEPTED": "#2e7d32", "FORCED": "#ef6c00", "REJECTED": "#c62828"}
+NOT_SERVED = "#9e9e9e"
 
 
 class ReportError(ValueError):
@@ -317,12 +318,15 @@ def _coverage_png(shown: list[Run], run: Run) -> bytes:
     figure = _figure(8.0, 3.8)
     axes = figure.add_subplot()
     values = [r.metrics.get("coverage", 0.0) for r in shown]
-    bars = axes.bar(range(len(shown)), values, color=[COLOURS[r.verdict] for r in shown])
+    # Grey: accepted by the gate but never served (dry run, or rolled back after the smoke test).
+    colours = [COLOURS[r.verdict] if r.deployed or r.verdict == "REJECTED" else NOT_SERVED for r in shown]
+    bars = axes.bar(range(len(shown)), values, color=colours)
     axes.bar_label(bars, labels=[format_number(r.metrics.get("coverage")) for r in shown], fontsize=7)
     axes.set_ylim(0, max(1.0, *values) * 1.05)
     axes.set_ylabel("catalogue coverage")
     axes.set_title(
-        "Share of the catalogue the model recommends (green deployed, red rejected, orange forced)"
+        "Share of the catalogue the model recommends "
+        "(green deployed, orange forced, red rejected, grey accepted but not served)"
     )
     axes.title.set_fontsize(9)
     _x_labels(axes, shown, run)

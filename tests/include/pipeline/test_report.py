@@ -205,3 +205,21 @@ def test_write_report_accepts_an_airflow_s3_hook(s3_endpoint, s3_client, s3_buck
     keys = report.write_report(S3Hook(aws_conn_id=None), s3_bucket, "p", HISTORY[:1])
     assert keys["markdown"] == "p/history/reports/scheduled__2026-11-01T00_00_00_00_00/report.md"
     assert s3_client.head_object(Bucket=s3_bucket, Key=keys["coverage_png"])["ContentLength"] > 1000
+
+
+def has_colour(png: bytes, hex_colour: str) -> bool:
+    import numpy as np
+
+    image = matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3]
+    target = np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    return bool((np.abs(image - target).max(axis=-1) < 0.01).sum() > 500)
+
+
+def test_coverage_bars_are_coloured_by_what_happened_to_each_version():
+    records = [dict(r) for r in HISTORY]
+    built = report.build_report(records)
+    assert has_colour(built.coverage_png, report.COLOURS["ACCEPTED"])
+    assert has_colour(built.coverage_png, report.COLOURS["REJECTED"])
+    assert not has_colour(built.coverage_png, report.NOT_SERVED)
+    records[2]["deployed"] = False  # accepted, then rolled back
+    assert has_colour(report.build_report(records).coverage_png, report.NOT_SERVED)
