@@ -233,3 +233,39 @@ def test_backfill_three_intervals_then_rerun_creates_nothing_new(
         not personalize.list_solution_versions(solutionArn=s["solutionArn"])["solutionVersions"]
         for s in solutions
     )
+
+
+def test_interval_below_the_import_minimum_is_carried_into_the_next_run(
+    local_aws, s3_bucket, tmp_path, monkeypatch, request
+):
+    from include.pipeline.imports import Ledger
+
+    name = "e2e_carry"
+    seed(
+        "sqlite",
+        tmp_path,
+        monkeypatch,
+        request,
+        f"{name}_app",
+        users=180,
+        days=2,
+        end=START + timedelta(days=2),
+    )
+    path = support.write_config(tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app")
+    dags = support.load_dags(path)
+    config = dags["config"]
+    ledger = Ledger(s3_bucket, config.s3.prefix)
+
+    _, states = run(dags["ingest"], logical_date=START + timedelta(days=1))
+    first_day = ledger.partitions(local_aws["s3"], "INTERACTIONS")[0]
+    assert 0 < first_day.records < 1000, "the test needs a first day below Personalize's import minimum"
+    assert states["publish_interactions"] == "skipped"  # nothing landed: no asset event, nothing lost
+    assert ledger.imported_fingerprints(local_aws["s3"], "INTERACTIONS") == {}
+
+    _, states = run(dags["ingest"], logical_date=START + timedelta(days=2))
+    assert states["publish_interactions"] == "success"
+    (record,) = ledger.imports(local_aws["s3"], "INTERACTIONS")
+    assert sorted(record["partitions"]) == [f"dt={day(0)}", f"dt={day(1)}"]
+    assert record["records"] == sum(p.records for p in ledger.partitions(local_aws["s3"], "INTERACTIONS"))
+    job = local_aws["personalize"].describe_dataset_import_job(datasetImportJobArn=record["job_arn"])
+    assert job["datasetImportJob"]["status"] == "ACTIVE"
