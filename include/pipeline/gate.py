@@ -89,7 +89,7 @@ class GateDecision:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "verdict": self.verdict, "summary": self.summary()}
+        return {**asdict(self), "verdict": self.verdict, "summary": self.summary(), "table": self.table()}
 
 
 def decide(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -388,7 +389,7 @@ def keep_champion(config: PipelineConfig, plan: Mapping[str, Any], decision: Map
         log.info(message)
         return message
     message = f"CHALLENGER REJECTED, campaign keeps serving {champion}. {decision['summary']}"
-    log.warning(message)
+    log.warning("%s\n%s", message, decision.get("table", ""))
     if config.gate.fail_on_reject:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -574,7 +575,7 @@ def prepare_batch_inference(config: PipelineConfig, resources: Mapping[str, Any]
     s3 = s3_client(config)
     writer = MultipartObjectWriter(s3, config.s3.bucket, input_key)
     count = 0
-    with get_source_hook(config.app_db_conn_id).get_conn() as connection:
+    with closing(get_source_hook(config.app_db_conn_id).get_conn()) as connection:
         cursor = connection.cursor()
         cursor.execute(sql)
         while rows := cursor.fetchmany(10_000):

@@ -94,3 +94,4 @@ def test_decision_serialises_for_history_and_xcom():
     record = gate({METRIC: 0.08}, {METRIC: 0.07}).as_dict()
     assert record["verdict"] == "ACCEPTED"
     assert record["challenger"] == {METRIC: 0.08} and record["champion"] == {METRIC: 0.07}
+    assert record["table"].startswith("metric") and record["table"].endswith("verdict ACCEPTED")
