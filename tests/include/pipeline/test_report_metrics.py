@@ -1,0 +1,160 @@
+"""The run report's numbers are GetSolutionMetrics' numbers, through the pipeline's own code path.
+
+Two solution versions are trained on demo shop data in the local Personalize service; the
+train_deploy task functions evaluate them (GetSolutionMetrics via the Airflow AWS connection) and
+record them (metrics history + report on S3). The report's tables and report.json must then show
+exactly what GetSolutionMetrics returns for the challenger and for the champion.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from datetime import UTC, datetime
+
+import boto3
+import pandas as pd
+import pytest
+import yaml
+
+from include import demo_data
+from tests.conftest import REPO_ROOT
+
+SHOP = {"users": 200, "items": 120, "days": 30, "seed": 5, "end": datetime(2026, 3, 1, tzinfo=UTC)}
+GROUP = "report-metrics"
+BUCKET = "report-metrics-history"
+SCHEMA = {
+    "type": "record",
+    "name": "Interactions",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+    ],
+    "version": "1.0",
+}
+
+
+def wait_active(describe, key: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := describe()[key]["status"]) != "ACTIVE":
+        assert "FAILED" not in status and time.monotonic() < deadline, f"{key} is {status}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def versions(personalize_endpoint, s3_endpoint):
+    """(user-personalization version, popularity-count version), both ACTIVE."""
+    data = demo_data.build(**SHOP)
+    epoch = pd.Timestamp("1970-01-01", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "USER_ID": data.events["user_id"],
+            "ITEM_ID": data.events["item_id"],
+            "TIMESTAMP": (data.events["occurred_at"] - epoch) // pd.Timedelta(seconds=1),
+        }
+    )
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="input/interactions.csv", Body=buffer.getvalue().encode())
+    personalize = boto3.client("personalize", endpoint_url=personalize_endpoint, region_name="us-east-1")
+    group = personalize.create_dataset_group(name=GROUP)["datasetGroupArn"]
+    wait_active(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+    schema = personalize.create_schema(name=f"{GROUP}-interactions", schema=json.dumps(SCHEMA))["schemaArn"]
+    dataset = personalize.create_dataset(
+        name=f"{GROUP}-interactions", schemaArn=schema, datasetGroupArn=group, datasetType="INTERACTIONS"
+    )["datasetArn"]
+    wait_active(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
+    job = personalize.create_dataset_import_job(
+        jobName=f"{GROUP}-import",
+        datasetArn=dataset,
+        dataSource={"dataLocation": f"s3://{BUCKET}/input/interactions.csv"},
+        roleArn="arn:aws:iam::000000000000:role/PersonalizeS3",
+    )["datasetImportJobArn"]
+    wait_active(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
+    trained = []
+    for recipe in ("aws-user-personalization", "aws-popularity-count"):
+        solution = personalize.create_solution(
+            name=f"{GROUP}-{recipe}",
+            datasetGroupArn=group,
+            recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
+            performAutoTraining=False,
+        )["solutionArn"]
+        wait_active(lambda s=solution: personalize.describe_solution(solutionArn=s), "solution")
+        version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+        wait_active(
+            lambda v=version: personalize.describe_solution_version(solutionVersionArn=v), "solutionVersion"
+        )
+        trained.append(version)
+    return personalize, trained
+
+
+@pytest.fixture
+def config(personalize_endpoint, s3_endpoint, monkeypatch):
+    from include.pipeline.config import PipelineConfig
+
+    services = {
+        name: {"endpoint_url": personalize_endpoint}
+        for name in ("personalize", "personalize-runtime", "personalize-events")
+    }
+    services["s3"] = {"endpoint_url": s3_endpoint}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REPORT_METRICS_AWS",
+        json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1", "service_config": services}}),
+    )
+    raw = yaml.safe_load((REPO_ROOT / "include" / "config" / "demo_retail.yaml").read_text())
+    raw.update(name="report_metrics", aws_conn_id="report_metrics_aws", dataset_group=GROUP)
+    raw["s3"] = {"bucket": BUCKET, "prefix": "pipeline"}
+    return PipelineConfig.model_validate(raw)
+
+
+def markdown_metrics(markdown: str) -> dict[str, tuple[str, str]]:
+    section = markdown.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| metric")
+    ]
+    return {
+        cells[0]: (cells[1], cells[2])
+        for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows)
+    }
+
+
+def test_report_numbers_equal_get_solution_metrics(versions, config):
+    from include.pipeline import tasks
+
+    personalize, (champion_arn, challenger_arn) = versions
+    first_plan = {"champion_arn": None, "training_mode": "FULL"}
+    first = tasks.evaluate_challenger(config, first_plan, champion_arn, {})
+    tasks.record_training(
+        config, first_plan, first.as_dict(), champion_arn, True, "run-1", "report_metrics_train"
+    )
+    plan = {"champion_arn": champion_arn, "training_mode": "FULL"}
+    decision = tasks.evaluate_challenger(config, plan, challenger_arn, {})
+    recorded = tasks.record_training(
+        config, plan, decision.as_dict(), challenger_arn, decision.accepted, "run-2", "report_metrics_train"
+    )
+    assert recorded["report"], "the report was not written"
+
+    expected_challenger = personalize.get_solution_metrics(solutionVersionArn=challenger_arn)["metrics"]
+    expected_champion = personalize.get_solution_metrics(solutionVersionArn=champion_arn)["metrics"]
+    assert len(expected_challenger) == 8 and expected_challenger != expected_champion
+    s3 = tasks.s3_client(config)
+    key = recorded["report"].removeprefix(f"s3://{BUCKET}/")
+    markdown = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    shown = markdown_metrics(markdown)
+    assert set(shown) == set(expected_challenger)
+    for name, (challenger, champion) in shown.items():
+        assert float(challenger) == expected_challenger[name], name
+        assert float(champion) == expected_champion[name], name
+    summary = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=key.replace("report.md", "report.json"))["Body"].read()
+    )
+    assert summary["metrics"] == expected_challenger
+    assert summary["champion_metrics"] == expected_champion
+    assert summary["champion_solution_version_arn"] == champion_arn
+    assert summary["decision"] == decision.verdict
+    assert [h["metrics"] for h in summary["history"]] == [expected_champion, expected_challenger]
