@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import io
 import json
 import logging
@@ -333,6 +334,25 @@ def drive_load(
     }
 
 
+class GcPauses:
+    """Collector pauses in this (the server's) process: a stop-the-world pause lands in the tail."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.pauses: list[tuple[int, float]] = []
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            self.pauses.append((info["generation"], time.perf_counter() - self.started))
+
+    def take(self) -> list[tuple[int, float]]:
+        pauses, self.pauses = self.pauses, []
+        return pauses
+
+
 def report(title: str, result: dict, rate: float) -> None:
     ok = ~np.isnan(result["service"])
     completed = int(ok.sum())
@@ -364,6 +384,11 @@ def report(title: str, result: dict, rate: float) -> None:
         f"  CPU per request: server {server_ms:.2f} ms (incl. HTTP; ceiling ~{1000 / server_ms:.0f} requests/s "
         f"on one idle core), client {client_ms:.2f} ms"
     )
+    pauses = result.get("gc_pauses", [])
+    if pauses:
+        longest = max(duration for _, duration in pauses) * 1000
+        oldest = sum(1 for generation, _ in pauses if generation == 2)
+        print(f"  server GC: {len(pauses)} collections ({oldest} of generation 2), longest {longest:.1f} ms")
     if result["errors"]:
         print(f"  first error: {result['errors'][0]}")
     p99 = np.percentile(result["service"][ok] * 1000, 99)
@@ -450,11 +475,13 @@ def main() -> None:
             ]
             if args.profile:
                 profile_in_process(service.backend, setup, args.profile, args.seed)
+            gc_pauses = GcPauses()
             with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as load_process:
                 for client, title, filter_arn in phases:
                     title = f"{client} client, {title}"
                     log(f"load phase: {title}")
                     server_cpu = time.process_time()
+                    gc_pauses.take()
                     result = load_process.submit(
                         drive_load,
                         service.url,
@@ -467,6 +494,7 @@ def main() -> None:
                         args.seed,
                     ).result()
                     result["server_cpu"] = time.process_time() - server_cpu
+                    result["gc_pauses"] = gc_pauses.take()
                     report(title, result, args.rate)
         finally:
             if service is not None:
