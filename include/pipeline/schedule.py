@@ -117,10 +117,10 @@ def cost_guard(
     """Train only when data arrived after the serving version was created, or when asked to."""
     if forced:
         return TrainingDecision(True, "forced by the run's params")
+    if newest_import is None:
+        return TrainingDecision(False, "no dataset import job has finished: nothing to train on yet")
     if serving_created is None:
         return TrainingDecision(True, "no campaign serves a solution version yet")
-    if newest_import is None:
-        return TrainingDecision(False, "no dataset import job has finished: nothing to train on")
     if newest_import <= serving_created:
         return TrainingDecision(
             False,

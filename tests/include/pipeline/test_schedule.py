@@ -87,7 +87,10 @@ def test_cost_guard_skips_without_new_data_unless_forced():
         training_mode="FULL",
     ).train
     assert cost_guard(newest_import=None, serving_created=created, forced=True, training_mode="FULL").train
-    assert cost_guard(newest_import=None, serving_created=None, forced=False, training_mode="FULL").train
+    first = cost_guard(newest_import=created, serving_created=None, forced=False, training_mode="FULL")
+    assert first.train and "no campaign serves" in first.reason
+    nothing = cost_guard(newest_import=None, serving_created=None, forced=False, training_mode="FULL")
+    assert not nothing.train and "nothing to train on" in nothing.reason
 
 
 def test_age_warning_only_past_the_limit():
