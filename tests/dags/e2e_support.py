@@ -60,7 +60,7 @@ def write_config(directory: Path, *, name: str, bucket: str, app_conn_id: str, *
         "retry_delay_seconds": 1,
         "poll_seconds": 1,
         "wait_timeout_minutes": 10,
-        "deferrable": False,
+        "deferrable": True,
     }
     for dotted, value in overrides.items():
         target = data

@@ -13,6 +13,7 @@ Without eventsConfig every event weighs 1.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
@@ -125,6 +126,9 @@ def _number(value: object, parameter: str) -> float:
 
 
 VECTORISED_LOOKUP_MIN = 1000  # above this many ids a hashed pandas lookup beats a Python loop
+# Filters hand the same frozenset object back for the same filter values (filters.py caches them), so
+# remembering a few lookups turns thousands of string lookups per request into one dict hit.
+KNOWN_CACHE_SIZE = 64
 
 
 class IdIndex:
@@ -133,6 +137,7 @@ class IdIndex:
     def __init__(self, ids: np.ndarray | list[str] = ()) -> None:
         self.ids = np.asarray(ids, dtype=str)
         self.positions: dict[str, int] = {v: i for i, v in enumerate(self.ids.tolist())}
+        self._known_cache: OrderedDict[frozenset, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -153,6 +158,20 @@ class IdIndex:
 
     def known(self, values: Collection[str]) -> np.ndarray:
         """Positions of the known ids among `values`, unknown ones skipped (in order)."""
+        if not isinstance(values, frozenset):
+            return self._known(values)
+        cached = self._known_cache.get(values)
+        if cached is None:
+            cached = self._known(values)
+            cached.flags.writeable = False  # shared between requests
+            self._known_cache[values] = cached
+            if len(self._known_cache) > KNOWN_CACHE_SIZE:
+                self._known_cache.popitem(last=False)
+        else:
+            self._known_cache.move_to_end(values)
+        return cached
+
+    def _known(self, values: Collection[str]) -> np.ndarray:
         if len(values) > VECTORISED_LOOKUP_MIN:
             found = self.lookup(np.fromiter(values, dtype=object, count=len(values)))
             return found[found >= 0]
