@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import yaml
@@ -74,11 +73,15 @@ def write_config(directory: Path, *, name: str, bucket: str, app_conn_id: str, *
     return path
 
 
-def load_dags(config_path: Path) -> dict:
-    """Build the three DAGs for one config file the way the DAG file does (same code path)."""
+def load_dags(config_path: Path, monkeypatch) -> dict:
+    """Build the three DAGs for one config file the way the DAG file does (same code path).
+
+    The config folder stays set for the test (dag.test() parses the DAG folder again) and is
+    restored afterwards, so later tests see the real include/config.
+    """
     from include.pipeline.config import CONFIG_DIR_ENV, load_config
 
-    os.environ[CONFIG_DIR_ENV] = str(config_path.parent)
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(config_path.parent))
     spec = importlib.util.spec_from_file_location("personalize_pipelines_under_test", DAG_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

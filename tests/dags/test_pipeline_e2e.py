@@ -94,7 +94,7 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path
     path = support.write_config(
         config_dir, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides
     )
-    dags = support.load_dags(path)
+    dags = support.load_dags(path, monkeypatch)
     config = dags["config"]
     personalize, s3 = local_aws["personalize"], local_aws["s3"]
 
@@ -128,14 +128,14 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path
         **overrides,
         **{"solution.name": f"{config.dataset_group}-pop", "solution.recipe": "aws-popularity-count"},
     )
-    worse = support.load_dags(worse_path)
+    worse = support.load_dags(worse_path, monkeypatch)
     _, states = run(worse["train_deploy"], logical_date=None)
     assert states["keep_champion"] == "success" and states["deploy_campaign"] == "skipped", states
     assert campaign(local_aws, config.campaign.name)["solutionVersionArn"] == champion
 
     # 3. More data; an UPDATE version of the champion's solution is deployed through UpdateCampaign.
     support.write_config(config_dir, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides)
-    dags = support.load_dags(path)
+    dags = support.load_dags(path, monkeypatch)
     run(dags["ingest"], logical_date=None, run_conf={"start": day(4), "end": day(5)})
     _, states = run(dags["train_deploy"], logical_date=None, run_conf={"training_mode": "UPDATE"})
     assert states["deploy_campaign"] == "success", states
@@ -194,7 +194,7 @@ def test_backfill_three_intervals_then_rerun_creates_nothing_new(
         end=START + timedelta(days=3),
     )
     path = support.write_config(tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app")
-    dags = support.load_dags(path)
+    dags = support.load_dags(path, monkeypatch)
     config = dags["config"]
     personalize, s3 = local_aws["personalize"], local_aws["s3"]
     logical_dates = [START + timedelta(days=n) for n in (1, 2, 3)]  # runs own the intervals [d-1, d)
@@ -252,7 +252,7 @@ def test_interval_below_the_import_minimum_is_carried_into_the_next_run(
         end=START + timedelta(days=2),
     )
     path = support.write_config(tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app")
-    dags = support.load_dags(path)
+    dags = support.load_dags(path, monkeypatch)
     config = dags["config"]
     ledger = Ledger(s3_bucket, config.s3.prefix)
 
