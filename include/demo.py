@@ -52,15 +52,11 @@ def prepare_environment(demo_dir: Path) -> None:
 
 
 def demo_config(demo_dir: Path) -> Path:
-    """The shipped demo config, polling every second and waiting in the worker.
-
-    dag.test() on Airflow 3.3.2 runs triggers inline but drops the operator's resume kwargs, so
-    the demo waits in the worker; a real deployment keeps `tasks.deferrable: true`.
-    """
+    """The shipped demo config, polling every second (dag.test() runs the deferred waits inline)."""
     import yaml
 
     data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
-    data["tasks"].update(retries=1, retry_delay_seconds=5, poll_seconds=1, deferrable=False)
+    data["tasks"].update(retries=1, retry_delay_seconds=5, poll_seconds=1)
     folder = demo_dir / "config"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

@@ -280,8 +280,7 @@ class TasksConfig(StrictModel):
     # Seconds between status polls while waiting.
     poll_seconds: float = Field(30, gt=0)
     import_pool: str = DEFAULT_IMPORT_POOL
-    # Wait in the triggerer (no worker slot held). False waits in the worker: needed under
-    # `dag.test()` on Airflow 3.3.2, whose inline trigger run drops the operator's resume kwargs.
+    # Wait in the triggerer (no worker slot held); false waits in the worker.
     deferrable: bool = True
 
 
