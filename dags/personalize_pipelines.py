@@ -27,7 +27,7 @@ from personalize.operators import (
 
 from include.pipeline import tasks
 from include.pipeline.config import PipelineConfig, load_configs
-from include.pipeline.gate import METRIC_NAMES
+from include.pipeline.metric_names import METRIC_NAMES
 
 
 def default_args(config: PipelineConfig) -> dict:

@@ -33,8 +33,8 @@ from pydantic import (
     model_validator,
 )
 
-from include.pipeline.gate import METRIC_NAMES
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
+from include.pipeline.metric_names import METRIC_NAMES
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 # Lets tests and deployments point the DAG file at another folder of configs without code changes.

@@ -16,18 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-# The keys GetSolutionMetrics returns for the recipes we gate on ("Evaluating a solution version").
-METRIC_NAMES = (
-    "coverage",
-    "mean_reciprocal_rank_at_25",
-    "normalized_discounted_cumulative_gain_at_5",
-    "normalized_discounted_cumulative_gain_at_10",
-    "normalized_discounted_cumulative_gain_at_25",
-    "precision_at_5",
-    "precision_at_10",
-    "precision_at_25",
-)
-
 
 @dataclass(frozen=True)
 class GateDecision:

@@ -25,8 +25,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from include.pipeline.gate import METRIC_NAMES
 from include.pipeline.history import history_key
+from include.pipeline.metric_names import METRIC_NAMES
 
 log = logging.getLogger(__name__)
 

@@ -34,20 +34,11 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from include.local_personalize.engine.interactions import Events
+from include.pipeline.metric_names import METRIC_NAMES
 
 TOP_K = 25
 TEST_USER_SHARE = 0.1
 TARGET_SHARE = 0.1
-METRIC_NAMES = (
-    "coverage",
-    "mean_reciprocal_rank_at_25",
-    "normalized_discounted_cumulative_gain_at_5",
-    "normalized_discounted_cumulative_gain_at_10",
-    "normalized_discounted_cumulative_gain_at_25",
-    "precision_at_5",
-    "precision_at_10",
-    "precision_at_25",
-)
 
 
 def reciprocal_rank(ranked: Sequence[Hashable], relevant: set, k: int) -> float:
