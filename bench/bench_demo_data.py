@@ -15,8 +15,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
 from include import demo_data
 from include.local_personalize.engine import api
 from include.local_personalize.engine.api import TrainingData, TrainingRequest
@@ -34,19 +32,6 @@ KEYS = (
 )
 
 
-def interactions(data: demo_data.DemoData) -> pd.DataFrame:
-    epoch = pd.Timestamp("1970-01-01", tz="UTC")
-    return pd.DataFrame(
-        {
-            "USER_ID": data.events["user_id"],
-            "ITEM_ID": data.events["item_id"],
-            "TIMESTAMP": (data.events["occurred_at"] - epoch) // pd.Timedelta(seconds=1),
-            "EVENT_TYPE": data.events["event_type"],
-            "EVENT_VALUE": data.events["event_value"],
-        }
-    )
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name, size in SIZES.items():
@@ -56,7 +41,7 @@ def main() -> None:
                 f"{name}: {summary['users']} users, {summary['items']} items, {size['days']} days -> "
                 f"{summary['events']:,} events, generated and written to SQLite in {time.perf_counter() - start:.1f} s"
             )
-    frame = interactions(demo_data.build(seed=42, end=END, **SIZES["default"]))
+    frame = demo_data.build(seed=42, end=END, **SIZES["default"]).interactions()
     results = {}
     for recipe in ("aws-popularity-count", "aws-user-personalization"):
         start = time.perf_counter()

@@ -122,6 +122,19 @@ class DemoData:
     start: datetime
     end: datetime
 
+    def interactions(self) -> pd.DataFrame:
+        """The events as a Personalize interactions dataset: upper-case columns, epoch-second TIMESTAMP."""
+        epoch = pd.Timestamp("1970-01-01", tz="UTC")
+        return pd.DataFrame(
+            {
+                "USER_ID": self.events["user_id"],
+                "ITEM_ID": self.events["item_id"],
+                "TIMESTAMP": (self.events["occurred_at"] - epoch) // pd.Timedelta(seconds=1),
+                "EVENT_TYPE": self.events["event_type"],
+                "EVENT_VALUE": self.events["event_value"],
+            }
+        )
+
 
 def default_end() -> datetime:
     """Midnight UTC today: the demo's data ends where the scheduler's intervals begin."""
