@@ -43,8 +43,9 @@ os.environ.setdefault("S3_UPLOAD_PART_MIN_SIZE", "1")
 
 import numpy as np  # noqa: E402
 
+from include.local_personalize import seed  # noqa: E402
+
 REGION = "us-east-1"
-ROLE_ARN = "arn:aws:iam::123456789012:role/bench-personalize"
 BUCKET = "bench-runtime"
 PREFERRED_RECIPE = "aws-user-personalization"
 FALLBACK_RECIPE = "aws-popularity-count"
@@ -53,29 +54,7 @@ FILTER_EXPRESSION = (
     "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY) | "
     'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
 )  # $CATEGORY: one of CATEGORY_COUNT categories per request, like an app's category pages
-INTERACTIONS_SCHEMA = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_TYPE", "type": "string"},
-    ],
-    "version": "1.0",
-}
-ITEMS_SCHEMA = {
-    "type": "record",
-    "name": "Items",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "CATEGORY", "type": "string", "categorical": True},
-        {"name": "PRICE", "type": "float"},
-    ],
-    "version": "1.0",
-}
+ITEMS_SCHEMA = seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY, seed.PRICE)
 
 
 def log(message: str) -> None:
@@ -127,96 +106,32 @@ def generate_data(items: int, users: int, interactions: int, seed: int) -> tuple
 # --- setup through the real API -------------------------------------------------------------------
 
 
-def wait_for(describe, key: str, what: str, timeout: float = 1800.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        resource = describe()[key]
-        status = resource["status"]
-        if status == "ACTIVE":
-            return resource
-        if "FAILED" in status:
-            raise SystemExit(f"{what} ended {status}: {resource.get('failureReason')}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} still {status} after {timeout:.0f} s")
-        time.sleep(1.0)
-
-
 def load_campaign(personalize, s3, args) -> dict:
     items_csv, interactions_csv, user_ids = generate_data(
         args.items, args.users, args.interactions, args.seed
     )
     log(f"generated {args.items} items, {args.interactions} interactions of {len(user_ids)} users")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="items/items.csv", Body=items_csv.encode())
-    s3.put_object(Bucket=BUCKET, Key="interactions/interactions.csv", Body=interactions_csv.encode())
-
-    group_arn = personalize.create_dataset_group(name="bench-runtime")["datasetGroupArn"]
-    wait_for(
-        lambda: personalize.describe_dataset_group(datasetGroupArn=group_arn), "datasetGroup", "dataset group"
-    )
-    dataset_arns = {}
-    for dataset_type, schema in (("Interactions", INTERACTIONS_SCHEMA), ("Items", ITEMS_SCHEMA)):
-        schema_arn = personalize.create_schema(
-            name=f"bench-{dataset_type.lower()}", schema=json.dumps(schema)
-        )["schemaArn"]
-        arn = personalize.create_dataset(
-            name=f"bench-{dataset_type.lower()}",
-            schemaArn=schema_arn,
-            datasetGroupArn=group_arn,
-            datasetType=dataset_type,
-        )["datasetArn"]
-        wait_for(
-            lambda arn=arn: personalize.describe_dataset(datasetArn=arn), "dataset", f"{dataset_type} dataset"
-        )
-        dataset_arns[dataset_type] = arn
+    # Polling once a second keeps the client's share of the GIL small while the server trains.
+    seeder = seed.Seeder(personalize, s3, bucket=BUCKET, timeout=1800.0, poll_seconds=1.0)
     started = time.monotonic()
-    jobs = []
-    for dataset_type, key in (
-        ("Items", "items/items.csv"),
-        ("Interactions", "interactions/interactions.csv"),
-    ):
-        jobs.append(
-            personalize.create_dataset_import_job(
-                jobName=f"bench-{dataset_type.lower()}-import",
-                datasetArn=dataset_arns[dataset_type],
-                dataSource={"dataLocation": f"s3://{BUCKET}/{key}"},
-                roleArn=ROLE_ARN,
-            )["datasetImportJobArn"]
-        )
-    for arn in jobs:
-        wait_for(
-            lambda arn=arn: personalize.describe_dataset_import_job(datasetImportJobArn=arn),
-            "datasetImportJob",
-            "import job",
-        )
-    log(f"imports ACTIVE in {time.monotonic() - started:.1f} s")
+    group_arn = seeder.dataset_group(
+        "bench-runtime",
+        {
+            "ITEMS": (ITEMS_SCHEMA, items_csv.encode()),
+            "INTERACTIONS": (seed.INTERACTIONS_SCHEMA, interactions_csv.encode()),
+        },
+    )["group"]
+    log(f"dataset group, datasets and imports ACTIVE in {time.monotonic() - started:.1f} s")
 
     recipes = {r["name"] for r in personalize.list_recipes()["recipes"]}
     recipe = PREFERRED_RECIPE if PREFERRED_RECIPE in recipes else FALLBACK_RECIPE
     log(f"recipe: {recipe}" + ("" if recipe == PREFERRED_RECIPE else f" ({PREFERRED_RECIPE} not available)"))
-    solution_arn = personalize.create_solution(
-        name="bench-solution",
-        datasetGroupArn=group_arn,
-        recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
-        performAutoTraining=False,
-    )["solutionArn"]
-    wait_for(lambda: personalize.describe_solution(solutionArn=solution_arn), "solution", "solution")
+    solution_arn = seeder.solution("bench-solution", group_arn, seed.recipe_arn(recipe))
     started = time.monotonic()
-    version_arn = personalize.create_solution_version(solutionArn=solution_arn)["solutionVersionArn"]
-    wait_for(
-        lambda: personalize.describe_solution_version(solutionVersionArn=version_arn),
-        "solutionVersion",
-        "solution version",
-    )
+    version_arn = seeder.solution_version(solution_arn)
     log(f"solution version ACTIVE in {time.monotonic() - started:.1f} s")
-    campaign_arn = personalize.create_campaign(
-        name="bench-campaign", solutionVersionArn=version_arn, minProvisionedTPS=1
-    )["campaignArn"]
-    wait_for(lambda: personalize.describe_campaign(campaignArn=campaign_arn), "campaign", "campaign")
-    filter_arn = personalize.create_filter(
-        name="bench-filter", datasetGroupArn=group_arn, filterExpression=FILTER_EXPRESSION
-    )["filterArn"]
-    wait_for(lambda: personalize.describe_filter(filterArn=filter_arn), "filter", "filter")
+    campaign_arn = seeder.campaign("bench-campaign", version_arn)
+    filter_arn = seeder.filter("bench-filter", group_arn, FILTER_EXPRESSION)
     log("campaign and filter ACTIVE")
     return {"campaign_arn": campaign_arn, "filter_arn": filter_arn, "user_ids": user_ids, "recipe": recipe}
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
-import time
 from datetime import UTC, datetime
 
 import boto3
@@ -12,49 +9,12 @@ import pandas as pd
 import pytest
 
 from include import demo_data, query
+from include.local_personalize import seed
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 SHOP = {"users": 200, "items": 120, "days": 30, "seed": 11, "end": END}
 PREFIX = "query-cli"
-INTERACTIONS_SCHEMA = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_TYPE", "type": "string"},
-    ],
-    "version": "1.0",
-}
-ITEMS_SCHEMA = {
-    "type": "record",
-    "name": "Items",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "CATEGORY", "type": "string", "categorical": True},
-    ],
-    "version": "1.0",
-}
-
-
-def wait_active(describe, key: str, timeout: float = 300.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        resource = describe()[key]
-        if resource["status"] == "ACTIVE":
-            return resource
-        assert "FAILED" not in resource["status"], resource
-        assert time.monotonic() < deadline, f"{key} still {resource['status']}"
-        time.sleep(0.05)
-
-
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue().encode()
+ITEMS_SCHEMA = seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY)
 
 
 @pytest.fixture(scope="module")
@@ -63,66 +23,25 @@ def shop(personalize_endpoint, s3_endpoint, tmp_path_factory):
     db = tmp_path_factory.mktemp("query") / "shop.db"
     demo_data.generate(db, **SHOP)
     data = demo_data.build(**SHOP)
-    epoch = pd.Timestamp("1970-01-01", tz="UTC")
-    interactions = pd.DataFrame(
-        {
-            "USER_ID": data.events["user_id"],
-            "ITEM_ID": data.events["item_id"],
-            "TIMESTAMP": (data.events["occurred_at"] - epoch) // pd.Timedelta(seconds=1),
-            "EVENT_TYPE": data.events["event_type"],
-        }
-    )
+    interactions = data.interactions()[["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]]
     items = data.items.rename(columns={"item_id": "ITEM_ID", "category": "CATEGORY"})[["ITEM_ID", "CATEGORY"]]
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    bucket = "query-cli-shop"
-    s3.create_bucket(Bucket=bucket)
-    personalize = boto3.client("personalize", endpoint_url=personalize_endpoint, region_name="us-east-1")
-    group = personalize.create_dataset_group(name=f"{PREFIX}-group")["datasetGroupArn"]
-    wait_active(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
-    for dataset_type, schema, frame in (
-        ("INTERACTIONS", INTERACTIONS_SCHEMA, interactions),
-        ("ITEMS", ITEMS_SCHEMA, items),
-    ):
-        name = f"{PREFIX}-{dataset_type.lower()}"
-        schema_arn = personalize.create_schema(name=name, schema=json.dumps(schema))["schemaArn"]
-        dataset = personalize.create_dataset(
-            name=name, schemaArn=schema_arn, datasetGroupArn=group, datasetType=dataset_type
-        )["datasetArn"]
-        wait_active(lambda d=dataset: personalize.describe_dataset(datasetArn=d), "dataset")
-        s3.put_object(Bucket=bucket, Key=f"{name}.csv", Body=csv_bytes(frame))
-        job = personalize.create_dataset_import_job(
-            jobName=f"{name}-import",
-            datasetArn=dataset,
-            dataSource={"dataLocation": f"s3://{bucket}/{name}.csv"},
-            roleArn="arn:aws:iam::000000000000:role/PersonalizeS3",
-        )["datasetImportJobArn"]
-        wait_active(
-            lambda j=job: personalize.describe_dataset_import_job(datasetImportJobArn=j), "datasetImportJob"
-        )
+    seeder = seed.Seeder(
+        personalize=boto3.client("personalize", endpoint_url=personalize_endpoint, region_name="us-east-1"),
+        s3=boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1"),
+        bucket="query-cli-shop",
+    )
+    group = seeder.dataset_group(
+        f"{PREFIX}-group",
+        {
+            "INTERACTIONS": (seed.INTERACTIONS_SCHEMA, seed.csv_bytes(interactions)),
+            "ITEMS": (ITEMS_SCHEMA, seed.csv_bytes(items)),
+        },
+    )["group"]
     campaigns = {}
     for kind, recipe in (("home", "aws-user-personalization"), ("similar", "aws-similar-items")):
-        solution = personalize.create_solution(
-            name=f"{PREFIX}-{kind}",
-            datasetGroupArn=group,
-            recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
-            performAutoTraining=False,
-        )["solutionArn"]
-        wait_active(lambda s=solution: personalize.describe_solution(solutionArn=s), "solution")
-        version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-        wait_active(
-            lambda v=version: personalize.describe_solution_version(solutionVersionArn=v), "solutionVersion"
-        )
-        campaign = personalize.create_campaign(name=f"{PREFIX}-{kind}", solutionVersionArn=version)[
-            "campaignArn"
-        ]
-        wait_active(lambda c=campaign: personalize.describe_campaign(campaignArn=c), "campaign")
-        campaigns[kind] = campaign
-    category_filter = personalize.create_filter(
-        name=f"{PREFIX}-category",
-        datasetGroupArn=group,
-        filterExpression="INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)",
-    )["filterArn"]
-    wait_active(lambda: personalize.describe_filter(filterArn=category_filter), "filter")
+        solution = seeder.solution(f"{PREFIX}-{kind}", group, seed.recipe_arn(recipe))
+        campaigns[kind] = seeder.campaign(f"{PREFIX}-{kind}", seeder.solution_version(solution))
+    seeder.filter(f"{PREFIX}-category", group, "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)")
     return {"db": str(db), "data": data, "campaigns": campaigns, "endpoint": personalize_endpoint}
 
 

@@ -27,22 +27,10 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
+from include.local_personalize.seed import INTERACTIONS_SCHEMA
+
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/personalize-test"
-INTERACTIONS_SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Interactions",
-        "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "TIMESTAMP", "type": "long"},
-            {"name": "EVENT_TYPE", "type": "string"},
-        ],
-        "version": "1.0",
-    }
-)
 RECIPE_ARN = "arn:aws:personalize:::recipe/aws-user-personalization"
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from include.local_personalize import shapes
+from include.local_personalize import seed, shapes
+from include.pipeline.rules import Field
 
 # Every operation whose response passed the shape check, for the coverage test.
 VALIDATED_OPERATIONS: set[str] = set()
@@ -71,46 +72,11 @@ def wait_for_status(describe, key: str, *, done=("ACTIVE", "CREATE FAILED", "CRE
         time.sleep(0.02)
 
 
-INTERACTIONS_SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Interactions",
-        "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "TIMESTAMP", "type": "long"},
-            {"name": "EVENT_TYPE", "type": "string"},
-            {"name": "EVENT_VALUE", "type": ["null", "float"]},
-        ],
-        "version": "1.0",
-    }
+INTERACTIONS_SCHEMA = seed.avro_schema(
+    "INTERACTIONS", seed.USER_ID, seed.ITEM_ID, seed.TIMESTAMP, seed.EVENT_TYPE, seed.EVENT_VALUE
 )
-ITEMS_SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Items",
-        "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "CATEGORY", "type": "string", "categorical": True},
-            {"name": "PRICE", "type": "float"},
-        ],
-        "version": "1.0",
-    }
-)
-USERS_SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Users",
-        "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "MEMBERSHIP", "type": "string", "categorical": True},
-        ],
-        "version": "1.0",
-    }
-)
+ITEMS_SCHEMA = seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY, seed.PRICE)
+USERS_SCHEMA = seed.avro_schema("USERS", seed.USER_ID, Field("MEMBERSHIP", "string", categorical=True))
 CATEGORIES = ("shoes", "socks", "hats")
 
 

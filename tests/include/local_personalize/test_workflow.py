@@ -8,6 +8,7 @@ import time
 import boto3
 import pytest
 
+from include.local_personalize.seed import Seeder
 from tests.include.local_personalize.conftest import (
     CATEGORIES,
     INTERACTIONS_SCHEMA,
@@ -30,62 +31,21 @@ CATEGORY_FILTER = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
 
 def build_world(personalize, s3, bucket: str, prefix: str, *, users=True, recipe=POPULARITY) -> dict:
     """Dataset group with data, a trained solution version of `recipe` and a campaign serving it."""
-    arns: dict[str, str] = {}
-    group = personalize.create_dataset_group(name=f"{prefix}-group")["datasetGroupArn"]
-    wait_for_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
-    arns["group"] = group
+    seeder = Seeder(personalize, s3, bucket, role_arn=ROLE, timeout=120.0, poll_seconds=0.02)
     files = {"INTERACTIONS": (INTERACTIONS_SCHEMA, interactions_csv()), "ITEMS": (ITEMS_SCHEMA, items_csv())}
     if users:
         files["USERS"] = (USERS_SCHEMA, users_csv())
-    jobs = []
-    for dataset_type, (schema, content) in files.items():
-        schema_arn = personalize.create_schema(name=f"{prefix}-{dataset_type.lower()}", schema=schema)[
-            "schemaArn"
-        ]
-        dataset = personalize.create_dataset(
-            name=f"{prefix}-{dataset_type.lower()}",
-            schemaArn=schema_arn,
-            datasetGroupArn=group,
-            datasetType=dataset_type,
-        )["datasetArn"]
-        wait_for_status(lambda d=dataset: personalize.describe_dataset(datasetArn=d), "dataset")
-        key = f"{prefix}/{dataset_type.lower()}/part-00000.csv"
-        s3.put_object(Bucket=bucket, Key=key, Body=content)
-        jobs.append(
-            personalize.create_dataset_import_job(
-                jobName=f"{prefix}-{dataset_type.lower()}-import",
-                datasetArn=dataset,
-                dataSource={"dataLocation": f"s3://{bucket}/{key}"},
-                roleArn=ROLE,
-                importMode="FULL",
-            )["datasetImportJobArn"]
-        )
-        arns[dataset_type] = dataset
-    for job in jobs:
-        done = wait_for_status(
-            lambda j=job: personalize.describe_dataset_import_job(datasetImportJobArn=j), "datasetImportJob"
-        )
-        assert done["status"] == "ACTIVE", done.get("failureReason")
-    solution = personalize.create_solution(
-        name=f"{prefix}-solution", datasetGroupArn=group, recipeArn=recipe, performAutoTraining=False
-    )["solutionArn"]
-    wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
-    version = personalize.create_solution_version(solutionArn=solution, trainingMode="FULL")[
-        "solutionVersionArn"
-    ]
-    trained = wait_for_status(
-        lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
-    )
-    assert trained["status"] == "ACTIVE", trained.get("failureReason")
-    campaign = personalize.create_campaign(
-        name=f"{prefix}-campaign", solutionVersionArn=version, minProvisionedTPS=1
-    )["campaignArn"]
-    assert (
-        wait_for_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")["status"]
-        == "ACTIVE"
-    )
-    arns |= {"solution": solution, "version": version, "campaign": campaign}
-    return arns
+    seeded = seeder.dataset_group(prefix, files)
+    solution = seeder.solution(f"{prefix}-solution", seeded["group"], recipe)
+    version = seeder.solution_version(solution)
+    campaign = seeder.campaign(f"{prefix}-campaign", version)
+    return {
+        "group": seeded["group"],
+        **seeded["datasets"],
+        "solution": solution,
+        "version": version,
+        "campaign": campaign,
+    }
 
 
 @pytest.fixture(scope="module")

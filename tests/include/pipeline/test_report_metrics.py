@@ -8,88 +8,38 @@ exactly what GetSolutionMetrics returns for the challenger and for the champion.
 
 from __future__ import annotations
 
-import io
 import json
-import time
 from datetime import UTC, datetime
 
 import boto3
-import pandas as pd
 import pytest
 import yaml
 
 from include import demo_data
+from include.local_personalize import seed
 from tests.conftest import REPO_ROOT
 
 SHOP = {"users": 200, "items": 120, "days": 30, "seed": 5, "end": datetime(2026, 3, 1, tzinfo=UTC)}
 GROUP = "report-metrics"
 BUCKET = "report-metrics-history"
-SCHEMA = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-    ],
-    "version": "1.0",
-}
-
-
-def wait_active(describe, key: str, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (status := describe()[key]["status"]) != "ACTIVE":
-        assert "FAILED" not in status and time.monotonic() < deadline, f"{key} is {status}"
-        time.sleep(0.05)
+SCHEMA = seed.avro_schema("INTERACTIONS", seed.USER_ID, seed.ITEM_ID, seed.TIMESTAMP)
 
 
 @pytest.fixture(scope="module")
 def versions(personalize_endpoint, s3_endpoint):
     """(user-personalization version, popularity-count version), both ACTIVE."""
-    data = demo_data.build(**SHOP)
-    epoch = pd.Timestamp("1970-01-01", tz="UTC")
-    frame = pd.DataFrame(
-        {
-            "USER_ID": data.events["user_id"],
-            "ITEM_ID": data.events["item_id"],
-            "TIMESTAMP": (data.events["occurred_at"] - epoch) // pd.Timedelta(seconds=1),
-        }
-    )
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="input/interactions.csv", Body=buffer.getvalue().encode())
+    frame = demo_data.build(**SHOP).interactions()[["USER_ID", "ITEM_ID", "TIMESTAMP"]]
     personalize = boto3.client("personalize", endpoint_url=personalize_endpoint, region_name="us-east-1")
-    group = personalize.create_dataset_group(name=GROUP)["datasetGroupArn"]
-    wait_active(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
-    schema = personalize.create_schema(name=f"{GROUP}-interactions", schema=json.dumps(SCHEMA))["schemaArn"]
-    dataset = personalize.create_dataset(
-        name=f"{GROUP}-interactions", schemaArn=schema, datasetGroupArn=group, datasetType="INTERACTIONS"
-    )["datasetArn"]
-    wait_active(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
-    job = personalize.create_dataset_import_job(
-        jobName=f"{GROUP}-import",
-        datasetArn=dataset,
-        dataSource={"dataLocation": f"s3://{BUCKET}/input/interactions.csv"},
-        roleArn="arn:aws:iam::000000000000:role/PersonalizeS3",
-    )["datasetImportJobArn"]
-    wait_active(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
-    trained = []
-    for recipe in ("aws-user-personalization", "aws-popularity-count"):
-        solution = personalize.create_solution(
-            name=f"{GROUP}-{recipe}",
-            datasetGroupArn=group,
-            recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
-            performAutoTraining=False,
-        )["solutionArn"]
-        wait_active(lambda s=solution: personalize.describe_solution(solutionArn=s), "solution")
-        version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-        wait_active(
-            lambda v=version: personalize.describe_solution_version(solutionVersionArn=v), "solutionVersion"
-        )
-        trained.append(version)
+    seeder = seed.Seeder(
+        personalize=personalize,
+        s3=boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1"),
+        bucket=BUCKET,
+    )
+    group = seeder.dataset_group(GROUP, {"INTERACTIONS": (SCHEMA, seed.csv_bytes(frame))})["group"]
+    trained = [
+        seeder.solution_version(seeder.solution(f"{GROUP}-{recipe}", group, seed.recipe_arn(recipe)))
+        for recipe in ("aws-user-personalization", "aws-popularity-count")
+    ]
     return personalize, trained
 
 
