@@ -64,13 +64,14 @@ class Seeder:
         """A dataset group with one dataset per type, each FULL-imported from its CSV.
 
         `datasets` maps a dataset type to (Avro schema JSON, CSV bytes). The import jobs run
-        together, as Personalize allows; returns the group's and each dataset's ARN.
+        together, as Personalize allows; returns the ARNs of the group, and of each dataset and
+        its import job by dataset type.
         """
         personalize = self.personalize
         self.s3.create_bucket(Bucket=self.bucket)
         group = personalize.create_dataset_group(name=name)["datasetGroupArn"]
         self.wait_active(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
-        dataset_arns, jobs = {}, []
+        dataset_arns, jobs = {}, {}
         for dataset_type, (schema, content) in datasets.items():
             resource_name = f"{name}-{dataset_type.lower()}"
             schema_arn = personalize.create_schema(name=resource_name, schema=schema)["schemaArn"]
@@ -81,21 +82,19 @@ class Seeder:
             dataset_arns[dataset_type] = dataset
             key = f"{name}/{dataset_type.lower()}/part-00000.csv"
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=content)
-            jobs.append(
-                personalize.create_dataset_import_job(
-                    jobName=f"{resource_name}-import",
-                    datasetArn=dataset,
-                    dataSource={"dataLocation": f"s3://{self.bucket}/{key}"},
-                    roleArn=self.role_arn,
-                    importMode="FULL",
-                )["datasetImportJobArn"]
-            )
-        for job in jobs:
+            jobs[dataset_type] = personalize.create_dataset_import_job(
+                jobName=f"{resource_name}-import",
+                datasetArn=dataset,
+                dataSource={"dataLocation": f"s3://{self.bucket}/{key}"},
+                roleArn=self.role_arn,
+                importMode="FULL",
+            )["datasetImportJobArn"]
+        for job in jobs.values():
             self.wait_active(
                 lambda j=job: personalize.describe_dataset_import_job(datasetImportJobArn=j),
                 "datasetImportJob",
             )
-        return {"group": group, "datasets": dataset_arns}
+        return {"group": group, "datasets": dataset_arns, "import_jobs": jobs}
 
     def solution(self, name: str, group: str, recipe_arn: str) -> str:
         """An ACTIVE solution (automatic training off: seeded versions are trained on purpose)."""

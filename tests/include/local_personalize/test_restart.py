@@ -11,6 +11,7 @@ import sys
 import boto3
 import pytest
 
+from include.local_personalize.seed import Seeder
 from tests.conftest import REPO_ROOT
 from tests.include.local_personalize.conftest import (
     INTERACTIONS_SCHEMA,
@@ -66,25 +67,14 @@ def launch(tmp_path, s3_endpoint):
 def test_state_survives_restarts_and_a_killed_training_ends_failed(launch, s3_client, s3_bucket):
     first = launch(0.01)
     personalize = first.personalize
-    group = personalize.create_dataset_group(name="restart")["datasetGroupArn"]
-    schema = personalize.create_schema(name="restart", schema=INTERACTIONS_SCHEMA)["schemaArn"]
-    dataset = personalize.create_dataset(
-        name="restart", schemaArn=schema, datasetGroupArn=group, datasetType="INTERACTIONS"
-    )["datasetArn"]
-    wait_for_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
-    s3_client.put_object(Bucket=s3_bucket, Key="interactions.csv", Body=interactions_csv())
-    job = personalize.create_dataset_import_job(
-        jobName="restart",
-        datasetArn=dataset,
-        dataSource={"dataLocation": f"s3://{s3_bucket}/interactions.csv"},
-    )["datasetImportJobArn"]
-    wait_for_status(
-        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob"
+    seeder = Seeder(personalize, s3_client, s3_bucket, timeout=120.0, poll_seconds=0.02)
+    seeded = seeder.dataset_group("restart", {"INTERACTIONS": (INTERACTIONS_SCHEMA, interactions_csv())})
+    group, dataset, job = (
+        seeded["group"],
+        seeded["datasets"]["INTERACTIONS"],
+        seeded["import_jobs"]["INTERACTIONS"],
     )
-    solution = personalize.create_solution(name="restart", datasetGroupArn=group, recipeArn=POPULARITY)[
-        "solutionArn"
-    ]
-    wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    solution = seeder.solution("restart", group, POPULARITY)
     first.stop()
 
     # Training waits 5 s in CREATE IN_PROGRESS on this server: long enough to kill it mid-job.

@@ -325,31 +325,11 @@ def test_campaign_synced_with_latest_version_follows_new_versions(personalize, w
 
 def test_training_below_the_minimums_fails_with_aws_message(personalize, world_bucket):
     s3, bucket = world_bucket
-    group = personalize.create_dataset_group(name="wf-small")["datasetGroupArn"]
-    schema = personalize.create_schema(name="wf-small", schema=INTERACTIONS_SCHEMA)["schemaArn"]
-    dataset = personalize.create_dataset(
-        name="wf-small", schemaArn=schema, datasetGroupArn=group, datasetType="INTERACTIONS"
-    )["datasetArn"]
-    wait_for_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
     rows = [[f"u{n % 5}", f"i{n % 7}", 1_700_000_000 + n, "click", ""] for n in range(100)]
-    s3.put_object(
-        Bucket=bucket,
-        Key="small/interactions.csv",
-        Body=to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows),
-    )
-    job = personalize.create_dataset_import_job(
-        jobName="wf-small",
-        datasetArn=dataset,
-        dataSource={"dataLocation": f"s3://{bucket}/small/interactions.csv"},
-        roleArn=ROLE,
-    )["datasetImportJobArn"]
-    wait_for_status(
-        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob"
-    )
-    solution = personalize.create_solution(name="wf-small", datasetGroupArn=group, recipeArn=POPULARITY)[
-        "solutionArn"
-    ]
-    wait_for_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    seeder = Seeder(personalize, s3, bucket, role_arn=ROLE, timeout=120.0, poll_seconds=0.02)
+    small = to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows)
+    group = seeder.dataset_group("wf-small", {"INTERACTIONS": (INTERACTIONS_SCHEMA, small)})["group"]
+    solution = seeder.solution("wf-small", group, POPULARITY)
     version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
     failed = wait_for_status(
         lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion"
