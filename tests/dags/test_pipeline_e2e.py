@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -66,6 +67,29 @@ def seed(
     return table_prefix
 
 
+@pytest.fixture
+def seeded_pipeline(s3_bucket, tmp_path, monkeypatch, request):
+    """Makes the demo app DB with `days` days of events from START, and the pipeline's DAGs reading it.
+
+    Each call returns (DAGs, config path, config overrides); a test that rewrites the config passes
+    the overrides again, so it keeps reading the same tables.
+    """
+
+    def make(kind: str, name: str, *, users: int, days: int) -> tuple[dict, Path, dict]:
+        end = START + timedelta(days=days)
+        tables = seed(kind, tmp_path, monkeypatch, request, f"{name}_app", users=users, days=days, end=end)
+        overrides = {}
+        if tables:
+            for dataset, table in (("interactions", "events"), ("items", "items"), ("users", "users")):
+                overrides[f"datasets.{dataset}.table"] = tables + table
+        path = support.write_config(
+            tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides
+        )
+        return support.load_dags(path, monkeypatch), path, overrides
+
+    return make
+
+
 def run(dag, **kwargs):
     dag_run = dag.test(**kwargs)
     states = support.task_states(dag_run)
@@ -80,21 +104,12 @@ def campaign(local_aws, name):
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, tmp_path, monkeypatch, request):
+def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypatch, seeded_pipeline):
     from include.pipeline.history import history_key, read_history
 
     name = f"e2e_{kind}"
-    end = datetime.fromisoformat(day(DAYS)).replace(tzinfo=UTC)
-    tables = seed(kind, tmp_path, monkeypatch, request, f"{name}_app", users=600, days=DAYS, end=end)
-    overrides = {}
-    if tables:
-        for dataset, table in (("interactions", "events"), ("items", "items"), ("users", "users")):
-            overrides[f"datasets.{dataset}.table"] = tables + table
-    config_dir = tmp_path / "configs"
-    path = support.write_config(
-        config_dir, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides
-    )
-    dags = support.load_dags(path, monkeypatch)
+    dags, path, overrides = seeded_pipeline(kind, name, users=600, days=DAYS)
+    config_dir = path.parent
     config = dags["config"]
     personalize, s3 = local_aws["personalize"], local_aws["s3"]
 
@@ -177,24 +192,10 @@ def _bucket_state(s3, bucket: str) -> dict[str, str]:
     return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
 
 
-def test_backfill_three_intervals_then_rerun_creates_nothing_new(
-    local_aws, s3_bucket, tmp_path, monkeypatch, request
-):
+def test_backfill_three_intervals_then_rerun_creates_nothing_new(local_aws, s3_bucket, seeded_pipeline):
     from include.pipeline.imports import Ledger
 
-    name = "e2e_backfill"
-    seed(
-        "sqlite",
-        tmp_path,
-        monkeypatch,
-        request,
-        f"{name}_app",
-        users=900,
-        days=3,
-        end=START + timedelta(days=3),
-    )
-    path = support.write_config(tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app")
-    dags = support.load_dags(path, monkeypatch)
+    dags, _, _ = seeded_pipeline("sqlite", "e2e_backfill", users=900, days=3)
     config = dags["config"]
     personalize, s3 = local_aws["personalize"], local_aws["s3"]
     logical_dates = [START + timedelta(days=n) for n in (1, 2, 3)]  # runs own the intervals [d-1, d)
@@ -236,23 +237,11 @@ def test_backfill_three_intervals_then_rerun_creates_nothing_new(
 
 
 def test_interval_below_the_import_minimum_is_carried_into_the_next_run(
-    local_aws, s3_bucket, tmp_path, monkeypatch, request
+    local_aws, s3_bucket, seeded_pipeline
 ):
     from include.pipeline.imports import Ledger
 
-    name = "e2e_carry"
-    seed(
-        "sqlite",
-        tmp_path,
-        monkeypatch,
-        request,
-        f"{name}_app",
-        users=180,
-        days=2,
-        end=START + timedelta(days=2),
-    )
-    path = support.write_config(tmp_path / "configs", name=name, bucket=s3_bucket, app_conn_id=f"{name}_app")
-    dags = support.load_dags(path, monkeypatch)
+    dags, _, _ = seeded_pipeline("sqlite", "e2e_carry", users=180, days=2)
     config = dags["config"]
     ledger = Ledger(s3_bucket, config.s3.prefix)
 
