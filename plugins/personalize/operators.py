@@ -4,14 +4,19 @@ Every operator converges rather than fires: it looks for the resource it would c
 deterministic name), adopts it when found, creates it otherwise, and then waits for it in the
 worker (``wait_for_completion``) or in the triggerer (``deferrable``). A retried or cleared task
 therefore waits on the job it already started instead of starting (and paying for) another.
+
+Jobs (dataset import jobs, solution versions, batch inference jobs) that end failed keep their
+name in Personalize, so each job name is the first of a chain of attempt names (``name``,
+``name-a2``, ``name-a3`` ...): a rerun skips the failed attempts and creates the next one, once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -27,6 +32,7 @@ from personalize.hooks import (
     DATASET_IMPORT_JOB,
     DATASET_TYPES,
     EVENT_TRACKER,
+    FAILED_STATUSES,
     FILTER,
     RESOURCE_KINDS,
     SOLUTION,
@@ -53,18 +59,43 @@ _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]+")
 IN_PROGRESS_STATUSES = frozenset({"CREATE PENDING", "CREATE IN_PROGRESS", "PENDING", "IN PROGRESS"})
 
 
-def run_scoped_name(context: Context, prefix: str) -> str:
+def _attempt_suffix(attempt: int) -> str:
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    return "" if attempt == 1 else f"-a{attempt}"
+
+
+def run_scoped_name(context: Context, prefix: str, attempt: int = 1) -> str:
     """
     A Personalize resource name unique to this task in this DAG run, and the same on every retry.
 
     Valid for Personalize (``^[a-zA-Z0-9][a-zA-Z0-9\\-_]*``, at most 63 characters): the readable
     prefix is cleaned and cut, and a digest of dag id, task id, run id and map index keeps it unique.
+    ``attempt`` > 1 appends ``-a{attempt}``, cutting the readable prefix further, never the digest.
     """
     ti = context["ti"]
     identity = f"{ti.dag_id}\n{ti.task_id}\n{ti.run_id}\n{getattr(ti, 'map_index', -1)}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    readable = _NAME_FORBIDDEN.sub("-", prefix).strip("-_")[: NAME_MAX_LENGTH - len(digest) - 1]
-    return f"{readable}-{digest}" if readable else f"airflow-{digest}"
+    suffix = _attempt_suffix(attempt)
+    room = NAME_MAX_LENGTH - len(digest) - 1 - len(suffix)
+    readable = _NAME_FORBIDDEN.sub("-", prefix).strip("-_")[:room]
+    return f"{readable or 'airflow'}-{digest}{suffix}"
+
+
+def attempt_name(name: str, attempt: int) -> str:
+    """
+    The name of the ``attempt``-th job of the chain that starts with ``name``.
+
+    Attempt 1 is ``name`` itself; attempt k is ``name-a{k}``. When that would pass Personalize's
+    63 characters, ``name`` is cut and a digest of the whole of it is kept before the suffix, so
+    two long names sharing a prefix still get distinct attempt names.
+    """
+    suffix = _attempt_suffix(attempt)
+    if attempt == 1 or len(name) + len(suffix) <= NAME_MAX_LENGTH:
+        return f"{name}{suffix}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    head = name[: NAME_MAX_LENGTH - len(suffix) - len(digest) - 1].rstrip("-_")
+    return f"{head}-{digest}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -104,6 +135,8 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
     aws_hook_class = PersonalizeHook
     ui_color = "#ffd7a8"
     MAX_ROUNDS: ClassVar[int] = 100
+    # Attempt names a job may use before a rerun gives up: each is a failed, billed job.
+    MAX_ATTEMPTS: ClassVar[int] = 10
     default_waiter_delay: ClassVar[int] = 30
     default_waiter_max_attempts: ClassVar[int] = 120
 
@@ -184,14 +217,56 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
             return None
         return Pending(kind, arn, result=result, blocking=blocking)
 
-    def _fail_if_adopted_job_failed(self, kind: ResourceKind, arn: str, name: str) -> None:
-        try:
-            self.hook.raise_if_failed(kind, arn)
-        except PersonalizeResourceFailedError as error:
-            raise PersonalizeResourceFailedError(
-                f"{error}. The {kind.label} named {name!r} already ran and failed; Personalize keeps "
-                "the name, so trying again needs a new name."
-            ) from error
+    def _adopt_or_create_attempt(
+        self,
+        kind: ResourceKind,
+        name_for_attempt: Callable[[int], str],
+        find: Callable[[str], str | None],
+        create: Callable[[str], str],
+    ) -> str:
+        """
+        The ARN of the job to wait on: the first attempt of the chain that has not failed.
+
+        Attempts 1..MAX_ATTEMPTS are looked up in order: a missing one is created (the only
+        create), one in progress or ACTIVE is adopted, a failed one is skipped after logging its
+        failureReason. A rerun after success therefore creates nothing, and a rerun after a
+        failure creates exactly one new job.
+        """
+        hook = self.hook
+        failed: list[str] = []
+        last_reason = ""
+        for attempt in range(1, self.MAX_ATTEMPTS + 1):
+            name = name_for_attempt(attempt)
+            arn = find(name)
+            if arn is None:
+                arn, created = hook.create_or_adopt(
+                    kind.label, name, partial(create, name), partial(find, name)
+                )
+                if created:
+                    return arn
+            description = hook.describe(kind, arn)
+            status = effective_status(kind, description)
+            if status not in FAILED_STATUSES:
+                self.log.info(
+                    "Personalize %s %s (%s) already exists, %s; adopting it", kind.label, name, arn, status
+                )
+                return arn
+            last_reason = failure_reason(kind, description)
+            failed.append(name)
+            self.log.warning(
+                "Personalize %s %s (%s) is %s from an earlier try: %s. Personalize keeps the name, so "
+                "trying attempt %d",
+                kind.label,
+                name,
+                arn,
+                status,
+                last_reason,
+                attempt + 1,
+            )
+        raise PersonalizeResourceFailedError(
+            f"Every attempt of Personalize {kind.label} {failed[0]!r} failed ({', '.join(failed)}); "
+            f"the last failureReason: {last_reason}. Fix the cause, then start a new DAG run."
+        )
 
     def _persist_link(self, context: Context, link: type, **arns: str) -> None:
         link.persist(
@@ -365,7 +440,8 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
     Import a CSV file or prefix from S3 into a dataset, or adopt the import job of that name.
 
     :param job_name: Deterministic job name, e.g. from the DAG and data interval; a rerun with
-        the same name waits on the existing job instead of importing twice. (templated)
+        the same name waits on the existing job instead of importing twice, and after a failed
+        job imports once more as ``{job_name}-a2`` (then ``-a3`` ...). (templated)
     :param dataset_arn: ARN of the dataset to import into. (templated)
     :param data_location: ``s3://bucket/key`` of a CSV file, or a prefix ending in ``/``. (templated)
     :param role_arn: IAM role Personalize assumes to read the bucket. (templated)
@@ -404,28 +480,30 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
             raise ValueError(f"import_mode must be FULL or INCREMENTAL, got {self.import_mode!r}")
         hook = self.hook
 
-        def find() -> str | None:
-            return hook.find_dataset_import_job(self.dataset_arn, self.job_name)
-
-        if (arn := find()) is None:
-            self.log.info("Importing %s into %s (%s)", self.data_location, self.dataset_arn, self.import_mode)
+        def create(job_name: str) -> str:
+            self.log.info(
+                "Importing %s into %s (%s) as job %s",
+                self.data_location,
+                self.dataset_arn,
+                self.import_mode,
+                job_name,
+            )
             params: dict[str, Any] = {
-                "jobName": self.job_name,
+                "jobName": job_name,
                 "datasetArn": self.dataset_arn,
                 "dataSource": {"dataLocation": self.data_location},
                 "importMode": self.import_mode,
             }
             if self.role_arn:
                 params["roleArn"] = self.role_arn
-            arn, _ = hook.create_or_adopt(
-                "dataset import job",
-                self.job_name,
-                lambda: hook.conn.create_dataset_import_job(**params)["datasetImportJobArn"],
-                find,
-            )
-        else:
-            self.log.info("Dataset import job %s already exists; adopting it", arn)
-            self._fail_if_adopted_job_failed(DATASET_IMPORT_JOB, arn, self.job_name)
+            return hook.conn.create_dataset_import_job(**params)["datasetImportJobArn"]
+
+        arn = self._adopt_or_create_attempt(
+            DATASET_IMPORT_JOB,
+            lambda attempt: attempt_name(self.job_name, attempt),
+            lambda job_name: hook.find_dataset_import_job(self.dataset_arn, job_name),
+            create,
+        )
         group_arn = hook.describe(DATASET, self.dataset_arn)["datasetGroupArn"]
         self._persist_link(context, PersonalizeDatasetGroupLink, dataset_group=group_arn)
         return self._pending(DATASET_IMPORT_JOB, arn, result=arn) or arn
@@ -437,7 +515,8 @@ class PersonalizeCreateSolutionVersionOperator(PersonalizeBaseOperator):
 
     :param solution_arn: ARN of the (ACTIVE) solution to train. (templated)
     :param name: Version name; by default one derived from DAG, task, run and map index, so a
-        retry or a cleared task finds the version it started. (templated)
+        retry or a cleared task finds the version it started. After a failed or stopped version
+        the retry trains the next attempt name (``-a2`` ...). (templated)
     :param training_mode: ``FULL`` retrains; ``UPDATE`` (user-personalization only, after an
         ACTIVE FULL version) brings in new items and recent interactions. (templated)
 
@@ -459,26 +538,26 @@ class PersonalizeCreateSolutionVersionOperator(PersonalizeBaseOperator):
         if self.training_mode not in ("FULL", "UPDATE"):
             raise ValueError(f"training_mode must be FULL or UPDATE, got {self.training_mode!r}")
         hook = self.hook
-        name = self.name or run_scoped_name(context, self.task_id)
 
-        def find() -> str | None:
-            return hook.find_solution_version(self.solution_arn, name)
+        def name_for_attempt(attempt: int) -> str:
+            if self.name:
+                return attempt_name(self.name, attempt)
+            return run_scoped_name(context, self.task_id, attempt)
 
-        if (arn := find()) is None:
+        def create(name: str) -> str:
             self.log.info(
                 "Training solution version %s of %s (%s)", name, self.solution_arn, self.training_mode
             )
-            arn, _ = hook.create_or_adopt(
-                "solution version",
-                name,
-                lambda: hook.conn.create_solution_version(
-                    solutionArn=self.solution_arn, name=name, trainingMode=self.training_mode
-                )["solutionVersionArn"],
-                find,
-            )
-        else:
-            self.log.info("Solution version %s (%s) already exists; adopting it", name, arn)
-            self._fail_if_adopted_job_failed(SOLUTION_VERSION, arn, name)
+            return hook.conn.create_solution_version(
+                solutionArn=self.solution_arn, name=name, trainingMode=self.training_mode
+            )["solutionVersionArn"]
+
+        arn = self._adopt_or_create_attempt(
+            SOLUTION_VERSION,
+            name_for_attempt,
+            lambda name: hook.find_solution_version(self.solution_arn, name),
+            create,
+        )
         group_arn = hook.describe(SOLUTION_VERSION, arn)["datasetGroupArn"]
         self._persist_link(
             context, PersonalizeSolutionVersionLink, dataset_group=group_arn, solution_version=arn
@@ -589,7 +668,7 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
     Score users (or items) in bulk from S3 to S3, or adopt the batch inference job of that name.
 
     :param job_name: Deterministic job name; a rerun with the same name waits on the existing
-        job. (templated)
+        job, or after a failed one runs ``{job_name}-a2`` (then ``-a3`` ...). (templated)
     :param solution_version_arn: Solution version to score with. (templated)
     :param input_path: ``s3://`` JSON-lines input, one ``{"userId": ...}`` (or itemId) per line.
         (templated)
@@ -643,12 +722,9 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
             )
         hook = self.hook
 
-        def find() -> str | None:
-            return hook.find_batch_inference_job(self.solution_version_arn, self.job_name)
-
-        if (arn := find()) is None:
+        def create(job_name: str) -> str:
             params: dict[str, Any] = {
-                "jobName": self.job_name,
+                "jobName": job_name,
                 "solutionVersionArn": self.solution_version_arn,
                 "jobInput": {"s3DataSource": {"path": self.input_path}},
                 "jobOutput": {"s3DataDestination": {"path": self.output_path}},
@@ -657,16 +733,15 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
             }
             if self.filter_arn:
                 params["filterArn"] = self.filter_arn
-            self.log.info("Starting batch inference job %s on %s", self.job_name, self.input_path)
-            arn, _ = hook.create_or_adopt(
-                "batch inference job",
-                self.job_name,
-                lambda: hook.conn.create_batch_inference_job(**params)["batchInferenceJobArn"],
-                find,
-            )
-        else:
-            self.log.info("Batch inference job %s already exists; adopting it", arn)
-            self._fail_if_adopted_job_failed(BATCH_INFERENCE_JOB, arn, self.job_name)
+            self.log.info("Starting batch inference job %s on %s", job_name, self.input_path)
+            return hook.conn.create_batch_inference_job(**params)["batchInferenceJobArn"]
+
+        arn = self._adopt_or_create_attempt(
+            BATCH_INFERENCE_JOB,
+            lambda attempt: attempt_name(self.job_name, attempt),
+            lambda job_name: hook.find_batch_inference_job(self.solution_version_arn, job_name),
+            create,
+        )
         group_arn = hook.describe(SOLUTION_VERSION, self.solution_version_arn)["datasetGroupArn"]
         self._persist_link(
             context,
@@ -684,5 +759,6 @@ __all__ = [
     "PersonalizeCreateSolutionVersionOperator",
     "PersonalizeDeployCampaignOperator",
     "PersonalizeEnsureResourcesOperator",
+    "attempt_name",
     "run_scoped_name",
 ]

@@ -23,6 +23,7 @@ from personalize.operators import (
     PersonalizeCreateDatasetImportJobOperator,
     PersonalizeCreateSolutionVersionOperator,
     PersonalizeDeployCampaignOperator,
+    run_scoped_name,
 )
 
 from tests.plugins.conftest import (
@@ -228,22 +229,84 @@ def bad_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
+def job_names(client, dataset_arn: str) -> dict[str, str]:
+    """{jobName: status} of the dataset's import jobs."""
+    return {
+        job["jobName"]: job["status"]
+        for page in client.get_paginator("list_dataset_import_jobs").paginate(datasetArn=dataset_arn)
+        for job in page["datasetImportJobs"]
+    }
+
+
 @MODES
-def test_a_bad_csv_fails_the_task_with_file_and_line(group, deferrable):
-    group["s3"].put_object(Bucket=group["bucket"], Key="bad/interactions.csv", Body=bad_csv().encode())
-    operator = import_operator(group, "bad/interactions.csv", deferrable=deferrable)
+def test_a_bad_csv_fails_the_task_and_a_rerun_after_the_fix_imports_under_the_next_attempt_name(
+    group, deferrable
+):
+    key = "bad/interactions.csv"
+    group["s3"].put_object(Bucket=group["bucket"], Key=key, Body=bad_csv().encode())
+    operator = import_operator(group, key, deferrable=deferrable)
+    name = operator.job_name
     with pytest.raises(PersonalizeResourceFailedError) as raised:
         run_operator(operator, deferrable)
     message = str(raised.value)
     assert "CREATE FAILED" in message
     assert "interactions.csv" in message
     assert "line 7" in message
+    client = group["hook"].conn
+    assert job_names(client, group["dataset_arn"]) == {name: "CREATE FAILED"}
 
-    # A cleared task finds the failed job under its name and reports the same reason, importing nothing.
-    rerun = import_operator(group, "bad/interactions.csv")
-    with pytest.raises(PersonalizeResourceFailedError, match="line 7") as raised_again:
-        rerun.execute(make_context(rerun))
-    assert "trying again needs a new name" in str(raised_again.value)
+    # The upstream extract is rerun and writes a good file; the cleared task imports it once.
+    group["s3"].put_object(Bucket=group["bucket"], Key=key, Body=interactions_csv().encode())
+    rerun = import_operator(group, key, deferrable=deferrable)
+    if deferrable:
+        run = run_deferrable(rerun, make_context(rerun))
+        job_arn = run.result
+        # The trigger waited on the new attempt; the task resumed from its event and returned that.
+        assert run.deferrals
+        assert {kwargs["arn"] for _, kwargs, _ in run.deferrals} == {job_arn}
+    else:
+        job_arn = rerun.execute(make_context(rerun))
+    job = client.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"]
+    assert job["jobName"] == f"{name}-a2"
+    assert job["status"] == "ACTIVE"
+    assert job_names(client, group["dataset_arn"]) == {name: "CREATE FAILED", f"{name}-a2": "ACTIVE"}
+
+    # Cleared again after success: the ACTIVE attempt is adopted and nothing new is imported.
+    again = import_operator(group, key, deferrable=deferrable)
+    assert again.execute(make_context(again)) == job_arn
+    assert job_names(client, group["dataset_arn"]) == {name: "CREATE FAILED", f"{name}-a2": "ACTIVE"}
+
+
+def test_import_attempts_run_out_naming_every_attempt_and_the_last_reason(
+    aws_default_connection, s3_endpoint
+):
+    import boto3
+
+    prefix = unique_name("attempts")
+    ensure = ensure_operator(prefix, spec={"solutions": [], "filters": [], "event_tracker_name": None})
+    dataset_arn = ensure.execute(make_context(ensure))["dataset_arns"]["INTERACTIONS"]
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=prefix)
+    s3.put_object(Bucket=prefix, Key="bad.csv", Body=bad_csv().encode())
+    group = {"prefix": prefix, "bucket": prefix, "conn_id": "aws_default", "dataset_arn": dataset_arn}
+
+    def attempt():
+        operator = import_operator(group, "bad.csv")
+        operator.MAX_ATTEMPTS = 2
+        return operator, make_context(operator)
+
+    for _ in range(2):  # the first try, then Airflow's retry: each imports the still-bad file once
+        operator, context = attempt()
+        with pytest.raises(PersonalizeResourceFailedError, match="line 7"):
+            operator.execute(context)
+    operator, context = attempt()
+    with pytest.raises(PersonalizeResourceFailedError) as raised:
+        operator.execute(context)
+    name = operator.job_name
+    assert f"({name}, {name}-a2)" in str(raised.value)
+    assert "line 7" in str(raised.value)
+    client = PersonalizeHook().conn
+    assert job_names(client, dataset_arn) == {name: "CREATE FAILED", f"{name}-a2": "CREATE FAILED"}
 
 
 def test_import_job_into_a_missing_dataset_names_it(aws_default_connection):
@@ -313,6 +376,73 @@ def test_solution_version_trains_and_a_rerun_adopts_it(world, deferrable):
     other_run = operator(wait_for_completion=False)
     other_run.deferrable = False
     assert other_run.execute(make_context(other_run, run_id=unique_name("manual"))) != version_arn
+
+
+def test_training_that_failed_for_too_little_data_trains_under_the_next_attempt_name_once_data_is_added(
+    aws_default_connection, s3_endpoint
+):
+    import boto3
+
+    prefix = unique_name("retrain")
+    ensure = ensure_operator(prefix, spec={"filters": [], "event_tracker_name": None})
+    resources = ensure.execute(make_context(ensure))
+    solution_arn = resources["solution_arns"][f"{prefix}-up"]
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=prefix)
+
+    def load(key: str, csv_text: str) -> None:
+        s3.put_object(Bucket=prefix, Key=key, Body=csv_text.encode())
+        importer = PersonalizeCreateDatasetImportJobOperator(
+            task_id="import",
+            job_name=f"{prefix}-{key.removesuffix('.csv')}",
+            dataset_arn=resources["dataset_arns"]["INTERACTIONS"],
+            data_location=f"s3://{prefix}/{key}",
+            role_arn=ROLE_ARN,
+            **FAST,
+        )
+        importer.execute(make_context(importer))
+
+    def trainer() -> PersonalizeCreateSolutionVersionOperator:
+        return PersonalizeCreateSolutionVersionOperator(task_id="train", solution_arn=solution_arn, **FAST)
+
+    def versions() -> dict[str, str]:
+        client = PersonalizeHook().conn
+        summaries = [
+            summary
+            for page in client.get_paginator("list_solution_versions").paginate(solutionArn=solution_arn)
+            for summary in page["solutionVersions"]
+        ]
+        return {
+            client.describe_solution_version(solutionVersionArn=summary["solutionVersionArn"])[
+                "solutionVersion"
+            ]["name"]: summary["status"]
+            for summary in summaries
+        }
+
+    load("few.csv", interactions_csv(users=5, events_per_user=4))
+    first = trainer()
+    context = make_context(first)
+    with pytest.raises(PersonalizeResourceFailedError, match="Insufficient data"):
+        first.execute(context)
+    name = run_scoped_name(context, "train")
+    assert versions() == {name: "CREATE FAILED"}
+
+    load("more.csv", interactions_csv())
+    retry = trainer()
+    retry_context = make_context(retry)
+    version_arn = retry.execute(retry_context)
+    version = PersonalizeHook().conn.describe_solution_version(solutionVersionArn=version_arn)[
+        "solutionVersion"
+    ]
+    assert version["name"] == run_scoped_name(context, "train", attempt=2)
+    assert version["status"] == "ACTIVE"
+    assert retry_context["ti"].xcoms["personalize_solution_version"][
+        "solution_version"
+    ] == version_arn.replace("/", "$")
+
+    cleared = trainer()
+    assert cleared.execute(make_context(cleared)) == version_arn
+    assert versions() == {name: "CREATE FAILED", version["name"]: "ACTIVE"}
 
 
 def test_latest_active_solution_version(trained):
@@ -434,6 +564,56 @@ def test_batch_inference_job_writes_output_and_a_rerun_adopts_it(world, s3_endpo
         if job["jobName"] == job_name
     ]
     assert len(jobs) == 1
+
+
+def test_a_batch_inference_job_that_failed_on_missing_input_runs_again_under_the_next_attempt_name(
+    trained, s3_endpoint
+):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = trained["bucket"]
+    job_name = unique_name("batch-retry")
+    input_key = f"batch/{job_name}/input.json"
+
+    def operator():
+        return PersonalizeCreateBatchInferenceJobOperator(
+            task_id="batch",
+            job_name=job_name,
+            solution_version_arn=trained["version_arn"],
+            input_path=f"s3://{bucket}/{input_key}",
+            output_path=f"s3://{bucket}/batch/{job_name}/out/",
+            role_arn=ROLE_ARN,
+            num_results=3,
+            **FAST,
+        )
+
+    def jobs() -> dict[str, str]:
+        client = trained["hook"].conn
+        return {
+            job["jobName"]: job["status"]
+            for page in client.get_paginator("list_batch_inference_jobs").paginate(
+                solutionVersionArn=trained["version_arn"]
+            )
+            for job in page["batchInferenceJobs"]
+            if job["jobName"].startswith(job_name)
+        }
+
+    first = operator()
+    with pytest.raises(PersonalizeResourceFailedError, match="CREATE FAILED"):
+        first.execute(make_context(first))
+    assert jobs() == {job_name: "CREATE FAILED"}
+
+    s3.put_object(Bucket=bucket, Key=input_key, Body=b'{"userId": "u1"}\n{"userId": "u2"}\n')
+    retry = operator()
+    job_arn = retry.execute(make_context(retry))
+    assert job_arn.endswith(f"/{job_name}-a2")
+    assert jobs() == {job_name: "CREATE FAILED", f"{job_name}-a2": "ACTIVE"}
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f"batch/{job_name}/out/").get("Contents")
+
+    cleared = operator()
+    assert cleared.execute(make_context(cleared)) == job_arn
+    assert jobs() == {job_name: "CREATE FAILED", f"{job_name}-a2": "ACTIVE"}
 
 
 def test_batch_inference_job_needs_a_role(trained):

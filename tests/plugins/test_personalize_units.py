@@ -18,7 +18,7 @@ from personalize.hooks import (
     schema_differences,
 )
 from personalize.links import PersonalizeCampaignLink, console_arn
-from personalize.operators import run_scoped_name
+from personalize.operators import attempt_name, run_scoped_name
 
 INTERACTIONS = {
     "type": "record",
@@ -64,6 +64,51 @@ def test_run_scoped_name_is_stable_per_run_and_valid_for_personalize():
     long_name = run_scoped_name(context("manual__x"), "x" * 200)
     for name in (first, long_name):
         assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9\-_]*", name) and len(name) <= 63, name
+
+
+PERSONALIZE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]*")
+
+
+def assert_valid_attempt_chain(names: list[str]) -> None:
+    for name in names:
+        assert PERSONALIZE_NAME.fullmatch(name) and len(name) <= 63, name
+    assert len(set(names)) == len(names), names
+
+
+def test_attempt_names_start_with_the_name_and_stay_valid_and_distinct():
+    short = [attempt_name("ingest-2026-01-01-interactions", k) for k in range(1, 11)]
+    assert short[:3] == [
+        "ingest-2026-01-01-interactions",
+        "ingest-2026-01-01-interactions-a2",
+        "ingest-2026-01-01-interactions-a3",
+    ]
+    assert_valid_attempt_chain(short)
+
+    exactly_full = "j" * 63
+    chain = [attempt_name(exactly_full, k) for k in range(1, 11)]
+    assert chain[0] == exactly_full
+    assert chain[1].endswith("-a2") and chain[9].endswith("-a10")
+    assert_valid_attempt_chain(chain)
+    # Two long names that differ only past the cut keep distinct attempt names.
+    other = "j" * 62 + "k"
+    assert attempt_name(other, 2) != chain[1]
+    assert_valid_attempt_chain(chain + [attempt_name(other, k) for k in range(2, 11)])
+    with pytest.raises(ValueError, match="start at 1"):
+        attempt_name("x", 0)
+
+
+def test_run_scoped_attempt_names_cut_the_readable_part_and_keep_the_digest():
+    ti = SimpleNamespace(
+        dag_id="personalize_train", task_id="train", run_id="scheduled__2026-01-01", map_index=-1
+    )
+    for prefix in ("train", "t" * 200):
+        chain = [run_scoped_name({"ti": ti}, prefix, attempt=k) for k in range(1, 11)]
+        assert chain[0] == run_scoped_name({"ti": ti}, prefix)
+        digest = chain[0].rsplit("-", 1)[1]
+        assert len(digest) == 16
+        for k, name in enumerate(chain[1:], start=2):
+            assert name.endswith(f"-{digest}-a{k}"), name
+        assert_valid_attempt_chain(chain)
 
 
 def test_hooks_default_to_standard_retries_unless_configured():
