@@ -130,7 +130,7 @@ class GroupFrames:
         starts = (
             np.flatnonzero(np.r_[True, users_column[1:] != users_column[:-1]]) if len(users_column) else []
         )
-        ends = [*starts[1:], len(users_column)]
+        ends = [*starts[1:], len(users_column)] if len(users_column) else []
         self._slices = {users_column[start]: (start, end) for start, end in zip(starts, ends, strict=True)}
         self._users = users.set_index("USER_ID", drop=False) if users is not None else None
         self._items_by_id = items.set_index("ITEM_ID", drop=False) if items is not None else None
@@ -186,6 +186,9 @@ class PersonalizeBackend:
         self._event_records: dict[str, list[dict[str, str]]] = defaultdict(list)
         self._event_seq = 0
         self._group_frames: dict[str, GroupFrames] = {}
+        # Bumped (under the store lock) whenever a group's data changes, so frames built from older
+        # data by a request that was overtaken are not cached.
+        self._group_data_generation: dict[str, int] = defaultdict(int)
         self._filters: dict[str, object] = {}
         for row in self.store.all_events():
             self._remember_event(*row)
@@ -435,7 +438,7 @@ class PersonalizeBackend:
                 self.store.delete(job["datasetImportJobArn"])
         group = self._get("datasetGroup", dataset["datasetGroupArn"])
         self.files.remove(group["name"], dataset["datasetType"])
-        self._group_frames.pop(dataset["datasetGroupArn"], None)
+        self._group_data_changed(dataset["datasetGroupArn"])
 
     # dataset import jobs -------------------------------------------------------------------------
     def create_dataset_import_job(self, params: dict) -> dict:
@@ -492,7 +495,7 @@ class PersonalizeBackend:
             log.exception("import job %s failed", arn)
             self._set(arn, status="CREATE FAILED", failureReason=f"{type(err).__name__}: {err}")
             return
-        self._group_frames.pop(dataset["datasetGroupArn"], None)
+        self._group_data_changed(dataset["datasetGroupArn"])
         self._set(arn, status="ACTIVE")
 
     def describe_dataset_import_job(self, params: dict) -> dict:
@@ -1221,14 +1224,24 @@ class PersonalizeBackend:
         except ValueError as err:
             raise InvalidInput(str(err)) from err
 
+    def _group_data_changed(self, dataset_group_arn: str) -> None:
+        """Call after the group's stored records changed (import, PutItems/PutUsers, dataset deleted)."""
+        with self.store.lock:
+            self._group_data_generation[dataset_group_arn] += 1
+            self._group_frames.pop(dataset_group_arn, None)
+
     def _group_frames_for(self, dataset_group_arn: str) -> GroupFrames:
         cached = self._group_frames.get(dataset_group_arn)
         if cached is None:
             with self.store.lock:
+                generation = self._group_data_generation[dataset_group_arn]
                 seq = self._event_seq
                 training = self.training_data(dataset_group_arn)
             cached = GroupFrames(seq, training.interactions, training.items, training.users)
-            self._group_frames[dataset_group_arn] = cached
+            with self.store.lock:
+                if self._group_data_generation[dataset_group_arn] != generation:
+                    return cached  # the data changed meanwhile: serve this request, cache nothing
+                self._group_frames[dataset_group_arn] = cached
             freeze_long_lived_objects()
         return cached
 
@@ -1439,7 +1452,7 @@ class PersonalizeBackend:
                 [[r.get(f, "") for f in schema.field_names] for r in records], columns=schema.field_names
             )
             self.files.merge(group["name"], dataset_type, frame, "INCREMENTAL")
-            self._group_frames.pop(dataset["datasetGroupArn"], None)
+            self._group_data_changed(dataset["datasetGroupArn"])
 
     def put_items(self, params: dict) -> None:
         self._put_records(params, "ITEMS", "items", "itemId", "ITEM_ID")

@@ -1,0 +1,72 @@
+"""The service's per-group caches must never outlive the data they were built from."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from include.local_personalize import models, seed
+from include.local_personalize.models import PersonalizeBackend
+
+
+def _wait_active(describe, key: str) -> None:
+    deadline = time.monotonic() + 30
+    while describe()[key]["status"] != "ACTIVE":
+        assert time.monotonic() < deadline, f"{key} never became ACTIVE"
+        time.sleep(0.01)
+
+
+def test_items_changed_while_group_frames_are_built_are_not_hidden_by_the_cache(tmp_path, monkeypatch):
+    backend = PersonalizeBackend(tmp_path)
+    try:
+        group_arn = backend.create_dataset_group({"name": "cache-race"})["datasetGroupArn"]
+        _wait_active(lambda: backend.describe_dataset_group({"datasetGroupArn": group_arn}), "datasetGroup")
+        schema_arn = backend.create_schema(
+            {"name": "cache-race-items", "schema": seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY)}
+        )["schemaArn"]
+        dataset_arn = backend.create_dataset(
+            {"name": "items", "schemaArn": schema_arn, "datasetGroupArn": group_arn, "datasetType": "ITEMS"}
+        )["datasetArn"]
+        _wait_active(lambda: backend.describe_dataset({"datasetArn": dataset_arn}), "dataset")
+
+        def put_item(category: str) -> None:
+            properties = json.dumps({"category": category})
+            backend.put_items(
+                {"datasetArn": dataset_arn, "items": [{"itemId": "i1", "properties": properties}]}
+            )
+
+        put_item("shoes")
+
+        # A request builds the group's frames from the data as it was, and is overtaken by PutItems
+        # before it stores them: the stored frames would hide the new item data until the next import.
+        built, resume = threading.Event(), threading.Event()
+        real_group_frames = models.GroupFrames
+
+        def slow_group_frames(*args):
+            frames = real_group_frames(*args)
+            if not built.is_set():
+                built.set()
+                resume.wait(10)
+            return frames
+
+        monkeypatch.setattr(models, "GroupFrames", slow_group_frames)
+        request = threading.Thread(target=backend._group_frames_for, args=(group_arn,))
+        request.start()
+        assert built.wait(10)
+        put_item("hats")
+        resume.set()
+        request.join(10)
+
+        assert backend._group_frames_for(group_arn).item("i1")["CATEGORY"] == "hats"
+    finally:
+        backend.close()
+
+
+def test_group_frames_of_a_group_without_interactions_serve_items():
+    import pandas as pd
+
+    items = pd.DataFrame({"ITEM_ID": ["i1"], "CATEGORY": ["shoes"]})
+    frames = models.GroupFrames(0, pd.DataFrame({"USER_ID": [], "ITEM_ID": [], "TIMESTAMP": []}), items, None)
+    assert frames.history("u1", ()).empty
+    assert frames.item("i1")["CATEGORY"] == "shoes"
