@@ -175,6 +175,10 @@ class PersonalizeBackend:
         self.region = region
         self.store = StateStore(self.state_dir / "state.sqlite")
         self.files = data.DatasetFiles(self.state_dir / "data")
+        # A merge reads a dataset's records and writes them back: an import job and PutItems/PutUsers
+        # merging at once would lose one side's records. Not the store lock: an import must not hold
+        # up the runtime path for the length of a file rewrite.
+        self._merge_lock = threading.Lock()
         self.models_dir = self.state_dir / "models"
         self.worker = Worker(transition_delay)
         self._models: dict[str, engine.TrainedModel] = {}
@@ -487,7 +491,8 @@ class PersonalizeBackend:
             group = self._get("datasetGroup", dataset["datasetGroupArn"])
             schema = self._dataset_schema(dataset)
             frame = data.read_import(job["dataSource"]["dataLocation"], schema, job["importMode"])
-            self.files.merge(group["name"], dataset["datasetType"], frame, job["importMode"])
+            with self._merge_lock:
+                self.files.merge(group["name"], dataset["datasetType"], frame, job["importMode"])
         except (data.ImportFailure, ResourceNotFound, SchemaError) as err:
             self._set(arn, status="CREATE FAILED", failureReason=str(err))
             return
@@ -1447,12 +1452,12 @@ class PersonalizeBackend:
             self._check_against(schema, record, where)
             records.append(record)
         group = self._get("datasetGroup", dataset["datasetGroupArn"])
-        with self.store.lock:
-            frame = pd.DataFrame(
-                [[r.get(f, "") for f in schema.field_names] for r in records], columns=schema.field_names
-            )
+        frame = pd.DataFrame(
+            [[r.get(f, "") for f in schema.field_names] for r in records], columns=schema.field_names
+        )
+        with self._merge_lock:
             self.files.merge(group["name"], dataset_type, frame, "INCREMENTAL")
-            self._group_data_changed(dataset["datasetGroupArn"])
+        self._group_data_changed(dataset["datasetGroupArn"])
 
     def put_items(self, params: dict) -> None:
         self._put_records(params, "ITEMS", "items", "itemId", "ITEM_ID")

@@ -70,3 +70,62 @@ def test_group_frames_of_a_group_without_interactions_serve_items():
     frames = models.GroupFrames(0, pd.DataFrame({"USER_ID": [], "ITEM_ID": [], "TIMESTAMP": []}), items, None)
     assert frames.history("u1", ()).empty
     assert frames.item("i1")["CATEGORY"] == "shoes"
+
+
+def test_put_items_during_an_items_import_is_not_lost(tmp_path, monkeypatch, s3_client, s3_bucket):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_client.meta.endpoint_url)
+    backend = PersonalizeBackend(tmp_path)
+    try:
+        group_arn = backend.create_dataset_group({"name": "merge-race"})["datasetGroupArn"]
+        _wait_active(lambda: backend.describe_dataset_group({"datasetGroupArn": group_arn}), "datasetGroup")
+        schema_arn = backend.create_schema(
+            {"name": "merge-race-items", "schema": seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY)}
+        )["schemaArn"]
+        dataset_arn = backend.create_dataset(
+            {"name": "items", "schemaArn": schema_arn, "datasetGroupArn": group_arn, "datasetType": "ITEMS"}
+        )["datasetArn"]
+        _wait_active(lambda: backend.describe_dataset({"datasetArn": dataset_arn}), "dataset")
+        s3_client.put_object(Bucket=s3_bucket, Key="items.csv", Body=b"ITEM_ID,CATEGORY\ni2,socks\n")
+
+        # The import job reads the stored items, then PutItems arrives before the job writes them back.
+        loaded, resume = threading.Event(), threading.Event()
+        real_load = backend.files.load
+
+        def load_then_pause(*args):
+            frame = real_load(*args)
+            if threading.current_thread().name.startswith("personalize-jobs") and not loaded.is_set():
+                loaded.set()
+                resume.wait(10)
+            return frame
+
+        monkeypatch.setattr(backend.files, "load", load_then_pause)
+        job_arn = backend.create_dataset_import_job(
+            {
+                "jobName": "merge-race-import",
+                "datasetArn": dataset_arn,
+                "dataSource": {"dataLocation": f"s3://{s3_bucket}/items.csv"},
+                "importMode": "INCREMENTAL",
+            }
+        )["datasetImportJobArn"]
+        assert loaded.wait(10)
+        put = threading.Thread(
+            target=backend.put_items,
+            args=(
+                {
+                    "datasetArn": dataset_arn,
+                    "items": [{"itemId": "i1", "properties": '{"category": "hats"}'}],
+                },
+            ),
+        )
+        put.start()
+        put.join(0.5)  # with merges serialised, PutItems waits for the import: let the import go on
+        resume.set()
+        put.join(10)
+        _wait_active(
+            lambda: backend.describe_dataset_import_job({"datasetImportJobArn": job_arn}), "datasetImportJob"
+        )
+
+        stored = real_load("merge-race", "ITEMS")
+        assert sorted(stored["ITEM_ID"]) == ["i1", "i2"]
+    finally:
+        backend.close()
