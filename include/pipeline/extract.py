@@ -265,6 +265,17 @@ def _stream_records(
         yield from copy
 
 
+def _use_utc_session(conn) -> None:
+    """Naive `timestamp` columns hold UTC (as the SQLite demo's do): comparing them with the aware
+    interval bounds converts them in the session's time zone, which the server may default to local
+    time, shifting the interval by hours."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        cursor.close()
+
+
 def _count_rows_without_time(conn, mapping: DatasetMapping, dialect: _Dialect) -> int:
     cursor = conn.cursor()
     try:
@@ -566,6 +577,8 @@ def _run(
     hook = get_source_hook(source)
     conn = hook.get_conn()
     dialect = _dialect_of(conn)
+    if dialect is POSTGRES:
+        _use_utc_session(conn)
     sql = build_query(mapping, dialect)
     bound = {name: dialect.bound_time(value) for name, value in params.items()}
     log.info(

@@ -398,3 +398,44 @@ def test_rows_without_a_usable_time_are_reported_not_lost(app_db, s3_client, s3_
     expected = 2 if app_db.kind == "sqlite" else 1
     assert (result.read, result.rows_without_time) == (3, expected)
     assert any(f"{expected} row(s) of" in r.getMessage() for r in caplog.records)
+
+
+class NewYorkSessionHook:
+    """A PostgreSQL server whose sessions default to a local time zone, as initdb sets from the host."""
+
+    def get_conn(self):
+        import psycopg
+
+        return psycopg.connect(PG_DSN, options="-c TimeZone=America/New_York")
+
+
+def test_naive_timestamp_columns_are_utc_whatever_the_session_time_zone(
+    postgres_app_db, s3_client, s3_bucket
+):
+    import psycopg
+
+    schema = postgres_app_db.location
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {schema}.events ALTER COLUMN occurred_at TYPE TIMESTAMP")
+        conn.execute(
+            f"INSERT INTO {schema}.events VALUES (1, 'u1', 'first-second', 'click', NULL, %s), "
+            f"(2, 'u1', 'last-second', 'click', NULL, %s), (3, 'u1', 'next-day', 'click', NULL, %s)",
+            [
+                DAY.replace(tzinfo=None),
+                (NEXT_DAY - timedelta(seconds=1)).replace(tzinfo=None),
+                NEXT_DAY.replace(tzinfo=None),
+            ],
+        )
+    result = extract_interval(
+        NewYorkSessionHook(),
+        postgres_app_db.interactions,
+        DAY,
+        NEXT_DAY,
+        bucket=s3_bucket,
+        s3_client=s3_client,
+    )
+    rows = read_rows(s3_client, s3_bucket, result.keys)
+    assert [(r[1], r[2]) for r in rows] == [
+        ("first-second", str(int(DAY.timestamp()))),
+        ("last-second", str(int(NEXT_DAY.timestamp()) - 1)),
+    ]
