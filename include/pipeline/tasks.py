@@ -481,7 +481,11 @@ def finish_training(
     Runs after every path: deployed, rejected, dry run, or a deploy / smoke test that failed (the
     campaign was rolled back). A version that was trained but not evaluated is a failure.
     """
-    if plan is None or not plan.get("train"):
+    if plan is None:
+        # record_history is the run's only leaf, so its state is the run's: a skipped plan skips
+        # it too, so no plan here means ensure_resources or plan_training failed.
+        return TrainingOutcome(None, "ensure_resources or plan_training failed: nothing was trained")
+    if not plan.get("train"):
         return TrainingOutcome(None, None)
     if decision is None or challenger_arn is None:
         return TrainingOutcome(None, "training or evaluation failed: nothing to record; see the failed task")

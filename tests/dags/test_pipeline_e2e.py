@@ -258,3 +258,12 @@ def test_interval_below_the_import_minimum_is_carried_into_the_next_run(
     assert record["records"] == sum(p.records for p in ledger.partitions(local_aws["s3"], "INTERACTIONS"))
     job = local_aws["personalize"].describe_dataset_import_job(datasetImportJobArn=record["job_arn"])
     assert job["datasetImportJob"]["status"] == "ACTIVE"
+
+
+def test_train_deploy_run_fails_when_planning_fails(local_aws, seeded_pipeline):
+    """record_history (all_done) is the only leaf: a failed plan_training must still fail the run."""
+    dags, _, _ = seeded_pipeline("sqlite", "e2e_badform", users=30, days=1)
+    dag_run = dags["train_deploy"].test(run_conf={"force_deploy": True})  # no force_reason
+    states = support.task_states(dag_run)
+    assert states["plan_training"] == "failed", states
+    assert str(dag_run.state) == "failed", states

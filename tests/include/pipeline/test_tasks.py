@@ -130,5 +130,11 @@ def test_every_trained_version_is_recorded_and_failures_still_fail_the_run(confi
 
 def test_nothing_trained_records_nothing_and_failed_training_fails(config, recorded):
     assert finish(config, train=False) == tasks.TrainingOutcome(None, None)
+    # record_history is the run's only leaf, so it alone decides the run's state: no plan means
+    # ensure_resources or plan_training failed (a skipped plan skips record_history too).
+    no_plan = tasks.finish_training(
+        config, plan=None, decision=None, challenger_arn=None, smoke_result=None, run_id="r", dag_id="d"
+    )
+    assert no_plan.asset_extra is None and "plan_training" in no_plan.failure
     assert "training or evaluation failed" in finish(config, evaluated=False).failure
     assert recorded == []
