@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from include.pipeline import imports as imp
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
@@ -420,7 +422,11 @@ def smoke_test(
                 request["filterArn"] = arn
             if values:
                 request["filterValues"] = values
-            items = [i["itemId"] for i in runtime.get_recommendations(**request)["itemList"]]
+            try:
+                items = [i["itemId"] for i in runtime.get_recommendations(**request)["itemList"]]
+            except ClientError as err:  # an error answer is a failed smoke test too: roll back
+                failures.append(f"user {user} with {name or 'no filter'}: {err}")
+                continue
             results[f"{user}|{name or 'no filter'}"] = items[:5]
             if not items:
                 failures.append(f"user {user} with {name or 'no filter'}: no recommendations")

@@ -76,6 +76,26 @@ def test_first_deployment_failing_the_smoke_test_fails_without_rollback(config, 
     assert fakes.updates == []
 
 
+class FailingRuntime:
+    """GetRecommendations answering with an error, e.g. a filter Personalize cannot apply."""
+
+    def get_recommendations(self, **request):
+        from botocore.exceptions import ClientError
+
+        raise ClientError(
+            {"Error": {"Code": "InvalidInputException", "Message": "filter values missing"}},
+            "GetRecommendations",
+        )
+
+
+def test_recommendation_errors_roll_the_campaign_back_and_fail(config, fakes, monkeypatch):
+    monkeypatch.setattr(tasks, "runtime_client", lambda config: FailingRuntime())
+    with pytest.raises(AirflowFailException, match=r"InvalidInputException.*rolled back to arn:v1"):
+        tasks.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+    assert fakes.updates == [{"campaignArn": "arn:campaign", "solutionVersionArn": "arn:v1"}]
+    assert fakes.waits == ["arn:campaign"]
+
+
 def test_rejection_is_not_a_failure_unless_config_says(config, tmp_path):
     decision = {
         "verdict": "REJECTED",
