@@ -225,6 +225,12 @@ class Violation:
         return f"{self.field}: {self.message}"
 
 
+def _python_only_number(value: str) -> bool:
+    """int() and float() also read digit-group underscores and non-ASCII digits, which neither
+    Personalize nor the local service's training (pandas) accept."""
+    return "_" in value or not value.isascii()
+
+
 def check_value(f: Field, value: str | None) -> Violation | None:
     if value is None or value == "":
         if f.nullable:
@@ -238,6 +244,8 @@ def check_value(f: Field, value: str | None) -> Violation | None:
         return Violation(f.name, "too_long", f"{len(value)} characters, the limit is {MAX_ID_LENGTH}")
     if f.type in INTEGER_TYPES:
         try:
+            if _python_only_number(value):
+                raise ValueError(value)
             number = int(value)
         except ValueError:
             return Violation(f.name, "not_an_integer", f"{value[:40]!r} is not an integer")
@@ -252,6 +260,8 @@ def check_value(f: Field, value: str | None) -> Violation | None:
                 )
     elif f.type in FLOAT_TYPES:
         try:
+            if _python_only_number(value):
+                raise ValueError(value)
             number = float(value)
         except ValueError:
             return Violation(f.name, "not_a_number", f"{value[:40]!r} is not a number")

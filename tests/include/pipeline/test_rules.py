@@ -36,6 +36,11 @@ def test_good_record_passes():
         ({"EVENT_TYPE": ""}, "EVENT_TYPE", "missing_value"),
         ({"EVENT_VALUE": "abc"}, "EVENT_VALUE", "not_a_number"),
         ({"EVENT_VALUE": "nan"}, "EVENT_VALUE", "not_a_number"),
+        # Python's int() and float() read these; Personalize (and pandas, when the data is trained) do not.
+        ({"TIMESTAMP": "1_700_000_000"}, "TIMESTAMP", "not_an_integer"),
+        ({"TIMESTAMP": "\u0661\u0667\u0660\u0660"}, "TIMESTAMP", "not_an_integer"),
+        ({"EVENT_VALUE": "2_5"}, "EVENT_VALUE", "not_a_number"),
+        ({"EVENT_VALUE": "\u0662.5"}, "EVENT_VALUE", "not_a_number"),
     ],
 )
 def test_each_rule_names_field_and_code(change, field, code):
