@@ -154,12 +154,16 @@ A manual run uses the form's **start**/**end**, or else the last complete period
             **aws_args(config),
         ).expand_kwargs(jobs)
 
-        @task(outlets=[asset], trigger_rule="none_failed")
+        # all_done: jobs that finished are recorded even when another import failed (record_imports
+        # then fails the run), so the next run does not import them again.
+        @task(outlets=[asset], trigger_rule="all_done")
         def publish_interactions(interval: dict, **context):
-            from airflow.sdk.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_imports", key="plan")
+            if plan is None:
+                raise AirflowFailException("no import plan: an extract or plan_imports failed")
             count = len(plan["batches"])
             arns = ti.xcom_pull(task_ids="import_datasets", map_indexes=list(range(count))) if count else []
             extra = tasks.record_imports(

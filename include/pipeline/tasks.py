@@ -250,14 +250,27 @@ def _job(config: PipelineConfig, name: str, dataset_arn: str, location: str, mod
 def record_imports(
     config: PipelineConfig, plan: Mapping[str, Any], job_arns: Sequence[str], interval: Mapping[str, str]
 ) -> dict | None:
-    """Write the finished jobs to the ledger; return the asset's extra when interactions landed."""
+    """Write the finished jobs to the ledger; return the asset's extra when interactions landed.
+
+    Every finished job is recorded even when another job of the run failed (its ARN is None), and
+    only then does this raise: an unrecorded job's partitions would be planned again by the next
+    run, under a new job name when merged with new data, and imported twice.
+    """
     s3 = s3_client(config)
     book = ledger(config)
     arns = list(job_arns or [])
     if len(arns) != len(plan["batches"]):
         raise RuntimeError(f"{len(plan['batches'])} import jobs planned but {len(arns)} reported an ARN")
     for batch, arn in zip(plan["batches"], arns, strict=True):
-        book.record_import(s3, batch["dataset_type"], {k: v for k, v in batch.items() if k != "files"}, arn)
+        if arn:
+            book.record_import(
+                s3, batch["dataset_type"], {k: v for k, v in batch.items() if k != "files"}, arn
+            )
+    if unfinished := [b["job_name"] for b, a in zip(plan["batches"], arns, strict=True) if not a]:
+        raise RuntimeError(
+            f"import job(s) {unfinished} did not finish (see import_datasets); the finished ones are "
+            "recorded in the ledger, so the next run imports only what is still pending"
+        )
     landed = [
         (b, a) for b, a in zip(plan["batches"], arns, strict=True) if b["dataset_type"] == "INTERACTIONS"
     ]

@@ -158,3 +158,30 @@ def test_nothing_trained_records_nothing_and_failed_training_fails(config, recor
     assert no_plan.asset_extra is None and "plan_training" in no_plan.failure
     assert "training or evaluation failed" in finish(config, evaluated=False).failure
     assert recorded == []
+
+
+def test_finished_imports_are_recorded_even_when_another_job_of_the_run_failed(
+    config, s3_client, s3_bucket, monkeypatch
+):
+    """An unrecorded finished job would be planned again by the next run, merged with new data under
+    a new job name, and import its interactions twice."""
+    from include.pipeline.imports import Ledger
+
+    config = config.model_copy(update={"s3": config.s3.model_copy(update={"bucket": s3_bucket})})
+    monkeypatch.setattr(tasks, "s3_client", lambda config: s3_client)
+    plan = {
+        "batches": [
+            {"job_name": "j-interactions", "import_mode": "INCREMENTAL", "dataset_type": "INTERACTIONS",
+             "partitions": {"dt=2026-03-01": "fp1"}, "records": 1200, "data_location": "s3://b/i/"},
+            {"job_name": "j-items", "import_mode": "FULL", "dataset_type": "ITEMS",
+             "partitions": {"snapshot": "h1"}, "records": 150, "data_location": "s3://b/items/"},
+        ],
+        "carried": [],
+        "carried_records": 0,
+    }  # fmt: skip
+    interval = {"start": "2026-03-01T00:00:00+00:00", "end": "2026-03-02T00:00:00+00:00"}
+    with pytest.raises(RuntimeError, match="j-items"):
+        tasks.record_imports(config, plan, ["arn:job/j-interactions", None], interval)
+    book = Ledger(s3_bucket, config.s3.prefix)
+    assert book.imported_fingerprints(s3_client, "INTERACTIONS") == {"dt=2026-03-01": "fp1"}
+    assert book.imports(s3_client, "ITEMS") == []
