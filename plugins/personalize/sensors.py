@@ -8,6 +8,7 @@ with Personalize's ``failureReason``; soft_fail applies as for any sensor.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
@@ -37,8 +38,8 @@ class PersonalizeBaseSensor(AwsBaseSensor[PersonalizeHook]):
     :param deferrable: Wait in the triggerer instead of poking from a worker. Requires aiobotocore.
         (default: ``[operators] default_deferrable``, else False)
     :param poke_interval: Seconds between status checks, in every mode.
-    :param max_retries: Status checks the trigger makes before it gives up (deferrable mode; in
-        poke and reschedule mode ``timeout`` bounds the wait, as for any sensor).
+    :param max_retries: Status checks the trigger makes before it gives up (deferrable mode;
+        ``timeout`` bounds the wait in every mode, as for any sensor).
     """
 
     aws_hook_class = PersonalizeHook
@@ -78,6 +79,7 @@ class PersonalizeBaseSensor(AwsBaseSensor[PersonalizeHook]):
                 botocore_config=self.botocore_config,
             ),
             method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:

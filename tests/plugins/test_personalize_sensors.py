@@ -145,3 +145,20 @@ def test_sensors_pass_on_finished_resources_and_name_missing_ones(trained, s3_en
     )
     with pytest.raises(PersonalizeResourceNotFoundError, match=r"solution version .*/nope does not exist"):
         sensor.execute(make_context(sensor))
+
+
+def test_deferred_sensor_keeps_its_timeout(monkeypatch):
+    """In deferrable mode the sensor's own timeout bounds the wait, as in the Amazon provider's sensors."""
+    from datetime import timedelta
+
+    sensor = PersonalizeSolutionVersionSensor(
+        task_id="wait_version",
+        solution_version_arn="arn:aws:personalize:us-east-1:000000000000:solution/s/1",
+        deferrable=True,
+        poke_interval=30,
+        timeout=600,
+    )
+    monkeypatch.setattr(sensor, "poke", lambda context: False)  # still training
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={})
+    assert deferred.value.timeout == timedelta(seconds=600)
