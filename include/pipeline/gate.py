@@ -13,6 +13,7 @@ Pure: no I/O, so the decision is unit-tested and the same code explains itself i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -99,12 +100,21 @@ def decide(
         value = challenger.get(name)
         if value is None:
             failures.append(f"{name} missing from the challenger's metrics (threshold {minimum:g})")
+        elif math.isnan(value):
+            failures.append(f"{name} is not a number (threshold {minimum:g})")
         elif value < minimum:
             failures.append(f"{name} {value:.4f} < threshold {minimum:g}")
     value = challenger.get(metric)
-    if value is None and metric not in thresholds:
-        failures.append(f"gate metric {metric} missing from the challenger's metrics")
-    if champion is not None and champion.get(metric) is not None and value is not None:
+    if metric not in thresholds:
+        if value is None:
+            failures.append(f"gate metric {metric} missing from the challenger's metrics")
+        elif math.isnan(value):
+            failures.append(f"gate metric {metric} is not a number")
+    # NaN compares False with everything, so it would pass the champion rule: it counts as missing.
+    if value is not None and math.isnan(value):
+        value = None
+    champion_value = None if champion is None else champion.get(metric)
+    if champion_value is not None and not math.isnan(champion_value) and value is not None:
         floor = champion[metric] - tolerance
         if value < floor:
             failures.append(

@@ -95,3 +95,12 @@ def test_decision_serialises_for_history_and_xcom():
     assert record["verdict"] == "ACCEPTED"
     assert record["challenger"] == {METRIC: 0.08} and record["champion"] == {METRIC: 0.07}
     assert record["table"].startswith("metric") and record["table"].endswith("verdict ACCEPTED")
+
+
+def test_a_metric_that_is_not_a_number_fails_instead_of_passing_every_comparison():
+    nan = float("nan")
+    decision = gate({METRIC: nan}, {METRIC: 0.08})
+    assert not decision.accepted
+    assert any(METRIC in failure and "not a number" in failure for failure in decision.failures)
+    # Not in the thresholds, but the gate metric all the same.
+    assert not gate({METRIC: nan}, None, thresholds={}).accepted
