@@ -4,7 +4,7 @@ Pure functions of the run's context, so the rules are unit-tested without Airflo
 - an ingest run covers its data interval; a manual run (UI/API: no logical date, no data interval)
   covers the dates in its form, or else the last complete schedule period before it was
   triggered, and says which;
-- train_deploy trains when new data landed since the serving version (the cost guard), and an
+- train_deploy trains when new data landed since the last trained version (the cost guard), and an
   asset-triggered run trains only when ingest has reached the present: each run of a 90-day
   backfill publishes the asset, but only the run that catches up triggers a training.
 """
@@ -112,25 +112,38 @@ def catching_up(interval_ends: Iterable[datetime], *, cron: str, now: datetime) 
 
 
 def cost_guard(
-    *, newest_import: datetime | None, serving_created: datetime | None, forced: bool, training_mode: str
+    *,
+    newest_import: datetime | None,
+    serving_created: datetime | None,
+    forced: bool,
+    training_mode: str,
+    latest_trained: datetime | None = None,
 ) -> TrainingDecision:
-    """Train only when data arrived after the serving version was created, or when asked to."""
+    """Train only when data arrived after the last model trained on it, or when asked to.
+
+    The last model is the newer of the serving version and the solution's latest ACTIVE version: a
+    challenger the gate rejected was trained on this data too, and training again on the same data
+    would pay for the same rejection every week.
+    """
     if forced:
         return TrainingDecision(True, "forced by the run's params")
     if newest_import is None:
         return TrainingDecision(False, "no dataset import job has finished: nothing to train on yet")
-    if serving_created is None:
-        return TrainingDecision(True, "no campaign serves a solution version yet")
-    if newest_import <= serving_created:
+    trained = [moment for moment in (serving_created, latest_trained) if moment is not None]
+    if not trained:
+        return TrainingDecision(True, "no solution version has been trained yet")
+    baseline = max(trained)
+    which = (
+        "the serving version" if baseline == serving_created else "the latest trained (not serving) version"
+    )
+    if newest_import <= baseline:
         return TrainingDecision(
             False,
-            f"no new data since the serving version (created {serving_created.isoformat()}; newest import "
+            f"no new data since {which} (created {baseline.isoformat()}; newest import "
             f"finished {newest_import.isoformat()}): skipping {training_mode} training, which would cost "
             "training hours for the same model. Trigger with force_deploy to train anyway.",
         )
-    return TrainingDecision(
-        True, f"new data: an import finished {newest_import.isoformat()}, after the serving version"
-    )
+    return TrainingDecision(True, f"new data: an import finished {newest_import.isoformat()}, after {which}")
 
 
 def serving_age_warning(serving_created: datetime | None, *, max_age_days: int, now: datetime) -> str | None:

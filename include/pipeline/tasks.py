@@ -324,19 +324,30 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
     decision = None
     dag_run = context["dag_run"]
     events = context.get("triggering_asset_events") or {}
-    ends = [
-        _utc(event.extra["interval_end"])
+    landed = [
+        event.extra
         for asset_events in events.values()
         for event in asset_events
         if (event.extra or {}).get("interval_end")
     ]
+    ends = [_utc(extra["interval_end"]) for extra in landed]
+    newest_import = _newest_import(hook, resources["dataset_arns"].values())
     run_type = getattr(dag_run, "run_type", None)
     if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
         decision = catching_up(ends, cron=config.schedule.ingest, now=now)
     if decision is None:
+        latest_arn = hook.get_latest_active_solution_version(solution_arn)
+        latest_trained = None
+        if latest_arn:
+            latest_trained = _utc(
+                hook.conn.describe_solution_version(solutionVersionArn=latest_arn)["solutionVersion"][
+                    "creationDateTime"
+                ]
+            )
         decision = cost_guard(
-            newest_import=_newest_import(hook, resources["dataset_arns"].values()),
+            newest_import=newest_import,
             serving_created=serving_created,
+            latest_trained=latest_trained,
             forced=forced,
             training_mode=training_mode,
         )
@@ -349,6 +360,14 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         "campaign_arn": (campaign or {}).get("campaignArn"),
         "forced_reason": forced_reason if forced else None,
         "dry_run": bool(params.get("dry_run")),
+        # What downstream consumers of the model asset need to know about the data behind it.
+        "training_data": {
+            "newest_import_finished": newest_import.isoformat() if newest_import else None,
+            "triggering_intervals": [
+                [extra.get("interval_start"), extra["interval_end"]] for extra in landed
+            ],
+            "triggering_records": sum(int(extra.get("records") or 0) for extra in landed),
+        },
     }
     log.info("%s: %s", "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
     log.info("plan: %s", json.dumps(plan, sort_keys=True))
@@ -569,6 +588,7 @@ def record_training(
         "verdict": decision["verdict"],
         "deployed": deployed,
         "metrics": decision["challenger"],
+        "training_data": plan.get("training_data"),
     }
 
 

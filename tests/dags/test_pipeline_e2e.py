@@ -97,6 +97,22 @@ def run(dag, **kwargs):
     return dag_run, states
 
 
+def latest_asset_extra(asset_name: str) -> dict:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        event = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == asset_name)
+            .order_by(AssetEvent.id.desc())
+        ).first()
+        assert event is not None, f"no event of asset {asset_name}"
+        return dict(event.extra)
+
+
 def campaign(local_aws, name):
     client = local_aws["personalize"]
     arn = next(c["campaignArn"] for c in client.list_campaigns()["campaigns"] if c["name"] == name)
@@ -129,6 +145,10 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
         campaignArn=first["campaignArn"], userId=_known_user(config)
     )
     assert recs["itemList"], "the deployed campaign returned no recommendations"
+    # The model asset tells downstream what it was trained on.
+    model_extra = latest_asset_extra(f"{config.name}_model")
+    assert model_extra["solution_version_arn"] == champion and model_extra["deployed"] is True
+    assert model_extra["training_data"]["newest_import_finished"]
     # No new data since the serving version: the cost guard skips training.
     _, states = run(dags["train_deploy"], logical_date=None)
     assert states["plan_training"] == "success" and states["train"] == "skipped", states
@@ -147,6 +167,9 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
     _, states = run(worse["train_deploy"], logical_date=None)
     assert states["keep_champion"] == "success" and states["deploy_campaign"] == "skipped", states
     assert campaign(local_aws, config.campaign.name)["solutionVersionArn"] == champion
+    # The rejected challenger was trained on this data: the next run does not pay to train it again.
+    _, states = run(worse["train_deploy"], logical_date=None)
+    assert states["plan_training"] == "success" and states["train"] == "skipped", states
 
     # 3. More data; an UPDATE version of the champion's solution is deployed through UpdateCampaign.
     support.write_config(config_dir, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides)

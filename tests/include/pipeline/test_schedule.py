@@ -88,7 +88,7 @@ def test_cost_guard_skips_without_new_data_unless_forced():
     ).train
     assert cost_guard(newest_import=None, serving_created=created, forced=True, training_mode="FULL").train
     first = cost_guard(newest_import=created, serving_created=None, forced=False, training_mode="FULL")
-    assert first.train and "no campaign serves" in first.reason
+    assert first.train and "no solution version has been trained yet" in first.reason
     nothing = cost_guard(newest_import=None, serving_created=None, forced=False, training_mode="FULL")
     assert not nothing.train and "nothing to train on" in nothing.reason
 
@@ -97,3 +97,34 @@ def test_age_warning_only_past_the_limit():
     assert serving_age_warning(NOW - timedelta(days=3), max_age_days=14, now=NOW) is None
     assert "20 days old (limit 14)" in serving_age_warning(NOW - timedelta(days=20), max_age_days=14, now=NOW)
     assert serving_age_warning(None, max_age_days=14, now=NOW) is None
+
+
+def test_cost_guard_counts_a_rejected_challenger_as_trained_on_the_data():
+    serving = datetime(2026, 3, 1, tzinfo=UTC)
+    rejected = datetime(2026, 3, 8, tzinfo=UTC)
+    newest_import = datetime(2026, 3, 5, tzinfo=UTC)
+    skip = cost_guard(
+        newest_import=newest_import,
+        serving_created=serving,
+        latest_trained=rejected,
+        forced=False,
+        training_mode="FULL",
+    )
+    assert not skip.train
+    assert "latest trained (not serving) version" in skip.reason
+    later_import = cost_guard(
+        newest_import=datetime(2026, 3, 9, tzinfo=UTC),
+        serving_created=serving,
+        latest_trained=rejected,
+        forced=False,
+        training_mode="FULL",
+    )
+    assert later_import.train
+    # A first challenger rejected by the thresholds (nothing serves) is not retrained on the same data.
+    assert not cost_guard(
+        newest_import=newest_import,
+        serving_created=None,
+        latest_trained=rejected,
+        forced=False,
+        training_mode="FULL",
+    ).train
