@@ -197,7 +197,7 @@ def build_train_deploy(config: PipelineConfig):
 ### {config.name}: train a solution version, gate it, deploy it
 Runs when `{config.dag_ids["ingest"]}` lands new interactions (asset `{asset.name}`) and on cron
 `{config.schedule.train_deploy}`. A backfill publishes the asset many times; only the run that
-reaches the present trains. No new data since the serving version -> no training (cost guard).
+reaches the present trains. No new data since the last trained version (serving or rejected) -> no training (cost guard).
 
 Steps: train `{config.solution.name}` ({config.solution.recipe}) -> GetSolutionMetrics -> gate
 (`{config.gate.metric}` thresholds {dict(config.gate.thresholds)}; never worse than the champion by more
