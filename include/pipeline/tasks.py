@@ -308,13 +308,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
     solution_arn = resources["solution_arns"][config.solution.name]
     campaign = hook.find_campaign(config.campaign.name)
     champion_arn = hook.get_serving_solution_version(config.campaign.name)
-    serving_created = None
-    if champion_arn:
-        serving_created = _utc(
-            hook.conn.describe_solution_version(solutionVersionArn=champion_arn)["solutionVersion"][
-                "creationDateTime"
-            ]
-        )
+    serving_created = _version_created(hook, champion_arn)
     if warning := serving_age_warning(
         serving_created, max_age_days=config.campaign.max_serving_age_days, now=now
     ):
@@ -336,18 +330,10 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
     if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
         decision = catching_up(ends, cron=config.schedule.ingest, now=now)
     if decision is None:
-        latest_arn = hook.get_latest_active_solution_version(solution_arn)
-        latest_trained = None
-        if latest_arn:
-            latest_trained = _utc(
-                hook.conn.describe_solution_version(solutionVersionArn=latest_arn)["solutionVersion"][
-                    "creationDateTime"
-                ]
-            )
         decision = cost_guard(
             newest_import=newest_import,
             serving_created=serving_created,
-            latest_trained=latest_trained,
+            latest_trained=_version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
             forced=forced,
             training_mode=training_mode,
         )
@@ -372,6 +358,13 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
     log.info("%s: %s", "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
     log.info("plan: %s", json.dumps(plan, sort_keys=True))
     return plan
+
+
+def _version_created(hook, solution_version_arn: str | None) -> datetime | None:
+    if not solution_version_arn:
+        return None
+    version = hook.conn.describe_solution_version(solutionVersionArn=solution_version_arn)
+    return _utc(version["solutionVersion"]["creationDateTime"])
 
 
 def _newest_import(hook, dataset_arns) -> datetime | None:

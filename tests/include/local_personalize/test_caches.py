@@ -17,18 +17,24 @@ def _wait_active(describe, key: str) -> None:
         time.sleep(0.01)
 
 
+def _items_dataset(backend: PersonalizeBackend, name: str) -> tuple[str, str]:
+    """An ACTIVE dataset group holding one ACTIVE ITEMS dataset (ITEM_ID, CATEGORY)."""
+    group_arn = backend.create_dataset_group({"name": name})["datasetGroupArn"]
+    _wait_active(lambda: backend.describe_dataset_group({"datasetGroupArn": group_arn}), "datasetGroup")
+    schema_arn = backend.create_schema(
+        {"name": f"{name}-items", "schema": seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY)}
+    )["schemaArn"]
+    dataset_arn = backend.create_dataset(
+        {"name": "items", "schemaArn": schema_arn, "datasetGroupArn": group_arn, "datasetType": "ITEMS"}
+    )["datasetArn"]
+    _wait_active(lambda: backend.describe_dataset({"datasetArn": dataset_arn}), "dataset")
+    return group_arn, dataset_arn
+
+
 def test_items_changed_while_group_frames_are_built_are_not_hidden_by_the_cache(tmp_path, monkeypatch):
     backend = PersonalizeBackend(tmp_path)
     try:
-        group_arn = backend.create_dataset_group({"name": "cache-race"})["datasetGroupArn"]
-        _wait_active(lambda: backend.describe_dataset_group({"datasetGroupArn": group_arn}), "datasetGroup")
-        schema_arn = backend.create_schema(
-            {"name": "cache-race-items", "schema": seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY)}
-        )["schemaArn"]
-        dataset_arn = backend.create_dataset(
-            {"name": "items", "schemaArn": schema_arn, "datasetGroupArn": group_arn, "datasetType": "ITEMS"}
-        )["datasetArn"]
-        _wait_active(lambda: backend.describe_dataset({"datasetArn": dataset_arn}), "dataset")
+        group_arn, dataset_arn = _items_dataset(backend, "cache-race")
 
         def put_item(category: str) -> None:
             properties = json.dumps({"category": category})
@@ -76,15 +82,7 @@ def test_put_items_during_an_items_import_is_not_lost(tmp_path, monkeypatch, s3_
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_client.meta.endpoint_url)
     backend = PersonalizeBackend(tmp_path)
     try:
-        group_arn = backend.create_dataset_group({"name": "merge-race"})["datasetGroupArn"]
-        _wait_active(lambda: backend.describe_dataset_group({"datasetGroupArn": group_arn}), "datasetGroup")
-        schema_arn = backend.create_schema(
-            {"name": "merge-race-items", "schema": seed.avro_schema("ITEMS", seed.ITEM_ID, seed.CATEGORY)}
-        )["schemaArn"]
-        dataset_arn = backend.create_dataset(
-            {"name": "items", "schemaArn": schema_arn, "datasetGroupArn": group_arn, "datasetType": "ITEMS"}
-        )["datasetArn"]
-        _wait_active(lambda: backend.describe_dataset({"datasetArn": dataset_arn}), "dataset")
+        _, dataset_arn = _items_dataset(backend, "merge-race")
         s3_client.put_object(Bucket=s3_bucket, Key="items.csv", Body=b"ITEM_ID,CATEGORY\ni2,socks\n")
 
         # The import job reads the stored items, then PutItems arrives before the job writes them back.
