@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from include.pipeline import days
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.metric_names import METRIC_NAMES
 
@@ -260,7 +261,7 @@ class ScheduleConfig(StrictModel):
     @field_validator("start_date")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return days.to_utc(value, "schedule.start_date")
 
 
 class BatchInferenceConfig(StrictModel):

@@ -31,13 +31,13 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from functools import partial
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
-from include.pipeline import rules
+from include.pipeline import days, rules
 from include.pipeline.mapping import (
     DatasetMapping,
     FieldMapping,
@@ -530,14 +530,6 @@ def _join_key(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
-def _utc(moment: datetime, name: str) -> datetime:
-    if not isinstance(moment, datetime):
-        raise ValueError(f"{name} must be a datetime, got {type(moment).__name__}")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name}={moment.isoformat()} has no time zone; pass an aware UTC datetime")
-    return moment.astimezone(UTC)
-
-
 def _s3_client(s3_client, aws_conn_id: str | None):
     if s3_client is not None:
         return s3_client
@@ -694,10 +686,11 @@ def extract_interval(
     """
     if mapping.dataset_type != "INTERACTIONS":
         raise ValueError(f"extract_interval takes an INTERACTIONS mapping, not {mapping.dataset_type}")
-    start, end = _utc(start, "start"), _utc(end, "end")
+    start = days.to_utc(start, "start", naive_is_utc=False)
+    end = days.to_utc(end, "end", naive_is_utc=False)
     if end <= start:
         raise ValueError(f"empty or reversed interval: start={start.isoformat()} end={end.isoformat()}")
-    if start.time() != time(0) or end.time() != time(0):
+    if not (days.is_midnight(start) and days.is_midnight(end)):
         raise ValueError(
             f"interval [{start.isoformat()}, {end.isoformat()}) must start and end at midnight UTC: "
             "it names the dt=YYYY-MM-DD partition"
@@ -706,7 +699,7 @@ def extract_interval(
     return _run(
         source,
         mapping,
-        partition=f"dt={start.date().isoformat()}",
+        partition=days.partition_name(start),
         params={"start": start, "end": end},
         result=result,
         s3_client=s3_client,
@@ -739,12 +732,12 @@ def extract_snapshot(
     """
     if mapping.dataset_type not in ("ITEMS", "USERS"):
         raise ValueError(f"extract_snapshot takes an ITEMS or USERS mapping, not {mapping.dataset_type}")
-    day = _utc(as_of, "as_of").date() if isinstance(as_of, datetime) else as_of
+    day = days.to_utc(as_of, "as_of", naive_is_utc=False).date() if isinstance(as_of, datetime) else as_of
     result = ExtractionResult(mapping.dataset_type, bucket, "")
     return _run(
         source,
         mapping,
-        partition=f"dt={day.isoformat()}",
+        partition=days.partition_name(day),
         params={},
         result=result,
         s3_client=s3_client,

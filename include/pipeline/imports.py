@@ -24,10 +24,10 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from include.pipeline import rules
+from include.pipeline import days, rules
 
 log = logging.getLogger(__name__)
 
@@ -245,39 +245,12 @@ def job_name(
     """Deterministic, valid Personalize name: same partitions and content -> same job."""
     digest = hashlib.sha256(json.dumps([mode, index, sorted(fingerprints.items())]).encode()).hexdigest()[:10]
     span = (
-        _short(partitions[0]) if len(partitions) == 1 else f"{_short(partitions[0])}-{_short(partitions[-1])}"
+        days.compact(partitions[0])
+        if len(partitions) == 1
+        else f"{days.compact(partitions[0])}-{days.compact(partitions[-1])}"
     )
     suffix = f"-{span}-{digest}"
     return (prefix[: JOB_NAME_MAX - len(suffix)].rstrip("-_") + suffix)[:JOB_NAME_MAX]
-
-
-def _short(partition: str) -> str:
-    return partition.removeprefix("dt=").replace("-", "")
-
-
-# ------------------------------------------------------------------------------------- intervals
-
-
-def day_intervals(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """[start, end) as whole UTC days, one per dt= partition, so partitions never overlap."""
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError("interval bounds must be timezone-aware")
-    # Plain datetimes: Airflow hands out pendulum ones, whose arithmetic mixes badly with stdlib UTC.
-    start, end = (datetime.fromtimestamp(m.timestamp(), UTC) for m in (start, end))
-    if end <= start:
-        raise ValueError(f"empty or reversed interval: [{start.isoformat()}, {end.isoformat()})")
-    for name, moment in (("start", start), ("end", end)):
-        if (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0):
-            raise ValueError(
-                f"interval {name} {moment.isoformat()} is not midnight UTC: interactions are extracted "
-                "in whole days (one dt=YYYY-MM-DD partition per day)"
-            )
-    days = []
-    day = start
-    while day < end:
-        days.append((day, day + timedelta(days=1)))
-        day += timedelta(days=1)
-    return days
 
 
 # ---------------------------------------------------------------------------------------- ledger

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from include.pipeline.days import to_utc
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -36,7 +38,7 @@ def _parse_moment(value: str | date | datetime, name: str) -> datetime:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError as err:
             raise ValueError(f"param {name}={value!r} is not a date (YYYY-MM-DD) or ISO timestamp") from err
-    return _plain(moment)
+    return to_utc(moment)
 
 
 def last_complete_period(cron: str, moment: datetime) -> tuple[datetime, datetime]:
@@ -44,14 +46,7 @@ def last_complete_period(cron: str, moment: datetime) -> tuple[datetime, datetim
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     interval = CronDataIntervalTimetable(cron, "UTC").infer_manual_data_interval(run_after=moment)
-    return _plain(interval.start), _plain(interval.end)
-
-
-def _plain(moment: datetime) -> datetime:
-    """A stdlib UTC datetime (Airflow hands out pendulum ones; naive ones are taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(moment.timestamp(), UTC)
+    return to_utc(interval.start), to_utc(interval.end)
 
 
 def resolve_ingest_interval(
@@ -76,8 +71,8 @@ def resolve_ingest_interval(
         and data_interval_end is not None
         and data_interval_end > data_interval_start
     ):
-        return Interval(_plain(data_interval_start), _plain(data_interval_end), "the run's data interval")
-    start, end = last_complete_period(cron, _plain(run_after))
+        return Interval(to_utc(data_interval_start), to_utc(data_interval_end), "the run's data interval")
+    start, end = last_complete_period(cron, to_utc(run_after))
     return Interval(
         start,
         end,

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from include.pipeline import days
 from include.pipeline import imports as imp
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
@@ -63,14 +64,6 @@ def ledger(config: PipelineConfig) -> imp.Ledger:
     return imp.Ledger(config.s3.bucket, config.s3.prefix)
 
 
-def _utc(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def on_failure_summary(context: Mapping[str, Any]) -> None:
     """One line per failed task: the hook point for Slack / SNS / PagerDuty notifiers."""
     ti = context.get("ti") or context.get("task_instance")
@@ -98,7 +91,7 @@ def resolve_interval(config: PipelineConfig, context: Mapping[str, Any]) -> dict
         data_interval_end=context.get("data_interval_end"),
         run_after=context["dag_run"].run_after,
     )
-    imp.day_intervals(interval.start, interval.end)  # refuses intervals that are not whole days
+    days.whole_days(interval.start, interval.end)  # refuses intervals that are not whole days
     log.info("ingest interval [%s, %s), chosen from %s", interval.start, interval.end, interval.source)
     return interval.as_dict()
 
@@ -111,7 +104,7 @@ def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) ->
     book = ledger(config)
     mapping = config.mappings["INTERACTIONS"]
     totals = {"read": 0, "written": 0, "rejected": 0, "partitions": []}
-    for day_start, day_end in imp.day_intervals(_utc(interval["start"]), _utc(interval["end"])):
+    for day_start, day_end in days.whole_days(interval["start"], interval["end"]):
         result = extract_interval(
             config.app_db_conn_id,
             mapping,
@@ -123,7 +116,7 @@ def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) ->
             max_rejected_share=config.datasets.max_rejected_share,
         )
         partition = imp.Partition(
-            f"dt={day_start.date().isoformat()}",
+            days.partition_name(day_start),
             result.written,
             imp.describe_files(s3, config.s3.bucket, result.keys),
             result.data_prefix,
@@ -156,7 +149,7 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
         result = extract_snapshot(
             config.app_db_conn_id,
             mapping,
-            _utc(interval["end"]),
+            days.maybe_utc(interval["end"]),
             bucket=config.s3.bucket,
             prefix=config.s3.prefix,
             s3_client=s3,
@@ -166,7 +159,7 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
             "content_hash": result.content_hash,
             "data_location": result.data_location,
             "records": result.written,
-            "as_of": _utc(interval["end"]).date().isoformat(),
+            "as_of": days.maybe_utc(interval["end"]).date().isoformat(),
         }
         log.info("%s snapshot: %d records, hash %s", dataset_type, result.written, result.content_hash)
     return snapshots
@@ -324,7 +317,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         for event in asset_events
         if (event.extra or {}).get("interval_end")
     ]
-    ends = [_utc(extra["interval_end"]) for extra in landed]
+    ends = [days.maybe_utc(extra["interval_end"]) for extra in landed]
     newest_import = _newest_import(hook, resources["dataset_arns"].values())
     run_type = getattr(dag_run, "run_type", None)
     if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
@@ -364,7 +357,7 @@ def _version_created(hook, solution_version_arn: str | None) -> datetime | None:
     if not solution_version_arn:
         return None
     version = hook.conn.describe_solution_version(solutionVersionArn=solution_version_arn)
-    return _utc(version["solutionVersion"]["creationDateTime"])
+    return days.maybe_utc(version["solutionVersion"]["creationDateTime"])
 
 
 def _newest_import(hook, dataset_arns) -> datetime | None:
@@ -374,7 +367,7 @@ def _newest_import(hook, dataset_arns) -> datetime | None:
         for page in paginator.paginate(datasetArn=dataset_arn):
             for job in page["datasetImportJobs"]:
                 if job["status"] == "ACTIVE":
-                    finished = _utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
+                    finished = days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
                     newest = finished if newest is None or finished > newest else newest
     return newest
 

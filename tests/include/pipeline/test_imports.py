@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from include.pipeline.days import whole_days
 from include.pipeline.imports import (
     DataFile,
     ImportPlanError,
     Ledger,
     Partition,
     data_location,
-    day_intervals,
     plan_imports,
 )
 
@@ -110,11 +110,11 @@ def test_empty_partitions_need_nothing():
 
 def test_day_intervals_cut_whole_days_and_refuse_partial_ones():
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 4, tzinfo=UTC)
-    assert [d.day for d, _ in day_intervals(start, end)] == [1, 2, 3]
+    assert [d.day for d, _ in whole_days(start, end)] == [1, 2, 3]
     with pytest.raises(ValueError, match="not midnight UTC"):
-        day_intervals(start, datetime(2026, 1, 2, 6, tzinfo=UTC))
+        whole_days(start, datetime(2026, 1, 2, 6, tzinfo=UTC))
     with pytest.raises(ValueError, match="empty or reversed"):
-        day_intervals(end, start)
+        whole_days(end, start)
 
 
 def test_ledger_round_trip_and_staging(s3_client, s3_bucket):
