@@ -94,10 +94,15 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 1. ensure the dataset group `{config.dataset_group}`, schemas, datasets, filters, event tracker;
 2. extract interactions day by day into `{config.s3.uri("interactions")}/dt=YYYY-MM-DD/`, and
    items/users snapshots with a content hash;
-3. import: INCREMENTAL (FULL when the dataset is new or the form asks); partitions below
+3. import, planned from Personalize's import jobs joined with the manifest written before each one
+   (never the same day twice; a job still running is adopted): INCREMENTAL (FULL when the dataset has
+   no ACTIVE import, or the form asks: FULL covers every day in S3 and refuses to shrink the dataset
+   unless **allow_shrink**); partitions below
    Personalize's 1000-record minimum are carried to the next run, large ones split; items/users only
    when their snapshot changed. Import jobs run in pool `{config.tasks.import_pool}` (AWS: at most 5 at once);
-4. publish asset `{asset.name}` when new interactions landed, which triggers `{config.dag_ids["train_deploy"]}`.
+4. publish asset `{asset.name}` when new interactions landed, which triggers `{config.dag_ids["train_deploy"]}`;
+5. reconcile: per day, app DB vs imported vs quarantined (`{config.s3.uri("reconcile", "latest.json")}`);
+   a mismatch fails the run for its own days and warns for the others.
 """,
         params={
             "start": Param(
@@ -115,7 +120,12 @@ A manual run uses the form's **start**/**end**, or else the last complete period
             "full_import": Param(
                 False,
                 type="boolean",
-                description="Import every extracted partition with a FULL import (replaces the dataset's bulk data).",
+                description="Import every partition of the dataset's history in S3 with a FULL import (replaces the dataset's bulk data).",
+            ),
+            "allow_shrink": Param(
+                False,
+                type="boolean",
+                description="Let a FULL import leave the dataset with fewer records than it holds now (otherwise it fails naming both counts).",
             ),
         },
     )
@@ -174,7 +184,13 @@ A manual run uses the form's **start**/**end**, or else the last complete period
             context["outlet_events"][asset].extra = extra
             return extra
 
-        imported >> publish_interactions(interval)
+        # none_failed: runs after a published or skipped asset, never hides a failed import.
+        @task(trigger_rule="none_failed")
+        def reconcile(interval: dict):
+            return tasks.reconcile_ingest(config, interval)
+
+        published = publish_interactions(interval)
+        imported >> published >> reconcile(interval)
 
     return ingest()
 

@@ -31,7 +31,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from itertools import islice
 from operator import itemgetter
@@ -712,6 +712,38 @@ def extract_interval(
     )
 
 
+def count_days(source, mapping: DatasetMapping, day_starts: Sequence[datetime]) -> dict[str, int]:
+    """Rows of the interactions table per day (`dt=` name -> count), by the extraction's own time
+    filter, so a day's count is exactly what its extraction reads."""
+    if mapping.time_column is None:
+        raise ValueError(f"{mapping.table} has no time column: it has no days to count")
+    hook = get_source_hook(source)
+    conn = hook.get_conn()
+    try:
+        dialect = _dialect_of(conn)
+        if dialect is POSTGRES:
+            _use_utc_session(conn)
+        column = dialect.time_filter_column(mapping.time_column)
+        table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
+        sql = (
+            f"SELECT COUNT(*) FROM {table} WHERE {column} >= {dialect.parameter('start')} "
+            f"AND {column} < {dialect.parameter('end')}"
+        )
+        counts = {}
+        for day_start in day_starts:
+            day_start = days.to_utc(day_start, "day", naive_is_utc=False)
+            bounds = {"start": day_start, "end": day_start + timedelta(days=1)}
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, {k: dialect.bound_time(v) for k, v in bounds.items()})
+                counts[days.partition_name(day_start)] = int(cursor.fetchone()[0])
+            finally:
+                cursor.close()
+        return counts
+    finally:
+        conn.close()
+
+
 def extract_snapshot(
     source,
     mapping: DatasetMapping,
@@ -757,6 +789,7 @@ __all__ = [
     "ExtractionResult",
     "RejectedShareExceeded",
     "build_query",
+    "count_days",
     "extract_interval",
     "extract_snapshot",
     "get_source_hook",

@@ -18,13 +18,16 @@ fingerprints, so a rerun adopts the job it already started instead of importing 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.pipeline import days, rules
@@ -91,12 +94,14 @@ class ImportBatch:
     records: int  # exact when the batch holds whole partitions, else estimated from bytes
     # The partition's own folder when the batch is exactly one whole partition, else None (staged).
     folder: str | None = None
+    partition_records: dict[str, int] = field(default_factory=dict)  # per partition, as `records`
 
     def to_dict(self) -> dict:
         return {
             "job_name": self.job_name,
             "import_mode": self.import_mode,
             "partitions": self.partitions,
+            "partition_records": self.partition_records,
             "records": self.records,
             "bytes": self.bytes,
             "files": [asdict(f) for f in self.files],
@@ -174,7 +179,7 @@ def plan_imports(
     groups = _split(pending, first_limit, max_incremental_bytes)
     for index, files in enumerate(groups):
         names = sorted({_partition_of(f, pending).name for f in files})
-        records = _records(files, pending)
+        per_partition = _records(files, pending)
         mode = "FULL" if full and index == 0 else "INCREMENTAL"
         fingerprints = {p.name: p.fingerprint for p in pending if p.name in names}
         whole = [p for p in pending if p.name in names and set(p.files) == set(files)]
@@ -185,8 +190,9 @@ def plan_imports(
                 import_mode=mode,
                 partitions=fingerprints,
                 files=tuple(files),
-                records=records,
+                records=sum(per_partition.values()),
                 folder=folder,
+                partition_records=per_partition,
             )
         )
     return plan
@@ -225,17 +231,18 @@ def _partition_of(f: DataFile, pending: Sequence[Partition]) -> Partition:
     return next(p for p in pending if f in p.files)
 
 
-def _records(files: Sequence[DataFile], pending: Sequence[Partition]) -> int:
-    records = 0
+def _records(files: Sequence[DataFile], pending: Sequence[Partition]) -> dict[str, int]:
+    """Records per partition in `files`: exact for whole partitions, else estimated from bytes."""
+    records = {}
     for partition in pending:
         inside = [f for f in partition.files if f in files]
         if not inside:
             continue
         if len(inside) == len(partition.files):
-            records += partition.records
+            records[partition.name] = partition.records
         else:
             share = sum(f.size for f in inside) / max(1, partition.bytes)
-            records += round(partition.records * share)
+            records[partition.name] = round(partition.records * share)
     return records
 
 
@@ -272,6 +279,14 @@ class Ledger:
     def import_key(self, dataset_type: str, job_name: str) -> str:
         return self._key(dataset_type.lower(), "imports", f"{job_name}.json")
 
+    def manifest_key(self, dataset_type: str, job_name: str) -> str:
+        # Outside state/: the manifests are the record (with Personalize), state/ only a cache.
+        return "/".join(
+            p.strip("/")
+            for p in (self.prefix, "manifests", dataset_type.lower(), f"{job_name}.json")
+            if p.strip("/")
+        )
+
     def staging_prefix(self, dataset_type: str, job_name: str) -> str:
         return "/".join(p for p in (self.prefix, "imports", dataset_type.lower(), job_name) if p) + "/"
 
@@ -291,7 +306,22 @@ class Ledger:
             for doc in self._read_all(s3, self._key(dataset_type.lower(), "partitions"))
         ]
 
-    # --- imports
+    # --- manifests: written before CreateDatasetImportJob, so every job maps back to its days
+    def write_manifest(self, s3: Any, dataset_type: str, manifest: dict) -> str:
+        key = self.manifest_key(dataset_type, manifest["job_name"])
+        body = {**manifest, "dataset_type": dataset_type, "written_at": datetime.now(UTC).isoformat()}
+        s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=json.dumps(body, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+        return key
+
+    def manifests(self, s3: Any, dataset_type: str) -> list[dict]:
+        return self._read_all(s3, self.manifest_key(dataset_type, "x").rsplit("/", 1)[0])
+
+    # --- imports (a cache of what Personalize holds, rebuilt from it when missing)
     def record_import(self, s3: Any, dataset_type: str, batch: dict, job_arn: str) -> None:
         body = {**batch, "job_arn": job_arn, "recorded_at": datetime.now(UTC).isoformat()}
         s3.put_object(
@@ -354,3 +384,260 @@ def _all_files_of(s3: Any, bucket: str, folder: str) -> set[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
         keys.update(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
     return keys
+
+
+# ----------------------------------------------------------------- Personalize is the record
+
+RUNNING_STATUSES = frozenset({"CREATE PENDING", "CREATE IN_PROGRESS"})
+ACTIVE = "ACTIVE"
+# `{prefix}-{YYYYMMDD}[-{YYYYMMDD}]-{digest}[-aN]`: what `job_name` (and an attempt suffix) builds.
+_JOB_SPAN = re.compile(r"-(\d{8})(?:-(\d{8}))?-[0-9a-f]{10}(?:-[0-9a-f]{8})?(?:-a\d+)?$")
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """One dataset import job as Personalize reports it, joined with the manifest written before it."""
+
+    name: str
+    arn: str
+    status: str
+    import_mode: str
+    created: datetime
+    manifest: dict  # job_name (first of the attempt chain), partitions, partition_records, data_location
+    source: str  # where the manifest came from: manifest, ledger, data location, job name, nothing
+
+    @property
+    def partitions(self) -> dict[str, str | None]:
+        """Partition -> fingerprint of the content imported (None: unknown, no manifest)."""
+        return dict(self.manifest.get("partitions") or {})
+
+    @property
+    def partition_records(self) -> dict[str, int | None]:
+        known = self.manifest.get("partition_records") or {}
+        return {name: known.get(name) for name in self.partitions}
+
+    @property
+    def running(self) -> bool:
+        return self.status in RUNNING_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return not self.running and self.status != ACTIVE
+
+
+@dataclass
+class DatasetRecord:
+    """What one dataset holds, by Personalize's import jobs joined with their manifests."""
+
+    jobs: list[ImportJob] = field(default_factory=list)
+    # Partition -> fingerprint of its newest import that is ACTIVE or still running (None: unknown).
+    claimed: dict[str, str | None] = field(default_factory=dict)
+    # Partition -> records the dataset holds for it: ACTIVE jobs since the newest ACTIVE FULL one.
+    held: dict[str, int] = field(default_factory=dict)
+    # ACTIVE jobs whose record counts are unknown (no manifest): the held count misses them.
+    unknown_counts: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> list[ImportJob]:
+        return [j for j in self.jobs if j.status == ACTIVE]
+
+    @property
+    def running(self) -> list[ImportJob]:
+        return [j for j in self.jobs if j.running]
+
+    @property
+    def failed(self) -> list[ImportJob]:
+        return [j for j in self.jobs if j.failed]
+
+    @property
+    def held_records(self) -> int:
+        return sum(self.held.values())
+
+    @property
+    def imported(self) -> dict[str, str | None]:
+        """Partitions held by ACTIVE jobs (the newest fingerprint of each)."""
+        fingerprints: dict[str, str | None] = {}
+        for job in self.active:
+            fingerprints.update(job.partitions)
+        return fingerprints
+
+
+def attempt_names(job_name: str) -> list[str]:
+    """Every name the import operator may give the job planned as `job_name` (NAME, NAME-a2, ...)."""
+    from personalize.operators import PersonalizeCreateDatasetImportJobOperator, attempt_name
+
+    return [
+        attempt_name(job_name, attempt)
+        for attempt in range(1, PersonalizeCreateDatasetImportJobOperator.MAX_ATTEMPTS + 1)
+    ]
+
+
+def join_jobs(
+    summaries: Iterable[Mapping[str, Any]],
+    manifests: Iterable[Mapping[str, Any]],
+    *,
+    ledger_imports: Iterable[Mapping[str, Any]] = (),
+    data_location: Callable[[str], str | None] = lambda arn: None,
+) -> DatasetRecord:
+    """Join ListDatasetImportJobs summaries with the manifests (pure: unit-tested without AWS).
+
+    A job without a manifest (written by an older version, or the state prefix was lost) is mapped
+    by the ledger's record of its ARN, else by the dt= folder it read, else by the day span in its
+    name; its content fingerprint is then unknown, which still keeps its days from being imported
+    again.
+    """
+    by_name: dict[str, Mapping[str, Any]] = {}
+    for manifest in manifests:
+        for name in attempt_names(manifest["job_name"]):
+            by_name.setdefault(name, manifest)
+    by_arn = {r["job_arn"]: r for r in ledger_imports if r.get("job_arn")}
+    jobs = []
+    for summary in sorted(summaries, key=lambda s: (_moment(s["creationDateTime"]), s["jobName"])):
+        name, arn = summary["jobName"], summary["datasetImportJobArn"]
+        if name in by_name:
+            manifest, source = dict(by_name[name]), "manifest"
+        elif arn in by_arn:
+            manifest, source = dict(by_arn[arn]), "ledger"
+        else:
+            manifest, source = _guess_manifest(name, data_location, arn)
+        jobs.append(
+            ImportJob(
+                name=name,
+                arn=arn,
+                status=summary["status"],
+                import_mode=summary.get("importMode") or manifest.get("import_mode") or "FULL",
+                created=_moment(summary["creationDateTime"]),
+                manifest=manifest,
+                source=source,
+            )
+        )
+    record = DatasetRecord(jobs=jobs)
+    for job in jobs:
+        if job.failed:
+            continue
+        if job.import_mode == "FULL":
+            # A FULL import replaces the dataset's bulk data: what came before no longer counts.
+            record.claimed = {}
+            if job.status == ACTIVE:
+                record.held, record.unknown_counts = {}, []
+        record.claimed.update(job.partitions)
+        if job.status == ACTIVE:
+            for partition, records in job.partition_records.items():
+                if records is None:
+                    if job.name not in record.unknown_counts:
+                        record.unknown_counts.append(job.name)
+                    continue
+                record.held[partition] = record.held.get(partition, 0) + int(records)
+    return record
+
+
+def _guess_manifest(name: str, data_location: Callable[[str], str | None], arn: str) -> tuple[dict, str]:
+    location = data_location(arn) or ""
+    if partition := days.partition_in_key(location):
+        return {"job_name": name, "partitions": {partition: None}, "data_location": location}, "data location"
+    if match := _JOB_SPAN.search(name):
+        first = days.partition_day(days.from_compact(match.group(1)))
+        last = days.partition_day(days.from_compact(match.group(2) or match.group(1)))
+        span = [days.partition_name(first + timedelta(days=n)) for n in range((last - first).days + 1)]
+        return {"job_name": name, "partitions": dict.fromkeys(span), "data_location": location}, "job name"
+    return {"job_name": name, "partitions": {}, "data_location": location}, "nothing"
+
+
+def _moment(value: Any) -> datetime:
+    return days.to_utc(value) if not isinstance(value, (int, float)) else datetime.fromtimestamp(value, UTC)
+
+
+def read_dataset_record(
+    client: Any, s3: Any, ledger: Ledger, dataset_type: str, dataset_arn: str
+) -> DatasetRecord:
+    """ListDatasetImportJobs of the dataset joined with the manifests on S3."""
+    summaries = [
+        job
+        for page in client.get_paginator("list_dataset_import_jobs").paginate(datasetArn=dataset_arn)
+        for job in page["datasetImportJobs"]
+    ]
+
+    def location(arn: str) -> str | None:
+        job = client.describe_dataset_import_job(datasetImportJobArn=arn)["datasetImportJob"]
+        return (job.get("dataSource") or {}).get("dataLocation")
+
+    return join_jobs(
+        summaries,
+        ledger.manifests(s3, dataset_type),
+        ledger_imports=ledger.imports(s3, dataset_type),
+        data_location=location,
+    )
+
+
+def reconcile_ledger(s3: Any, ledger: Ledger, dataset_type: str, record: DatasetRecord) -> list[str]:
+    """Bring the ledger's import records (a cache) in line with Personalize; returns the warnings.
+
+    Missing records of ACTIVE jobs are rebuilt; a ledger record whose job Personalize reports
+    failed, or does not know, is overruled (and deleted) with a warning naming both sides.
+    """
+    warnings = []
+    cached = {r["job_name"]: r for r in ledger.imports(s3, dataset_type)}
+    jobs_by_arn = {job.arn: job for job in record.jobs}
+    for name, cached_record in cached.items():
+        job = jobs_by_arn.get(cached_record.get("job_arn", ""))
+        if job is not None and not job.failed:
+            continue
+        what = f"is {job.status}" if job is not None else "is not one of the dataset's import jobs"
+        warnings.append(
+            f"the ledger says job {name} ({cached_record.get('job_arn')}) imported "
+            f"{sorted(cached_record.get('partitions') or {})}; Personalize says that job {what}. "
+            "Going by Personalize: those days are planned again unless another job holds them"
+        )
+        s3.delete_object(Bucket=ledger.bucket, Key=ledger.import_key(dataset_type, name))
+    recorded = {r.get("job_arn") for r in cached.values()}
+    for job in record.active:
+        if job.arn in recorded:
+            continue
+        log.info(
+            "ledger: rebuilt the record of ACTIVE job %s (%s) from Personalize and its %s",
+            job.name, job.arn, job.source,
+        )  # fmt: skip
+        batch = {
+            "job_name": job.manifest.get("job_name") or job.name,
+            "import_mode": job.import_mode,
+            "partitions": job.partitions,
+            "partition_records": job.manifest.get("partition_records") or {},
+            "records": job.manifest.get("records"),
+            "dataset_type": dataset_type,
+            "data_location": job.manifest.get("data_location"),
+            "rebuilt_from": job.source,
+        }
+        ledger.record_import(s3, dataset_type, batch, job.arn)
+    for warning in warnings:
+        log.warning("LEDGER DISAGREES WITH PERSONALIZE: %s", warning)
+    return warnings
+
+
+def discover_partitions(s3: Any, ledger: Ledger, dataset_type: str, data_prefix: str) -> list[Partition]:
+    """Every dt= partition of the dataset's history in S3, from the ledger or, when its record is
+    missing, from the objects themselves (rows counted), and the record rebuilt."""
+    known = {p.name: p for p in ledger.partitions(s3, dataset_type)}
+    folders: dict[str, list[str]] = {}
+    for key in _all_files_of(s3, ledger.bucket, data_prefix.rstrip("/") + "/"):
+        partition = days.partition_in_key(key)
+        if partition and key.endswith(".csv"):
+            folders.setdefault(partition, []).append(key)
+    partitions = []
+    for name, keys in sorted(folders.items()):
+        files = describe_files(s3, ledger.bucket, keys)
+        cached = known.get(name)
+        if cached is not None and set(cached.files) == set(files):
+            partitions.append(cached)
+            continue
+        records = sum(count_csv_rows(s3, ledger.bucket, f.key) for f in files)
+        folder = f"{data_prefix.rstrip('/')}/{name}/"
+        partition = Partition(name, records, files, folder)
+        log.info("ledger: rebuilt partition %s from S3 (%d records in %d file(s))", name, records, len(files))
+        ledger.record_partition(s3, dataset_type, partition, rebuilt_from="s3")
+        partitions.append(partition)
+    return partitions
+
+
+def count_csv_rows(s3: Any, bucket: str, key: str) -> int:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    return max(0, sum(1 for _ in csv.reader(io.StringIO(body))) - 1)  # minus the header

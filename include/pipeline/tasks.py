@@ -171,63 +171,152 @@ def plan_dataset_imports(
     snapshots: Mapping[str, Mapping[str, Any]],
     params: Mapping[str, Any],
 ) -> dict:
-    """Decide every import job of this run. Returns the operator kwargs and what each job covers."""
+    """Decide every import job of this run. Returns the operator kwargs and what each job covers.
+
+    Personalize is the record: its import jobs (joined with the manifest written before each
+    one) say which days the dataset holds. A job pending or in progress is adopted and waited on,
+    never planned again; an ACTIVE one's days are done; only a failed job's days are planned
+    again. The S3 ledger is a cache, rebuilt or overruled from that record.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
     s3 = s3_client(config)
     book = ledger(config)
+    client = personalize_hook(config).conn
     dataset_arns = resources["dataset_arns"]
-    new = set(resources.get("new_datasets") or [])
     asked_full = bool(params.get("full_import"))
+    arn = dataset_arns["INTERACTIONS"]
 
-    imported = book.imported_fingerprints(s3, "INTERACTIONS")
-    full = asked_full or "INTERACTIONS" in new or not imported
-    plan = imp.plan_imports(
-        book.partitions(s3, "INTERACTIONS"), imported, job_prefix=f"{config.name}-interactions", full=full
-    )
-    log.info("INTERACTIONS import plan (%s): %s", "FULL" if full else "INCREMENTAL", plan.describe())
+    record = imp.read_dataset_record(client, s3, book, "INTERACTIONS", arn)
+    imp.reconcile_ledger(s3, book, "INTERACTIONS", record)
+    partitions = imp.discover_partitions(s3, book, "INTERACTIONS", config.s3.key("interactions"))
     jobs, batches = [], []
+    for job in record.running:
+        location = job.manifest.get("data_location")
+        log.info(
+            "import job %s is %s (started by an earlier run): adopted, this run waits on it; it holds %s",
+            job.name, job.status, sorted(job.partitions),
+        )  # fmt: skip
+        if not location:
+            log.warning(
+                "import job %s has no manifest: its days are not planned again, not waited on", job.name
+            )
+            continue
+        jobs.append(_job(config, job.name, arn, location, job.import_mode))
+        batches.append(_adopted_batch(job, "INTERACTIONS"))
+
+    current = {p.name: p.fingerprint for p in partitions}
+    unknown = sorted(name for name, fp in record.claimed.items() if fp is None and name in current)
+    if unknown:
+        log.warning(
+            "%d day(s) are held by import jobs without a manifest (content unknown): kept as imported, "
+            "not imported again: %s",
+            len(unknown), unknown,
+        )  # fmt: skip
+    imported = {name: (current.get(name) if fp is None else fp) for name, fp in record.claimed.items()}
+    if asked_full:
+        full, why = True, "the run's form asks for full_import"
+    elif record.active or record.running:
+        full, why = False, f"the dataset holds {len(record.active)} ACTIVE import(s): INCREMENTAL"
+    else:
+        full, why = True, "the dataset has no ACTIVE import yet"
+    plan = imp.plan_imports(partitions, imported, job_prefix=f"{config.name}-interactions", full=full)
+    log.info(
+        "INTERACTIONS import plan (%s, %s; Personalize: %d ACTIVE, %d running, %d failed job(s), %d records held): %s",
+        "FULL" if full else "INCREMENTAL", why, len(record.active), len(record.running), len(record.failed),
+        record.held_records, plan.describe(),
+    )  # fmt: skip
+    if full and plan.batches and record.active:
+        after = sum(p.records for p in partitions)
+        if after < record.held_records and not params.get("allow_shrink"):
+            raise AirflowFailException(
+                f"a FULL import of INTERACTIONS would leave {after} records ({len(partitions)} day(s) in "
+                f"{config.s3.uri('interactions')}/), but the dataset holds {record.held_records} now (by the "
+                "manifests of its ACTIVE import jobs). Re-extract the missing days first, or trigger with "
+                "allow_shrink to replace the dataset anyway."
+            )
     for batch in plan.batches:
         location = imp.data_location(s3, book, "INTERACTIONS", batch)
-        jobs.append(_job(config, batch.job_name, dataset_arns["INTERACTIONS"], location, batch.import_mode))
+        # The manifest is written before the job exists, so the job can always be mapped back to its days.
+        book.write_manifest(
+            s3, "INTERACTIONS", {**batch.to_dict(), "dataset_arn": arn, "data_location": location}
+        )
+        jobs.append(_job(config, batch.job_name, arn, location, batch.import_mode))
         batches.append({**batch.to_dict(), "dataset_type": "INTERACTIONS", "data_location": location})
 
     for dataset_type, snapshot in snapshots.items():
-        previous = book.imports(s3, dataset_type)
-        last_hash = previous[-1]["partitions"].get("snapshot") if previous else None
-        if snapshot["records"] == 0:
-            log.info("%s snapshot is empty: nothing to import", dataset_type)
-            continue
-        if last_hash == snapshot["content_hash"] and dataset_type not in new and not asked_full:
-            log.info(
-                "%s snapshot unchanged since the last import (hash %s): not imported", dataset_type, last_hash
-            )
-            continue
-        name = f"{config.name}-{dataset_type.lower()}-{snapshot['as_of'].replace('-', '')}-{snapshot['content_hash'][:10]}"
-        location = snapshot["data_location"].rstrip("/") + "/"
-        # A snapshot is the whole catalogue (or user base): FULL replaces what was there before.
-        jobs.append(_job(config, name, dataset_arns[dataset_type], location, "FULL"))
-        batches.append(
-            {
-                "job_name": name,
-                "import_mode": "FULL",
-                "dataset_type": dataset_type,
-                "partitions": {"snapshot": snapshot["content_hash"]},
-                "records": snapshot["records"],
-                "data_location": location,
-            }
-        )
-        log.info(
-            "%s snapshot changed (%s -> %s): FULL import %s",
-            dataset_type,
-            last_hash,
-            snapshot["content_hash"],
-            name,
-        )
+        planned = _plan_snapshot(config, client, s3, book, dataset_type, snapshot, dataset_arns, asked_full)
+        if planned is not None:
+            jobs.append(planned[0])
+            batches.append(planned[1])
     return {
         "import_jobs": jobs,
         "batches": batches,
         "carried": plan.carried,
         "carried_records": plan.carried_records,
     }
+
+
+def _adopted_batch(job: imp.ImportJob, dataset_type: str) -> dict:
+    return {
+        "job_name": job.name,
+        "import_mode": job.import_mode,
+        "dataset_type": dataset_type,
+        "partitions": job.partitions,
+        "partition_records": job.manifest.get("partition_records") or {},
+        "records": int(job.manifest.get("records") or 0),
+        "data_location": job.manifest.get("data_location"),
+        "adopted": True,
+    }
+
+
+def _plan_snapshot(
+    config: PipelineConfig,
+    client: Any,
+    s3: Any,
+    book: imp.Ledger,
+    dataset_type: str,
+    snapshot: Mapping[str, Any],
+    dataset_arns: Mapping[str, str],
+    asked_full: bool,
+) -> tuple[dict, dict] | None:
+    """A FULL import of the items/users snapshot, only when its content differs from what the
+    dataset's newest non-failed import holds (by Personalize and the manifests)."""
+    if snapshot["records"] == 0:
+        log.info("%s snapshot is empty: nothing to import", dataset_type)
+        return None
+    arn = dataset_arns[dataset_type]
+    record = imp.read_dataset_record(client, s3, book, dataset_type, arn)
+    held = [job for job in record.jobs if not job.failed]
+    last_hash = held[-1].partitions.get("snapshot") if held else None
+    if last_hash == snapshot["content_hash"] and not asked_full:
+        log.info(
+            "%s snapshot unchanged since import job %s (hash %s): not imported",
+            dataset_type,
+            held[-1].name,
+            last_hash,
+        )
+        return None
+    name = f"{config.name}-{dataset_type.lower()}-{snapshot['as_of'].replace('-', '')}-{snapshot['content_hash'][:10]}"
+    location = snapshot["data_location"].rstrip("/") + "/"
+    batch = {
+        "job_name": name,
+        "import_mode": "FULL",
+        "dataset_type": dataset_type,
+        "partitions": {"snapshot": snapshot["content_hash"]},
+        "records": snapshot["records"],
+        "data_location": location,
+    }
+    book.write_manifest(s3, dataset_type, {**batch, "dataset_arn": arn})
+    log.info(
+        "%s snapshot changed (%s -> %s): FULL import %s",
+        dataset_type,
+        last_hash,
+        snapshot["content_hash"],
+        name,
+    )
+    # A snapshot is the whole catalogue (or user base): FULL replaces what was there before.
+    return _job(config, name, arn, location, "FULL"), batch
 
 
 def _job(config: PipelineConfig, name: str, dataset_arn: str, location: str, mode: str) -> dict:
@@ -642,3 +731,40 @@ def publish_batch_output(config: PipelineConfig, prepared: Mapping[str, Any], jo
     log.info("batch recommendations for %d users: %s (%s)", prepared["users"], output, ", ".join(keys))
     return {"output_path": output, "objects": keys, "job_arn": job_arn, "users": prepared["users"],
             "solution_version_arn": prepared["solution_version_arn"]}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- reconcile
+
+
+def reconcile_ingest(config: PipelineConfig, interval: Mapping[str, str]) -> list[dict]:
+    """Per day: app DB vs imported vs quarantined, written to S3 for the UI. A mismatch on a day of
+    this run's interval fails the task (no retry: rerunning does not change the counts); one on
+    another day is a warning, so drift is seen the day it happens without blocking today's data."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.pipeline.reconcile import format_table, reconcile, write_latest
+
+    rows = reconcile(config)
+    location = write_latest(config, rows)
+    log.info("reconcile (written to %s):\n%s", location, format_table(rows))
+    own = {
+        days.partition_name(d).removeprefix("dt=")
+        for d, _ in days.whole_days(interval["start"], interval["end"])
+    }
+    outside = [r for r in rows if not r.ok and r.day not in own]
+    inside = [r for r in rows if not r.ok and r.day in own]
+    if outside:
+        log.warning(
+            "RECONCILE: %d day(s) outside this run's interval do not match: %s",
+            len(outside), "; ".join(f"{r.day} app_db={r.app_db} imported={r.imported} quarantined={r.quarantined} {r.note}" for r in outside),
+        )  # fmt: skip
+    if inside:
+        raise AirflowFailException(
+            "RECONCILE: this run's day(s) do not match (app DB != imported + quarantined): "
+            + "; ".join(
+                f"{r.day} app_db={r.app_db} imported={r.imported} quarantined={r.quarantined} {r.note}"
+                for r in inside
+            )
+            + f". Full table in the log and {location}; run `python -m include.pipeline.reconcile --config {config.name}`."
+        )
+    return [r.as_json() for r in rows]
