@@ -235,6 +235,9 @@ class GateConfig(StrictModel):
     tolerance: float = Field(0.0, ge=0, le=1)
     # A rejected challenger leaves the campaign untouched; True also fails the run.
     fail_on_reject: bool = False
+    # Refuse to train when the interactions dataset holds this share fewer records than the
+    # champion was trained on (a lost or wiped import), failing with both counts.
+    max_data_shrink: float = Field(0.05, ge=0, le=1)
 
 
 class SmokeTestConfig(StrictModel):

@@ -419,6 +419,15 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
             forced=forced,
             training_mode=training_mode,
         )
+    dataset_records = imp.read_dataset_record(
+        hook.conn,
+        s3_client(config),
+        ledger(config),
+        "INTERACTIONS",
+        resources["dataset_arns"]["INTERACTIONS"],
+    ).held_records
+    if decision.train:
+        check_data_shrink(config, dataset_records, champion_arn, forced=forced)
     plan = {
         "train": decision.train,
         "reason": decision.reason,
@@ -435,11 +444,52 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
                 [extra.get("interval_start"), extra["interval_end"]] for extra in landed
             ],
             "triggering_records": sum(int(extra.get("records") or 0) for extra in landed),
+            # What the interactions dataset holds (manifests of its ACTIVE import jobs): the
+            # baseline the next training's shrink guard compares with.
+            "dataset_records": dataset_records,
         },
     }
     log.info("%s: %s", "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
     log.info("plan: %s", json.dumps(plan, sort_keys=True))
     return plan
+
+
+def check_data_shrink(
+    config: PipelineConfig, dataset_records: int, champion_arn: str | None, *, forced: bool = False
+) -> None:
+    """Refuse to train on a dataset that shrank by more than gate.max_data_shrink since the
+    champion (else the newest recorded version) was trained: a lost or wiped import would
+    otherwise train, pass a gate measured on the same small data, and deploy."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    history = read_history(s3_client(config), config.s3.bucket, history_key(config.s3.prefix))
+    trained = [r for r in history if (r.get("training_data") or {}).get("dataset_records") is not None]
+    baseline = next((r for r in reversed(trained) if r["solution_version_arn"] == champion_arn), None)
+    baseline = baseline or (trained[-1] if trained else None)
+    if baseline is None:
+        log.info("shrink guard: no earlier training recorded its data; %d records now", dataset_records)
+        return
+    before = int(baseline["training_data"]["dataset_records"])
+    limit = config.gate.max_data_shrink
+    if before <= 0 or dataset_records >= before * (1 - limit):
+        log.info(
+            "shrink guard: %d records now, %d when %s was trained",
+            dataset_records,
+            before,
+            baseline["solution_version_arn"],
+        )
+        return
+    message = (
+        f"the INTERACTIONS dataset holds {dataset_records} records now (manifests of its ACTIVE import jobs), "
+        f"but {baseline['solution_version_arn']} was trained on {before}: it shrank by "
+        f"{1 - dataset_records / before:.1%}, more than gate.max_data_shrink {limit:.1%}. Not training. See "
+        f"`python -m include.pipeline.reconcile --config {config.name}`; re-import the missing days, or raise "
+        "gate.max_data_shrink if the shrink is intended"
+    )
+    if forced:
+        log.warning("SHRINK GUARD overridden by force_deploy: %s", message)
+        return
+    raise AirflowFailException(message)
 
 
 def _version_created(hook, solution_version_arn: str | None) -> datetime | None:
@@ -643,6 +693,7 @@ def record_training(
         "deployed": deployed,
         "dry_run": bool(plan.get("dry_run")),
         "campaign_name": config.campaign.name,
+        "training_data": plan.get("training_data"),
     }
     key = history_key(config.s3.prefix)
     append_record(s3, config.s3.bucket, key, record)
