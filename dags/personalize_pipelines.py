@@ -26,7 +26,7 @@ from personalize.operators import (
 )
 
 from include.pipeline import tasks
-from include.pipeline.config import PipelineConfig, load_configs
+from include.pipeline.config import PipelineConfig, load_configs_isolated
 from include.pipeline.metric_names import METRIC_NAMES
 
 
@@ -380,7 +380,9 @@ published as asset `{output_asset.name}`.
     return batch_inference()
 
 
-for _config in load_configs():
+# Each config on its own: a broken file builds nothing here and is reported by
+# personalize_config_errors.py as that file's import error; every valid file still gets its DAGs.
+for _config in load_configs_isolated().configs.values():
     build_ingest(_config)
     build_train_deploy(_config)
     build_batch_inference(_config)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -385,20 +386,50 @@ def config_dir() -> Path:
     return Path(os.environ.get(CONFIG_DIR_ENV) or CONFIG_DIR)
 
 
-def load_configs(directory: str | Path | None = None) -> list[PipelineConfig]:
-    """Every *.yaml / *.yml in the folder, sorted by file name; two files may not share a name."""
+def config_paths(directory: str | Path | None = None) -> list[Path]:
+    """Every *.yaml / *.yml in the folder, sorted by file name."""
     directory = Path(directory) if directory is not None else config_dir()
-    paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
-    configs, seen = [], {}
-    for path in paths:
-        config = load_config(path)
-        for key, value in (("name", config.name), ("dataset_group", config.dataset_group)):
-            other = seen.get((key, value))
-            if other is not None:
-                raise ConfigError(f"{path}: {key}: {value!r} is already used by {other}")
-            seen[(key, value)] = path
-        configs.append(config)
-    return configs
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+
+
+@dataclass(frozen=True)
+class LoadedConfigs:
+    """Each file on its own: the valid configs, and for every other file the error naming it and the key."""
+
+    configs: dict[Path, PipelineConfig]
+    errors: dict[Path, str]
+
+
+def load_configs_isolated(directory: str | Path | None = None) -> LoadedConfigs:
+    """Every config file validated on its own, so one team's typo stops only that team's pipeline.
+
+    A file whose `name` or `dataset_group` an earlier file (by name order) already uses is an error
+    of the later file; the earlier one keeps its DAGs.
+    """
+    configs: dict[Path, PipelineConfig] = {}
+    errors: dict[Path, str] = {}
+    seen: dict[tuple[str, str], Path] = {}
+    for path in config_paths(directory):
+        try:
+            config = load_config(path)
+            for key, value in (("name", config.name), ("dataset_group", config.dataset_group)):
+                other = seen.get((key, value))
+                if other is not None:
+                    raise ConfigError(f"{path}: {key}: {value!r} is already used by {other}")
+        except ConfigError as err:
+            errors[path] = str(err)
+            continue
+        seen[("name", config.name)] = seen[("dataset_group", config.dataset_group)] = path
+        configs[path] = config
+    return LoadedConfigs(configs, errors)
+
+
+def load_configs(directory: str | Path | None = None) -> list[PipelineConfig]:
+    """Every config in the folder, sorted by file name; raises ConfigError (all broken files) if any is invalid."""
+    loaded = load_configs_isolated(directory)
+    if loaded.errors:
+        raise ConfigError("\n".join(loaded.errors.values()))
+    return list(loaded.configs.values())
 
 
 def _describe(path: Path, err: ValidationError) -> str:
