@@ -51,6 +51,27 @@ PersonalizeName = Annotated[
 PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=40)]
 MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
 RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"
+# Every recipe Personalize offers for custom solutions (developer guide, "Choosing a recipe"), so a
+# misspelt recipe fails at parse time instead of at CreateSolution after the data was imported.
+KNOWN_RECIPES = frozenset(
+    {
+        "aws-user-personalization",
+        "aws-user-personalization-v2",
+        "aws-personalized-ranking",
+        "aws-personalized-ranking-v2",
+        "aws-similar-items",
+        "aws-sims",
+        "aws-semantic-similarity",
+        "aws-trending-now",
+        "aws-popularity-count",
+        "aws-next-best-action",
+        "aws-item-affinity",
+        "aws-item-attribute-affinity",
+        "aws-hrnn",
+        "aws-hrnn-metadata",
+        "aws-hrnn-coldstart",
+    }
+)
 # Recipes whose solutions accept trainingMode UPDATE (Personalize: only these, after a FULL version).
 UPDATE_RECIPES = frozenset({"aws-user-personalization", "aws-user-personalization-v2", "aws-hrnn-coldstart"})
 
@@ -98,8 +119,19 @@ class S3Config(StrictModel):
 
     @field_validator("prefix")
     @classmethod
-    def _strip_slashes(cls, value: str) -> str:
-        return value.strip("/")
+    def _relative_prefix(cls, value: str) -> str:
+        # A prefix is this pipeline's own folder in a shared bucket: "../other-team" or "/x" would
+        # reach (or, with the cleanup of stale parts, delete) another pipeline's objects.
+        if value.startswith("/"):
+            raise ValueError(
+                f"{value!r} starts with '/': write the prefix relative to the bucket (e.g. 'team/pipeline')"
+            )
+        segments = value.rstrip("/").split("/")
+        if value and any(segment in ("", ".", "..") for segment in segments):
+            raise ValueError(
+                f"{value!r}: every '/'-separated part must be a folder name (no '..', '.' or '//')"
+            )
+        return value.rstrip("/")
 
     def key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
@@ -175,6 +207,8 @@ class SolutionConfig(StrictModel):
         name = value.removeprefix(RECIPE_ARN_PREFIX)
         if not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", name):
             raise ValueError(f"{value!r} is not a recipe name (e.g. aws-user-personalization) or recipe ARN")
+        if name not in KNOWN_RECIPES:
+            raise ValueError(f"unknown recipe {name!r}; Personalize's recipes are {sorted(KNOWN_RECIPES)}")
         return name
 
     @field_validator("solution_config")
@@ -215,6 +249,16 @@ class FilterConfig(StrictModel):
     expression: str = Field(min_length=1, max_length=2500)
     # filterValues for the smoke test, for expressions with $parameters (values as Personalize wants them: '"a","b"').
     smoke_test_values: dict[str, str] = {}
+
+    @field_validator("expression")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        # The local service's parser is the filter grammar as Personalize documents it; importing it
+        # (never the other way round) keeps one grammar for CreateFilter and for this check.
+        from include.local_personalize.filters import parse_filter_expression
+
+        parse_filter_expression(value)  # ValueError names the position and the token
+        return value
 
     @model_validator(mode="after")
     def _parameters_have_values(self) -> FilterConfig:
