@@ -116,6 +116,16 @@ class StrictModel(BaseModel):
 class S3Config(StrictModel):
     bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")]
     prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()\-/]*$")] = ""
+    # Server-side encryption of every object the pipeline writes (None: the bucket's default).
+    sse: Literal["AES256", "aws:kms"] | None = None
+    # KMS key (id, ARN or alias) for sse aws:kms; without it S3 uses the account's aws/s3 key.
+    kms_key_id: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3Config:
+        if self.kms_key_id is not None and self.sse != "aws:kms":
+            raise ValueError(f"kms_key_id is set but sse is {self.sse!r}: set sse: aws:kms to use the key")
+        return self
 
     @field_validator("prefix")
     @classmethod

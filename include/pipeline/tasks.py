@@ -42,9 +42,13 @@ class SmokeTestFailed(RuntimeError):
 
 
 def s3_client(config: PipelineConfig):
+    """The pipeline's S3 client: every object it writes gets the config's `s3.sse` encryption."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).get_conn()
+    from include.pipeline.s3_writer import encrypt_writes
+
+    client = S3Hook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).get_conn()
+    return encrypt_writes(client, config.s3.sse, config.s3.kms_key_id)
 
 
 def personalize_hook(config: PipelineConfig):
