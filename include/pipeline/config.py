@@ -159,6 +159,9 @@ class DatasetConfig(StrictModel):
     categorical: list[str] = []
     nullable: list[str] | None = None
     time_column: str | None = None
+    # Time fields (TIMESTAMP, CREATION_TIMESTAMP) held as integer epochs: their unit. Unlisted ones
+    # must be date/time columns.
+    time_units: dict[str, Literal["datetime", "seconds", "milliseconds"]] = {}
 
 
 class DatasetsConfig(StrictModel):
@@ -196,6 +199,7 @@ def _to_mapping(dataset_type: str, dataset: DatasetConfig) -> DatasetMapping:
         categorical=dataset.categorical,
         nullable=dataset.nullable,
         time_column=dataset.time_column,
+        time_units=dataset.time_units,
     )
 
 

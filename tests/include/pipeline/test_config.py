@@ -117,6 +117,16 @@ def test_auto_training_and_campaign_sync_are_off_unless_the_config_says(tmp_path
             "filter expression",
         ),
         (lambda d: d["filters"][0].update(expression="bogus"), "filters.0.expression", "INCLUDE or EXCLUDE"),
+        (
+            lambda d: d["datasets"]["interactions"].update(time_units={"EVENT_TYPE": "seconds"}),
+            "datasets.interactions",
+            "not a mapped time field",
+        ),
+        (
+            lambda d: d["datasets"]["interactions"].update(time_units={"TIMESTAMP": "minutes"}),
+            "datasets.interactions.time_units.TIMESTAMP",
+            "'datetime', 'seconds' or 'milliseconds'",
+        ),
         (lambda d: d["s3"].update(prefix="../other-team"), "s3.prefix", "'..'"),
         (lambda d: d["s3"].update(prefix="team/../other-team"), "s3.prefix", "'..'"),
         (lambda d: d["s3"].update(prefix="/absolute"), "s3.prefix", "starts with '/'"),
