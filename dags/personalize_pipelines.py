@@ -25,7 +25,7 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import tasks
+from include.pipeline import notify, tasks
 from include.pipeline.config import PipelineConfig, load_configs_isolated
 from include.pipeline.metric_names import METRIC_NAMES
 
@@ -37,7 +37,8 @@ def default_args(config: PipelineConfig) -> dict:
         "retry_delay": timedelta(seconds=config.tasks.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(seconds=config.tasks.max_retry_delay_seconds),
-        "on_failure_callback": tasks.on_failure_summary,
+        # The log line always; the config's SNS / e-mail notifiers when `notifications` names any.
+        "on_failure_callback": [tasks.on_failure_summary, *notify.failure_callbacks(config)],
     }
 
 

@@ -36,6 +36,7 @@ from pydantic import (
 
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.metric_names import METRIC_NAMES
+from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 # Lets tests and deployments point the DAG file at another folder of configs without code changes.
@@ -328,6 +329,41 @@ class BatchInferenceConfig(StrictModel):
     filter: str | None = None
 
 
+class NotificationsConfig(StrictModel):
+    """Who hears about failures, rejections and stale models (include/pipeline/notify.py)."""
+
+    # SNS topic published to through the Amazon provider's SnsNotifier.
+    sns_topic_arn: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:[A-Za-z0-9_\-]{1,256}(\.fifo)?$"
+            ),
+        ]
+        | None
+    ) = None
+    # AWS connection for SNS; default: the pipeline's aws_conn_id.
+    aws_conn_id: str | None = None
+    # Addresses mailed through the SMTP provider's SmtpNotifier and connection `smtp_conn_id`.
+    email: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    smtp_conn_id: str = "smtp_default"
+    events: list[Literal[NOTIFICATION_EVENTS]] = list(NOTIFICATION_EVENTS)  # type: ignore[valid-type]
+    # Notify when the gate has rejected this many challengers in a row.
+    rejections_in_a_row: int = Field(3, ge=2)
+
+    @field_validator("email")
+    @classmethod
+    def _smtp_provider_installed(cls, value: list[str]) -> list[str]:
+        if value:
+            try:
+                import airflow.providers.smtp.notifications.smtp  # noqa: F401
+            except ImportError as err:
+                raise ValueError(
+                    "e-mail needs apache-airflow-providers-smtp, which is not installed: use sns_topic_arn"
+                ) from err
+        return value
+
+
 class TasksConfig(StrictModel):
     """Airflow task hygiene every task gets."""
 
@@ -367,6 +403,7 @@ class PipelineConfig(StrictModel):
     schedule: ScheduleConfig
     batch_inference: BatchInferenceConfig = BatchInferenceConfig()
     tasks: TasksConfig = TasksConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:

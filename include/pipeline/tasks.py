@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from include.pipeline import imports as imp
+from include.pipeline import notify
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
 from include.pipeline.history import append_record, history_key, read_history
@@ -317,6 +318,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         serving_created, max_age_days=config.campaign.max_serving_age_days, now=now
     ):
         log.warning("SERVING MODEL AGE: %s", warning)
+        notify.serving_model_too_old(config, warning)
 
     forced = bool(params.get("force_deploy"))
     decision = None
@@ -421,6 +423,7 @@ def keep_champion(config: PipelineConfig, plan: Mapping[str, Any], decision: Map
         return message
     message = f"CHALLENGER REJECTED, campaign keeps serving {champion}. {decision['summary']}"
     log.warning("%s\n%s", message, decision.get("table", ""))
+    notify.gate_rejected(config, decision, champion)
     if config.gate.fail_on_reject:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -567,14 +570,15 @@ def record_training(
         "campaign_name": config.campaign.name,
     }
     key = history_key(config.s3.prefix)
-    append_record(s3, config.s3.bucket, key, record)
+    written = append_record(s3, config.s3.bucket, key, record)
+    history = read_history(s3, config.s3.bucket, key)
+    if written:  # a rerun of the same run must not alert twice
+        notify.rejections_in_a_row(config, history)
     report_keys = {}
     try:
         from include.pipeline.report import write_report
 
-        report_keys = write_report(
-            s3, config.s3.bucket, config.s3.prefix, read_history(s3, config.s3.bucket, key), run_id
-        )
+        report_keys = write_report(s3, config.s3.bucket, config.s3.prefix, history, run_id)
         log.info("run report: s3://%s/%s", config.s3.bucket, report_keys.get("markdown"))
     except Exception:  # the report is a convenience; the history line is the record
         log.exception("could not write the run report; the metrics history has the run")
