@@ -13,7 +13,7 @@ export PIP_CONSTRAINT :=
 # Some machines list local package indexes that do not exist; pip warns once per package.
 PIP_NOISE_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: demo test lint format bench lock clean
+.PHONY: demo test lint format bench lock clean check-config
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(ARGS)
+
+# Validate every pipeline config the way DAG parsing does (one line per file; exit 1 if any is invalid).
+check-config: $(STAMP)
+	$(BIN)/python -m include.pipeline.check_config $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

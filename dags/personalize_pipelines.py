@@ -25,8 +25,8 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import tasks
-from include.pipeline.config import PipelineConfig, load_configs
+from include.pipeline import notify, tasks
+from include.pipeline.config import PipelineConfig, load_configs_isolated
 from include.pipeline.metric_names import METRIC_NAMES
 
 
@@ -37,7 +37,8 @@ def default_args(config: PipelineConfig) -> dict:
         "retry_delay": timedelta(seconds=config.tasks.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(seconds=config.tasks.max_retry_delay_seconds),
-        "on_failure_callback": tasks.on_failure_summary,
+        # The log line always; the config's SNS / e-mail notifiers when `notifications` names any.
+        "on_failure_callback": [tasks.on_failure_summary, *notify.failure_callbacks(config)],
     }
 
 
@@ -396,7 +397,9 @@ published as asset `{output_asset.name}`.
     return batch_inference()
 
 
-for _config in load_configs():
+# Each config on its own: a broken file builds nothing here and is reported by
+# personalize_config_errors.py as that file's import error; every valid file still gets its DAGs.
+for _config in load_configs_isolated().configs.values():
     build_ingest(_config)
     build_train_deploy(_config)
     build_batch_inference(_config)

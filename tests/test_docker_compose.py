@@ -159,6 +159,23 @@ def test_moto_server_is_installed_and_takes_host_and_port(services):
     assert "-H HOST" in help_text and "-p PORT" in help_text
 
 
+def test_every_published_port_binds_to_loopback_by_default(services):
+    # No login on Airflow, no signature check on the local Personalize, a known app DB password:
+    # nothing may be reachable from the network unless BIND_ADDRESS says so.
+    published = {
+        name: [interpolate(str(p)) for p in service.get("ports", [])] for name, service in services.items()
+    }
+    assert any(published.values())
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:") and port.count(":") == 2, f"{name} publishes {port!r}"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), (
+                f"{name}: {port!r} ignores BIND_ADDRESS"
+            )
+
+
 def test_programs_listen_on_the_ports_compose_publishes(services):
     from airflow.configuration import conf
 

@@ -41,3 +41,4 @@ class TooManyTags(PersonalizeError):
 
 class UnknownOperation(PersonalizeError):
     code = "UnknownOperationException"
+    rest_status = 404  # REST: no operation at that path (JSON 1.1 answers 400, as for every error)

@@ -43,13 +43,63 @@ def method_name(operation: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
 
 
-def call(backend: PersonalizeBackend, service: str, operation: str, raw: bytes) -> dict | None:
+# Personalize's shapes nest a few levels; anything deeper is not a request, and walking it would
+# exhaust the stack (a 5,000-deep JSON array was a 500 before).
+MAX_NESTING = 32
+
+
+def _refuse_constant(name: str):
+    raise InvalidInput(f"Request body is not JSON: {name} is not a JSON value")
+
+
+def parse_body(raw: bytes) -> dict:
+    """The request's JSON object; every way a body can be malformed is InvalidInput (a 4xx), never a 500."""
+    if not raw.strip():
+        return {}
     try:
-        params = json.loads(raw) if raw.strip() else {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidInput(f"Request body is not valid UTF-8 (byte {err.start})") from None
+    try:
+        params = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as err:
-        raise InvalidInput(f"Request body is not JSON: {err.msg}") from None
+        raise InvalidInput(
+            f"Request body is not JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+        ) from None
+    except RecursionError:
+        raise InvalidInput(f"Request body nests deeper than {MAX_NESTING} levels") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise InvalidInput(f"Request body holds a value out of range: {err}") from None
     if not isinstance(params, dict):
         raise InvalidInput("Request body must be a JSON object")
+    _check_values(params)
+    return params
+
+
+def _check_values(params: dict) -> None:
+    """Iteratively (no recursion): nesting depth, and strings that are not Unicode text (lone surrogates
+    such as "\ud800" parse, but cannot be stored or encoded)."""
+    pending = [(params, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_NESTING:
+            raise InvalidInput(f"Request body nests deeper than {MAX_NESTING} levels")
+        children = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in children:
+            for text in (key, child):
+                if isinstance(text, str):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise InvalidInput(
+                            f"Request body holds a string that is not valid Unicode near {key!r}"
+                        ) from None
+            if isinstance(child, dict | list):
+                pending.append((child, depth + 1))
+
+
+def call(backend: PersonalizeBackend, service: str, operation: str, raw: bytes) -> dict | None:
+    params = parse_body(raw)
     problems = shapes.input_problems(service, operation, params)
     if problems:
         raise InvalidInput(f"{len(problems)} validation error(s) detected: " + "; ".join(problems))
@@ -102,9 +152,34 @@ def build_app(backend: PersonalizeBackend) -> Starlette:
     async def health(request: Request) -> Response:
         return reply(json.dumps({"status": "ok"}), REST_JSON)
 
+    async def unknown_route(request: Request, exc: Exception) -> Response:
+        """Paths and methods no operation has: the protocol's UnknownOperation error, in JSON."""
+        operation = _modeled_rest_operation(request.method, request.url.path)
+        message = (
+            f"{operation} is not implemented by the local Personalize service"
+            if operation
+            else f"No operation at {request.method} {request.url.path}"
+        )
+        if request.headers.get("x-amz-target"):
+            body = json.dumps({"__type": UnknownOperation.code, "message": message})
+            return reply(body, JSON_11, 400)
+        body = json.dumps({"__type": UnknownOperation.code, "message": message})
+        return reply(body, REST_JSON, UnknownOperation.rest_status, UnknownOperation.code)
+
     routes = [Route("/", control_plane, methods=["POST"]), Route("/", health, methods=["GET"])]
     routes += [Route(path, rest(*target), methods=["POST"]) for path, target in REST_ROUTES.items()]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: unknown_route, 405: unknown_route})
+
+
+def _modeled_rest_operation(method: str, path: str) -> str | None:
+    """The runtime/events operation botocore's models put at this method and path, if any."""
+    for service in ("personalize-runtime", "personalize-events"):
+        model = shapes.service_model(service)
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            if http.get("method") == method and http.get("requestUri", "").split("?")[0] == path:
+                return name
+    return None
 
 
 def bind(host: str, port: int) -> socket.socket:

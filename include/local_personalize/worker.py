@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 QUICK_THREADS = 4
@@ -31,6 +32,23 @@ class Worker:
 
     def submit(self, task: Callable[[], None], *, job: bool = False) -> None:
         self._lanes["jobs" if job else "quick"].put(task)
+
+    @contextmanager
+    def held(self, timeout: float = 300.0) -> Iterator[None]:
+        """No task submitted inside the block starts before it exits (a resource stays CREATE PENDING).
+
+        For tests that look at a resource mid-flight: without it they race the worker, and lose on a
+        loaded machine. Every lane thread gets a task that waits for the block's end; queues are FIFO,
+        so anything submitted later waits behind them. `timeout` bounds a forgotten hold.
+        """
+        release = threading.Event()
+        for lane, threads in (("quick", QUICK_THREADS), ("jobs", 1)):
+            for _ in range(threads):
+                self._lanes[lane].put(lambda: release.wait(timeout))
+        try:
+            yield
+        finally:
+            release.set()
 
     def pause(self) -> None:
         """The configurable delay between status transitions; returns early on shutdown."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,7 @@ from pydantic import (
 from include.pipeline import days
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.metric_names import METRIC_NAMES
+from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 # Lets tests and deployments point the DAG file at another folder of configs without code changes.
@@ -51,6 +53,27 @@ PersonalizeName = Annotated[
 PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=40)]
 MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
 RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"
+# Every recipe Personalize offers for custom solutions (developer guide, "Choosing a recipe"), so a
+# misspelt recipe fails at parse time instead of at CreateSolution after the data was imported.
+KNOWN_RECIPES = frozenset(
+    {
+        "aws-user-personalization",
+        "aws-user-personalization-v2",
+        "aws-personalized-ranking",
+        "aws-personalized-ranking-v2",
+        "aws-similar-items",
+        "aws-sims",
+        "aws-semantic-similarity",
+        "aws-trending-now",
+        "aws-popularity-count",
+        "aws-next-best-action",
+        "aws-item-affinity",
+        "aws-item-attribute-affinity",
+        "aws-hrnn",
+        "aws-hrnn-metadata",
+        "aws-hrnn-coldstart",
+    }
+)
 # Recipes whose solutions accept trainingMode UPDATE (Personalize: only these, after a FULL version).
 UPDATE_RECIPES = frozenset({"aws-user-personalization", "aws-user-personalization-v2", "aws-hrnn-coldstart"})
 
@@ -95,11 +118,32 @@ class StrictModel(BaseModel):
 class S3Config(StrictModel):
     bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")]
     prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!_.*'()\-/]*$")] = ""
+    # Server-side encryption of every object the pipeline writes (None: the bucket's default).
+    sse: Literal["AES256", "aws:kms"] | None = None
+    # KMS key (id, ARN or alias) for sse aws:kms; without it S3 uses the account's aws/s3 key.
+    kms_key_id: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3Config:
+        if self.kms_key_id is not None and self.sse != "aws:kms":
+            raise ValueError(f"kms_key_id is set but sse is {self.sse!r}: set sse: aws:kms to use the key")
+        return self
 
     @field_validator("prefix")
     @classmethod
-    def _strip_slashes(cls, value: str) -> str:
-        return value.strip("/")
+    def _relative_prefix(cls, value: str) -> str:
+        # A prefix is this pipeline's own folder in a shared bucket: "../other-team" or "/x" would
+        # reach (or, with the cleanup of stale parts, delete) another pipeline's objects.
+        if value.startswith("/"):
+            raise ValueError(
+                f"{value!r} starts with '/': write the prefix relative to the bucket (e.g. 'team/pipeline')"
+            )
+        segments = value.rstrip("/").split("/")
+        if value and any(segment in ("", ".", "..") for segment in segments):
+            raise ValueError(
+                f"{value!r}: every '/'-separated part must be a folder name (no '..', '.' or '//')"
+            )
+        return value.rstrip("/")
 
     def key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
@@ -117,6 +161,9 @@ class DatasetConfig(StrictModel):
     categorical: list[str] = []
     nullable: list[str] | None = None
     time_column: str | None = None
+    # Time fields (TIMESTAMP, CREATION_TIMESTAMP) held as integer epochs: their unit. Unlisted ones
+    # must be date/time columns.
+    time_units: dict[str, Literal["datetime", "seconds", "milliseconds"]] = {}
 
 
 class DatasetsConfig(StrictModel):
@@ -154,6 +201,7 @@ def _to_mapping(dataset_type: str, dataset: DatasetConfig) -> DatasetMapping:
         categorical=dataset.categorical,
         nullable=dataset.nullable,
         time_column=dataset.time_column,
+        time_units=dataset.time_units,
     )
 
 
@@ -175,6 +223,8 @@ class SolutionConfig(StrictModel):
         name = value.removeprefix(RECIPE_ARN_PREFIX)
         if not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", name):
             raise ValueError(f"{value!r} is not a recipe name (e.g. aws-user-personalization) or recipe ARN")
+        if name not in KNOWN_RECIPES:
+            raise ValueError(f"unknown recipe {name!r}; Personalize's recipes are {sorted(KNOWN_RECIPES)}")
         return name
 
     @field_validator("solution_config")
@@ -215,6 +265,16 @@ class FilterConfig(StrictModel):
     expression: str = Field(min_length=1, max_length=2500)
     # filterValues for the smoke test, for expressions with $parameters (values as Personalize wants them: '"a","b"').
     smoke_test_values: dict[str, str] = {}
+
+    @field_validator("expression")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        # The local service's parser is the filter grammar as Personalize documents it; importing it
+        # (never the other way round) keeps one grammar for CreateFilter and for this check.
+        from include.local_personalize.filters import parse_filter_expression
+
+        parse_filter_expression(value)  # ValueError names the position and the token
+        return value
 
     @model_validator(mode="after")
     def _parameters_have_values(self) -> FilterConfig:
@@ -273,6 +333,41 @@ class BatchInferenceConfig(StrictModel):
     filter: str | None = None
 
 
+class NotificationsConfig(StrictModel):
+    """Who hears about failures, rejections and stale models (include/pipeline/notify.py)."""
+
+    # SNS topic published to through the Amazon provider's SnsNotifier.
+    sns_topic_arn: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:[A-Za-z0-9_\-]{1,256}(\.fifo)?$"
+            ),
+        ]
+        | None
+    ) = None
+    # AWS connection for SNS; default: the pipeline's aws_conn_id.
+    aws_conn_id: str | None = None
+    # Addresses mailed through the SMTP provider's SmtpNotifier and connection `smtp_conn_id`.
+    email: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    smtp_conn_id: str = "smtp_default"
+    events: list[Literal[NOTIFICATION_EVENTS]] = list(NOTIFICATION_EVENTS)  # type: ignore[valid-type]
+    # Notify when the gate has rejected this many challengers in a row.
+    rejections_in_a_row: int = Field(3, ge=2)
+
+    @field_validator("email")
+    @classmethod
+    def _smtp_provider_installed(cls, value: list[str]) -> list[str]:
+        if value:
+            try:
+                import airflow.providers.smtp.notifications.smtp  # noqa: F401
+            except ImportError as err:
+                raise ValueError(
+                    "e-mail needs apache-airflow-providers-smtp, which is not installed: use sns_topic_arn"
+                ) from err
+        return value
+
+
 class TasksConfig(StrictModel):
     """Airflow task hygiene every task gets."""
 
@@ -312,6 +407,7 @@ class PipelineConfig(StrictModel):
     schedule: ScheduleConfig
     batch_inference: BatchInferenceConfig = BatchInferenceConfig()
     tasks: TasksConfig = TasksConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
@@ -389,20 +485,50 @@ def config_dir() -> Path:
     return Path(os.environ.get(CONFIG_DIR_ENV) or CONFIG_DIR)
 
 
-def load_configs(directory: str | Path | None = None) -> list[PipelineConfig]:
-    """Every *.yaml / *.yml in the folder, sorted by file name; two files may not share a name."""
+def config_paths(directory: str | Path | None = None) -> list[Path]:
+    """Every *.yaml / *.yml in the folder, sorted by file name."""
     directory = Path(directory) if directory is not None else config_dir()
-    paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
-    configs, seen = [], {}
-    for path in paths:
-        config = load_config(path)
-        for key, value in (("name", config.name), ("dataset_group", config.dataset_group)):
-            other = seen.get((key, value))
-            if other is not None:
-                raise ConfigError(f"{path}: {key}: {value!r} is already used by {other}")
-            seen[(key, value)] = path
-        configs.append(config)
-    return configs
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+
+
+@dataclass(frozen=True)
+class LoadedConfigs:
+    """Each file on its own: the valid configs, and for every other file the error naming it and the key."""
+
+    configs: dict[Path, PipelineConfig]
+    errors: dict[Path, str]
+
+
+def load_configs_isolated(directory: str | Path | None = None) -> LoadedConfigs:
+    """Every config file validated on its own, so one team's typo stops only that team's pipeline.
+
+    A file whose `name` or `dataset_group` an earlier file (by name order) already uses is an error
+    of the later file; the earlier one keeps its DAGs.
+    """
+    configs: dict[Path, PipelineConfig] = {}
+    errors: dict[Path, str] = {}
+    seen: dict[tuple[str, str], Path] = {}
+    for path in config_paths(directory):
+        try:
+            config = load_config(path)
+            for key, value in (("name", config.name), ("dataset_group", config.dataset_group)):
+                other = seen.get((key, value))
+                if other is not None:
+                    raise ConfigError(f"{path}: {key}: {value!r} is already used by {other}")
+        except ConfigError as err:
+            errors[path] = str(err)
+            continue
+        seen[("name", config.name)] = seen[("dataset_group", config.dataset_group)] = path
+        configs[path] = config
+    return LoadedConfigs(configs, errors)
+
+
+def load_configs(directory: str | Path | None = None) -> list[PipelineConfig]:
+    """Every config in the folder, sorted by file name; raises ConfigError (all broken files) if any is invalid."""
+    loaded = load_configs_isolated(directory)
+    if loaded.errors:
+        raise ConfigError("\n".join(loaded.errors.values()))
+    return list(loaded.configs.values())
 
 
 def _describe(path: Path, err: ValidationError) -> str:

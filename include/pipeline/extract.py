@@ -37,6 +37,8 @@ from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from include.pipeline import days, rules
 from include.pipeline.mapping import (
     DatasetMapping,
@@ -60,6 +62,11 @@ RECORD_BATCH = 256
 
 class ExtractionError(RuntimeError):
     """Extraction could not produce a valid dataset; the message says why and what was kept."""
+
+
+class ExtractionContractError(ExtractionError, AirflowFailException):
+    """The app database does not hold what the config maps (a table, a column, a time type): a retry
+    cannot fix it, so the task fails at once; the message names table, column and what to change."""
 
 
 class RejectedShareExceeded(ExtractionError):
@@ -86,8 +93,10 @@ class ExtractionResult:
     start: str | None = None
     end: str | None = None
     content_hash: str | None = None  # snapshots: sha256 of the written CSV bytes, parts in order
-    # Interactions whose time column is NULL or unreadable: in no interval, so never read; reported.
+    # Interactions whose time column is NULL or unreadable: in no interval, so this run quarantined
+    # them with their reason in `untimed_quarantine_key` (outside the interval's counts and share).
     rows_without_time: int = 0
+    untimed_quarantine_key: str | None = None
 
     @property
     def rejected(self) -> int:
@@ -117,13 +126,24 @@ class _Dialect:
     def select_expression(self, f: FieldMapping) -> str:
         raise NotImplementedError
 
-    def time_filter_column(self, column: str) -> str:
+    def time_filter_column(self, column: str, unit: str) -> str:
+        """The interval filter's operand: NULL exactly when the row's time is missing or unreadable."""
+        raise NotImplementedError
+
+    def raw_text(self, column: str) -> str:
         raise NotImplementedError
 
     def order_expression(self, f: FieldMapping) -> str:
         raise NotImplementedError
 
-    def bound_time(self, moment: datetime):
+    def bound_time(self, moment: datetime, unit: str = "datetime"):
+        if unit == "seconds":
+            return int(moment.timestamp())
+        if unit == "milliseconds":
+            return int(moment.timestamp()) * 1000
+        return self._bound_datetime(moment)
+
+    def _bound_datetime(self, moment: datetime):
         raise NotImplementedError
 
 
@@ -137,18 +157,26 @@ class _Postgres(_Dialect):
         column = quote_identifier(f.column)
         if f.epoch_seconds:
             return f"CAST(floor(extract(epoch FROM {column})) AS bigint)"
+        if f.epoch_unit == "milliseconds":
+            return f"CAST(floor({column} / 1000.0) AS bigint)"
+        if f.epoch_unit == "seconds":
+            return f"CAST({column} AS bigint)"
         # Text, so an integer id column still sorts and compares as the string Personalize sees.
         return f"CAST({column} AS text)" if f.type == "string" else column
 
-    def time_filter_column(self, column: str) -> str:
+    def time_filter_column(self, column: str, unit: str) -> str:
+        # The contract check made sure the column's type matches the unit, so only NULL is unusable.
         return quote_identifier(column)
+
+    def raw_text(self, column: str) -> str:
+        return f"CAST({quote_identifier(column)} AS text)"
 
     def order_expression(self, f: FieldMapping) -> str:
         # Byte order: fast, and independent of the database's locale.
         expression = self.select_expression(f)
         return f'{expression} COLLATE "C"' if f.type == "string" else expression
 
-    def bound_time(self, moment: datetime):
+    def _bound_datetime(self, moment: datetime):
         return moment
 
 
@@ -163,18 +191,35 @@ class _Sqlite(_Dialect):
     def select_expression(self, f: FieldMapping) -> str:
         column = quote_identifier(f.column)
         if f.epoch_seconds:
-            # Text SQLite cannot read as a time is passed on as is, so the rules reject it by value.
-            return f"COALESCE(strftime('%s', {column}), CAST({column} AS TEXT))"
+            # Only text is read as a date/time: strftime would read a number as a Julian day. Anything
+            # else is passed on marked, so the rules reject it by value with the value in view.
+            return (
+                f"CASE WHEN typeof({column}) = 'text' THEN COALESCE(strftime('%s', {column}), {column}) "
+                f"WHEN {column} IS NULL THEN NULL "
+                f"ELSE 'not a date/time: ' || typeof({column}) || ' ' || {column} END"
+            )
+        if f.epoch_unit is not None:
+            seconds = f"{column} / 1000" if f.epoch_unit == "milliseconds" else column
+            return (
+                f"CASE WHEN typeof({column}) = 'integer' THEN CAST({seconds} AS TEXT) "
+                f"ELSE CAST({column} AS TEXT) END"
+            )
         return f"CAST({column} AS TEXT)"
 
-    def time_filter_column(self, column: str) -> str:
-        # Normalised, so 'T' separators, fractions and offsets compare correctly with the bounds.
-        return f"strftime('%Y-%m-%d %H:%M:%S', {quote_identifier(column)})"
+    def time_filter_column(self, column: str, unit: str) -> str:
+        column = quote_identifier(column)
+        if unit == "datetime":
+            # Normalised, so 'T' separators, fractions and offsets compare correctly with the bounds.
+            return f"(CASE WHEN typeof({column}) = 'text' THEN strftime('%Y-%m-%d %H:%M:%S', {column}) END)"
+        return f"(CASE WHEN typeof({column}) = 'integer' THEN {column} END)"
+
+    def raw_text(self, column: str) -> str:
+        return f"CAST({quote_identifier(column)} AS TEXT)"
 
     def order_expression(self, f: FieldMapping) -> str:
         return self.select_expression(f)
 
-    def bound_time(self, moment: datetime):
+    def _bound_datetime(self, moment: datetime):
         return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -207,7 +252,8 @@ def build_query(mapping: DatasetMapping, dialect: _Dialect, name: str | None = N
     }
     if mapping.time_column is not None:
         parts |= {
-            "time_filter_column": dialect.time_filter_column(mapping.time_column),
+            "time_filter_column": dialect.time_filter_column(mapping.time_column, mapping.time_column_unit),
+            "raw_time": dialect.raw_text(mapping.time_column),
             "start": dialect.parameter("start"),
             "end": dialect.parameter("end"),
         }
@@ -276,13 +322,111 @@ def _use_utc_session(conn) -> None:
         cursor.close()
 
 
-def _count_rows_without_time(conn, mapping: DatasetMapping, dialect: _Dialect) -> int:
+def _table_columns(conn, dialect: _Dialect, table: str) -> dict[str, str]:
+    """{column: declared type, lower case} of an app table; {} when there is no such table."""
+    if dialect is SQLITE:
+        *schema, name = table.split(".")
+        prefix = f"{quote_identifier(schema[0])}." if schema else ""
+        rows = conn.execute(f"PRAGMA {prefix}table_info({quote_identifier(name)})").fetchall()
+        return {row[1]: (row[2] or "").lower() for row in rows}
+    quoted = ".".join(quote_identifier(part) for part in table.split("."))
     cursor = conn.cursor()
     try:
-        cursor.execute(build_query(mapping, dialect, "interactions_without_time"))
-        return int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%(table)s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            {"table": quoted},
+        )
+        return {name: kind.lower() for name, kind in cursor.fetchall()}
     finally:
         cursor.close()
+
+
+_POSTGRES_INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+def check_contract(conn, dialect: _Dialect, mapping: DatasetMapping) -> None:
+    """The table exists, holds every mapped column, and each time column is of its declared kind.
+
+    Without it a missing column fails late or, on SQLite, silently: an unknown double-quoted name is
+    read as a string literal, so every row would carry the column's name as its value.
+    """
+    dataset = mapping.dataset_type.lower()
+    columns = _table_columns(conn, dialect, mapping.table)
+    if not columns:
+        raise ExtractionContractError(
+            f"datasets.{dataset}.table: table {mapping.table!r} does not exist in the app database "
+            f"({dialect.name})"
+        )
+    by_column = {f.column: f for f in mapping.fields}
+    for column in mapping.columns:
+        if column not in columns:
+            field_name = by_column[column].field if column in by_column else "time_column"
+            raise ExtractionContractError(
+                f"datasets.{dataset}: table {mapping.table!r} has no column {column!r} (mapped to "
+                f"{field_name}); its columns are {sorted(columns)}"
+            )
+    timed = [(f.field, f.column, f.time_unit) for f in mapping.fields if f.time_unit is not None]
+    if mapping.time_column is not None and mapping.time_column not in {c for _, c, _ in timed}:
+        timed.append(("time_column", mapping.time_column, "datetime"))
+    for field_name, column, unit in timed:
+        declared = columns[column]
+        if dialect is POSTGRES:
+            is_datetime = declared.startswith("timestamp") or declared == "date"
+            is_integer = declared in _POSTGRES_INTEGER_TYPES
+        else:  # SQLite types are advisory; values are checked row by row, only INTEGER columns here
+            is_datetime, is_integer = "int" not in declared, "int" in declared or declared in ("", "numeric")
+        if unit == "datetime" and not is_datetime:
+            hint = (
+                f"declare datasets.{dataset}.time_units.{field_name}: seconds or milliseconds"
+                if is_integer and field_name != "time_column"
+                else "map a date/time column"
+            )
+            raise ExtractionContractError(
+                f"datasets.{dataset}: {mapping.table}.{column} ({field_name}) is {declared or 'untyped'}, "
+                f"not a date/time: {hint}"
+            )
+        if unit in ("seconds", "milliseconds") and not is_integer:
+            raise ExtractionContractError(
+                f"datasets.{dataset}.time_units.{field_name} is {unit}, but {mapping.table}.{column} is "
+                f"{declared}, not an integer column: map an integer epoch column or remove the unit"
+            )
+
+
+def _quarantine_rows_without_time(conn, dialect: _Dialect, mapping: DatasetMapping, writer) -> int:
+    """Rows whose time is NULL or unreadable belong to no interval: this run quarantines them with
+    their reason, so they are seen and counted instead of being lost."""
+    sql = build_query(mapping, dialect, "interactions_without_time")
+    unit = mapping.time_column_unit
+    time_field = next((f.field for f in mapping.fields if f.column == mapping.time_column), "time_column")
+    cursor = conn.cursor()
+    count = 0
+    try:
+        cursor.execute(sql)
+        for *row, raw in cursor:
+            if raw is None:
+                violation = rules.Violation(
+                    time_field,
+                    "missing_time",
+                    f"{mapping.time_column} is empty: the row is in no data interval",
+                )
+            else:
+                hint = (
+                    f"; an integer epoch? declare time_units.{time_field}: seconds or milliseconds"
+                    if unit == "datetime" and str(raw).lstrip("-").isdigit()
+                    else ""
+                )
+                violation = rules.Violation(
+                    time_field,
+                    "unreadable_time",
+                    f"{mapping.time_column} {str(raw)[:60]!r} is not a readable "
+                    f"{'date/time' if unit == 'datetime' else 'epoch in ' + unit}{hint}",
+                )
+            writer.writerow(["" if v is None else str(v) for v in row], violation)
+            count += 1
+    finally:
+        cursor.close()
+    return count
 
 
 def _parse_record(record: bytes) -> list[str]:
@@ -572,7 +716,8 @@ def _run(
     if dialect is POSTGRES:
         _use_utc_session(conn)
     sql = build_query(mapping, dialect)
-    bound = {name: dialect.bound_time(value) for name, value in params.items()}
+    unit = mapping.time_column_unit if mapping.time_column is not None else "datetime"
+    bound = {name: dialect.bound_time(value, unit) for name, value in params.items()}
     log.info(
         "Extracting %s from %s (%s) into s3://%s/%s",
         dataset,
@@ -582,8 +727,26 @@ def _run(
         data_prefix,
     )
 
-    if mapping.time_column is not None:
-        result.rows_without_time = _count_rows_without_time(conn, mapping, dialect)
+    try:
+        check_contract(conn, dialect, mapping)
+        if mapping.time_column is not None:
+            untimed_key = _join_key(prefix, "quarantine", dataset, partition, "untimed.csv")
+            untimed = _QuarantineWriter(client, bucket, untimed_key, header, part_size)
+            try:
+                result.rows_without_time = _quarantine_rows_without_time(conn, dialect, mapping, untimed)
+                untimed.close()
+            except BaseException:
+                untimed.abort()
+                raise
+            if result.rows_without_time:
+                result.untimed_quarantine_key = untimed_key
+            else:
+                delete_keys(
+                    client, bucket, [k for k in list_keys(client, bucket, untimed_key) if k == untimed_key]
+                )
+    except BaseException:
+        conn.close()
+        raise
     existing = set(list_keys(client, bucket, data_prefix))
     output = _PartitionWriter(client, bucket, data_prefix, header, chunk_rows, part_size)
     sorter = _RecordSorter(
@@ -640,10 +803,13 @@ def _run(
     )
     if result.rows_without_time:
         log.warning(
-            "%d row(s) of %s have no usable %s and belong to no interval: no extraction reads them",
+            "%d row(s) of %s have no usable %s and belong to no interval: quarantined with their "
+            "reason in s3://%s/%s",
             result.rows_without_time,
             mapping.table,
             mapping.time_column,
+            bucket,
+            result.untimed_quarantine_key,
         )
     if read == 0:
         log.warning("%s %s is empty: nothing written to %s", dataset, span, result.data_location)
@@ -785,6 +951,7 @@ def extract_snapshot(
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
     "DEFAULT_MAX_REJECTED_SHARE",
+    "ExtractionContractError",
     "ExtractionError",
     "ExtractionResult",
     "RejectedShareExceeded",

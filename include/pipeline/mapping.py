@@ -33,6 +33,10 @@ DEFAULT_TYPES = {
 DEFAULT_NULLABLE = frozenset({"EVENT_VALUE", "IMPRESSION", "RECOMMENDATION_ID"})
 # Fields whose app column holds a timestamp that the query turns into epoch seconds.
 TIMESTAMP_FIELDS = frozenset({"TIMESTAMP", "CREATION_TIMESTAMP"})
+# How an app column holds a time: a date/time type, or an integer count since 1970 in a declared unit
+# (an integer read as a date is a Julian day on SQLite: the unit is never guessed).
+TIME_UNITS = ("datetime", "seconds", "milliseconds")
+EPOCH_UNITS = ("seconds", "milliseconds")
 
 
 class MappingError(ValueError):
@@ -64,13 +68,27 @@ class FieldMapping:
     categorical: bool = False
     # The column is a timestamp; the query converts it to epoch seconds (the field must be int/long).
     epoch_seconds: bool = False
+    # The column is an integer epoch in this unit ("seconds" | "milliseconds"); the query converts
+    # it to epoch seconds.
+    epoch_unit: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, str) or not AVRO_NAME.fullmatch(self.field):
             raise MappingError(f"Personalize field name {self.field!r} is not a valid Avro name")
         check_identifier(self.column, f"column for {self.field}")
-        if self.epoch_seconds and self.type not in ("int", "long"):
+        if self.epoch_unit is not None and self.epoch_unit not in EPOCH_UNITS:
+            raise MappingError(
+                f"field {self.field}: epoch unit {self.epoch_unit!r} is not one of {EPOCH_UNITS}"
+            )
+        if self.epoch_seconds and self.epoch_unit is not None:
+            raise MappingError(f"field {self.field}: a column is a datetime or an epoch, not both")
+        if (self.epoch_seconds or self.epoch_unit) and self.type not in ("int", "long"):
             raise MappingError(f"field {self.field}: epoch seconds need type long, not {self.type!r}")
+
+    @property
+    def time_unit(self) -> str | None:
+        """How the column holds a time ("datetime", "seconds", "milliseconds"); None: not converted."""
+        return "datetime" if self.epoch_seconds else self.epoch_unit
 
     def to_field(self) -> Field:
         return Field(self.field, self.type, self.nullable, self.categorical)
@@ -109,6 +127,22 @@ class DatasetMapping:
         # Builds the schema now so a mapping Personalize would refuse fails at config parse time.
         schema_for(self)
 
+    @property
+    def time_column_unit(self) -> str:
+        """How the interval's time column holds time: a mapped time field's unit, else a datetime."""
+        for f in self.fields:
+            if f.column == self.time_column and f.time_unit is not None:
+                return f.time_unit
+        return "datetime"
+
+    @property
+    def columns(self) -> list[str]:
+        """Every app column the extraction reads, mapped fields first, each once."""
+        names = [f.column for f in self.fields]
+        if self.time_column is not None:
+            names.append(self.time_column)
+        return list(dict.fromkeys(names))
+
     @classmethod
     def from_columns(
         cls,
@@ -121,6 +155,7 @@ class DatasetMapping:
         nullable: Iterable[str] | None = None,
         time_column: str | None = None,
         schema_name: str | None = None,
+        time_units: Mapping[str, str] | None = None,
     ) -> DatasetMapping:
         """Build from `{Personalize field: app column}`, with Personalize's usual types and nullability.
 
@@ -128,6 +163,15 @@ class DatasetMapping:
         interval filters on the TIMESTAMP column unless `time_column` says otherwise.
         """
         types = dict(types or {})
+        time_units = dict(time_units or {})
+        for name, unit in time_units.items():
+            if name not in TIMESTAMP_FIELDS or name not in columns:
+                raise MappingError(
+                    f"{dataset_type}: time_units names {name!r}, which is not a mapped time field "
+                    f"({sorted(TIMESTAMP_FIELDS & set(columns))})"
+                )
+            if unit not in TIME_UNITS:
+                raise MappingError(f"{dataset_type}: time_units.{name}: {unit!r} is not one of {TIME_UNITS}")
         categorical = set(categorical)
         nullable_set = DEFAULT_NULLABLE & set(columns) if nullable is None else set(nullable)
         unknown = (set(types) | categorical | nullable_set) - set(columns)
@@ -142,7 +186,8 @@ class DatasetMapping:
                 type=types.get(name, DEFAULT_TYPES.get(name, "string")),
                 nullable=name in nullable_set,
                 categorical=name in categorical,
-                epoch_seconds=name in TIMESTAMP_FIELDS,
+                epoch_seconds=name in TIMESTAMP_FIELDS and time_units.get(name, "datetime") == "datetime",
+                epoch_unit=time_units[name] if time_units.get(name, "datetime") != "datetime" else None,
             )
             for name, column in columns.items()
         )

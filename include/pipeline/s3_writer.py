@@ -127,6 +127,34 @@ class MultipartObjectWriter:
             self._executor = None
 
 
+# Every S3 call that creates an object; UploadPart inherits CreateMultipartUpload's encryption.
+_OBJECT_CREATING_CALLS = ("PutObject", "CreateMultipartUpload", "CopyObject")
+
+
+def encrypt_writes(client, sse: str | None, kms_key_id: str | None = None):
+    """Make every object `client` creates server-side encrypted (`AES256` or `aws:kms` + key).
+
+    One hook on the client instead of arguments threaded through every writer: extracts, quarantine,
+    manifests, history, reports and batch input all go through the client, so none can forget it.
+    A call that names its own encryption keeps it. Returns the client.
+    """
+    if sse is None:
+        return client
+    extra = {"ServerSideEncryption": sse}
+    if kms_key_id:
+        extra["SSEKMSKeyId"] = kms_key_id
+
+    def add_encryption(params: dict, **_) -> None:
+        if "ServerSideEncryption" not in params and "SSECustomerAlgorithm" not in params:
+            params.update(extra)
+
+    for call in _OBJECT_CREATING_CALLS:
+        client.meta.events.register(
+            f"before-parameter-build.s3.{call}", add_encryption, unique_id=f"pipeline-sse-{call}"
+        )
+    return client
+
+
 def list_keys(client, bucket: str, prefix: str) -> list[str]:
     keys = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

@@ -8,6 +8,7 @@ sqlite provider (`sqlite:////abs/path.db` or a connection with host `/abs/path.d
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
@@ -20,11 +21,24 @@ class AppSqliteHook(DbApiHook):
     supports_autocommit = False
 
     def get_conn(self) -> sqlite3.Connection:
+        """The app database, read-only: the pipeline only reads it, and a misspelt path must fail
+        naming the path instead of leaving a new empty database file behind."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         connection = self.connection
         path = connection.host or connection.schema
         if not path:
-            raise ValueError(f"SQLite connection {connection.conn_id!r} names no database file (host)")
-        return sqlite3.connect(path)
+            raise AirflowFailException(
+                f"SQLite connection {connection.conn_id!r} names no database file (host)"
+            )
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            where = "its folder does not exist either" if not file.parent.is_dir() else "no such file"
+            raise AirflowFailException(
+                f"SQLite connection {connection.conn_id!r}: database file {file} does not exist ({where}); "
+                "fix the connection's host (the database file path)"
+            )
+        return sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True)
 
     def get_uri(self) -> str:
         connection = self.connection

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from include.pipeline import days
+from include.pipeline import days, notify
 from include.pipeline import imports as imp
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
@@ -43,9 +43,13 @@ class SmokeTestFailed(RuntimeError):
 
 
 def s3_client(config: PipelineConfig):
+    """The pipeline's S3 client: every object it writes gets the config's `s3.sse` encryption."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).get_conn()
+    from include.pipeline.s3_writer import encrypt_writes
+
+    client = S3Hook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).get_conn()
+    return encrypt_writes(client, config.s3.sse, config.s3.kms_key_id)
 
 
 def personalize_hook(config: PipelineConfig):
@@ -395,6 +399,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         serving_created, max_age_days=config.campaign.max_serving_age_days, now=now
     ):
         log.warning("SERVING MODEL AGE: %s", warning)
+        notify.serving_model_too_old(config, warning)
 
     forced = bool(params.get("force_deploy"))
     decision = None
@@ -549,6 +554,7 @@ def keep_champion(config: PipelineConfig, plan: Mapping[str, Any], decision: Map
         return message
     message = f"CHALLENGER REJECTED, campaign keeps serving {champion}. {decision['summary']}"
     log.warning("%s\n%s", message, decision.get("table", ""))
+    notify.gate_rejected(config, decision, champion)
     if config.gate.fail_on_reject:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -696,14 +702,15 @@ def record_training(
         "training_data": plan.get("training_data"),
     }
     key = history_key(config.s3.prefix)
-    append_record(s3, config.s3.bucket, key, record)
+    written = append_record(s3, config.s3.bucket, key, record)
+    history = read_history(s3, config.s3.bucket, key)
+    if written:  # a rerun of the same run must not alert twice
+        notify.rejections_in_a_row(config, history)
     report_keys = {}
     try:
         from include.pipeline.report import write_report
 
-        report_keys = write_report(
-            s3, config.s3.bucket, config.s3.prefix, read_history(s3, config.s3.bucket, key), run_id
-        )
+        report_keys = write_report(s3, config.s3.bucket, config.s3.prefix, history, run_id)
         log.info("run report: s3://%s/%s", config.s3.bucket, report_keys.get("markdown"))
     except Exception:  # the report is a convenience; the history line is the record
         log.exception("could not write the run report; the metrics history has the run")

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py") if not p.name.startswith("_"))
-PARSE_SECONDS_LIMIT = 5.0
 
 
 @pytest.fixture(scope="module")
 def dag_bag():
     from airflow.dag_processing.dagbag import DagBag
 
-    started = time.perf_counter()
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    bag.parse_seconds = time.perf_counter() - started
-    return bag
+    return DagBag(dag_folder=str(DAGS_FOLDER))
 
 
 def test_dags_folder_has_dag_files():
@@ -31,8 +26,27 @@ def test_every_dag_file_imports_without_errors(dag_bag):
     assert dag_bag.dags, "no DAGs were found"
 
 
-def test_dag_folder_parses_fast(dag_bag):
-    assert dag_bag.parse_seconds < PARSE_SECONDS_LIMIT * max(1, len(DAG_FILES))
+def test_parsing_opens_no_network_connection(monkeypatch):
+    """What keeps parsing fast, checked without a clock (a timing assert fails on a loaded machine;
+    bench/bench_dag_parse.py prints the parse time): no socket is opened while the DAG files load."""
+    import socket
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    attempts = []
+
+    def refuse(sock, address, *args):
+        attempts.append(address)
+        raise OSError(f"no network at DAG parse time: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    # libpq opens its own sockets: the PostgreSQL drivers are refused by name.
+    for driver in ("psycopg.connect", "psycopg2.connect"):
+        monkeypatch.setattr(driver, lambda *args, **kwargs: refuse(None, kwargs or args))
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert attempts == []
+    assert bag.import_errors == {} and bag.dags
 
 
 def test_every_dag_has_tags_owner_retries_and_docs(dag_bag):

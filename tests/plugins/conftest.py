@@ -70,7 +70,7 @@ def slow_personalize(personalize_endpoint, s3_endpoint, tmp_path_factory):
 
     server = start_in_thread(tmp_path_factory.mktemp("slow-personalize"), transition_delay=1.5)
     os.environ["AIRFLOW_CONN_AWS_SLOW"] = connection_uri(server.url, s3_endpoint)
-    yield {"conn_id": "aws_slow", "url": server.url}
+    yield {"conn_id": "aws_slow", "url": server.url, "server": server}
     os.environ.pop("AIRFLOW_CONN_AWS_SLOW", None)
     server.stop()
 
@@ -258,6 +258,7 @@ def slow_dataset(slow_personalize, s3_endpoint):
     s3.put_object(Bucket=prefix, Key="bad.csv", Body=("\n".join(lines) + "\n").encode())
     return {
         "conn_id": slow_personalize["conn_id"],
+        "server": slow_personalize["server"],
         "bucket": prefix,
         "dataset_arn": resources["dataset_arns"]["INTERACTIONS"],
         "hook": PersonalizeHook(aws_conn_id=slow_personalize["conn_id"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from contextlib import ExitStack
 
 from personalize.hooks import DATASET
 
@@ -111,10 +112,15 @@ def test_a_deferred_import_job_wait_leaves_the_task_deferred_not_running(
             with create_session() as session:
                 in_db = session.scalar(select(TaskInstance.state).where(TaskInstance.id == self.id))
             observed.append((TaskInstanceState(state).value, in_db, job_status()))
+            if state == TaskInstanceState.DEFERRED:
+                hold.close()  # the job may run now: its status was read while the task was deferred
         return changed
 
     monkeypatch.setattr(TaskInstance, "set_state", recording_set_state)
-    dag_run = module.dag.test()
+    # The service holds the import job until the task has deferred, however slow this machine is.
+    with ExitStack() as hold:
+        hold.enter_context(slow_dataset["server"].backend.worker.held())
+        dag_run = module.dag.test()
 
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     assert states == {"import_interactions": "success"}, observed

@@ -7,6 +7,7 @@ that Personalize holds no second job, version or campaign update afterwards.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from personalize.hooks import (
@@ -335,8 +336,15 @@ def test_import_without_waiting_returns_while_the_job_runs(slow_personalize):
         aws_conn_id=world["conn_id"],
         wait_for_completion=False,
     )
-    job_arn = operator.execute(make_context(operator))
-    assert world["hook"].status(DATASET_IMPORT_JOB, job_arn) in ("CREATE PENDING", "CREATE IN_PROGRESS")
+    # The service holds the job until the operator has returned: "returns while the job runs" must not
+    # depend on how fast this machine is (the job fails at once: there is no file to import).
+    with slow_personalize["server"].backend.worker.held():
+        job_arn = operator.execute(make_context(operator))
+        assert world["hook"].status(DATASET_IMPORT_JOB, job_arn) == "CREATE PENDING"
+    deadline = time.monotonic() + 120
+    while (status := world["hook"].status(DATASET_IMPORT_JOB, job_arn)) != "CREATE FAILED":
+        assert time.monotonic() < deadline, f"the import job is still {status}"
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------------- solution version

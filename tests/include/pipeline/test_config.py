@@ -96,6 +96,41 @@ def test_auto_training_and_campaign_sync_are_off_unless_the_config_says(tmp_path
             "filters.1",
             "$C",
         ),
+        # Known only at runtime before: CreateSolution / CreateFilter would refuse them, or the
+        # pipeline would write into another team's folder.
+        (lambda d: d["solution"].update(recipe="aws-does-not-exist"), "solution.recipe", "unknown recipe"),
+        (
+            lambda d: d["solution"].update(recipe="arn:aws:personalize:::recipe/aws-user-personalisation"),
+            "solution.recipe",
+            "unknown recipe",
+        ),
+        (
+            lambda d: d["filters"][0].update(
+                expression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("a"'
+            ),
+            "filters.0.expression",
+            "expected ',' or ')'",
+        ),
+        (
+            lambda d: d["filters"][0].update(expression="INCLUDE ItemID WHERE Users.AGE > 3"),
+            "filters.0.expression",
+            "filter expression",
+        ),
+        (lambda d: d["filters"][0].update(expression="bogus"), "filters.0.expression", "INCLUDE or EXCLUDE"),
+        (
+            lambda d: d["datasets"]["interactions"].update(time_units={"EVENT_TYPE": "seconds"}),
+            "datasets.interactions",
+            "not a mapped time field",
+        ),
+        (
+            lambda d: d["datasets"]["interactions"].update(time_units={"TIMESTAMP": "minutes"}),
+            "datasets.interactions.time_units.TIMESTAMP",
+            "'datetime', 'seconds' or 'milliseconds'",
+        ),
+        (lambda d: d["s3"].update(prefix="../other-team"), "s3.prefix", "'..'"),
+        (lambda d: d["s3"].update(prefix="team/../other-team"), "s3.prefix", "'..'"),
+        (lambda d: d["s3"].update(prefix="/absolute"), "s3.prefix", "starts with '/'"),
+        (lambda d: d["s3"].update(prefix="team//x"), "s3.prefix", "'//'"),
     ],
 )
 def test_bad_key_or_value_names_the_file_and_the_key(tmp_path, change, key, words):
@@ -107,6 +142,19 @@ def test_bad_key_or_value_names_the_file_and_the_key(tmp_path, change, key, word
     message = str(raised.value)
     assert message.startswith(f"{path}: {key}"), message
     assert words in message
+
+
+def test_every_recipe_the_local_service_trains_is_a_known_recipe():
+    from include.local_personalize.engine.registry import RECIPES
+    from include.pipeline.config import KNOWN_RECIPES
+
+    assert set(RECIPES) <= KNOWN_RECIPES
+
+
+def test_a_prefix_may_end_with_a_slash(tmp_path):
+    data = demo_dict()
+    data["s3"]["prefix"] = "team/pipeline/"
+    assert load_config(write(tmp_path, data)).s3.key("x") == "team/pipeline/x"
 
 
 def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
