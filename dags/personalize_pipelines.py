@@ -24,10 +24,10 @@ from personalize.operators import (
     PersonalizeDeployCampaignOperator,
     PersonalizeEnsureResourcesOperator,
 )
+from personalize_contract.metrics import METRIC_NAMES
 
 from include.pipeline import tasks
 from include.pipeline.config import PipelineConfig, load_configs
-from include.pipeline.metric_names import METRIC_NAMES
 
 
 def default_args(config: PipelineConfig) -> dict:

@@ -117,7 +117,7 @@ def run_help(arguments: list[str]) -> str:
         text=True,
         cwd=REPO_ROOT,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": "."},
+        env={**os.environ, "PYTHONPATH": ".:plugins"},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -307,6 +307,13 @@ def test_mounts_exist_and_make_the_project_importable(compose, services):
         include_target = mounts["./include"]
         assert include_target == f"{CONTAINER_AIRFLOW_HOME}/include"
         assert str(Path(include_target).parent) in python_path, f"{name}: include is not importable"
+        if name != "app-db-seed":  # everything but the demo data generator reads Personalize's contract
+            contract = (
+                mounts.get("./plugins/personalize_contract") or f"{mounts['./plugins']}/personalize_contract"
+            )
+            assert str(Path(contract).parent) in python_path, (
+                f"{name}: personalize_contract is not importable"
+            )
         if name in AIRFLOW_SERVICES:
             assert mounts["./dags"] == f"{CONTAINER_AIRFLOW_HOME}/dags"  # the image's default dags_folder
             assert mounts["./plugins"] in python_path, (
@@ -362,7 +369,7 @@ def test_bucket_init_creates_every_configured_bucket(services, fresh_s3_endpoint
     command = argv(services["local-aws-init"])
     assert command[:2] == ["python", "-c"]
     env = {**os.environ, **environment(services["local-aws-init"])}
-    env.update(AWS_ENDPOINT_URL_S3=fresh_s3_endpoint, PYTHONPATH=str(REPO_ROOT))
+    env.update(AWS_ENDPOINT_URL_S3=fresh_s3_endpoint, PYTHONPATH=f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}")
     for attempt in range(2):  # twice: a restart must not fail on buckets that exist
         result = subprocess.run(
             [sys.executable, "-c", command[2]],

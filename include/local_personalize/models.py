@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from personalize_contract.data_rules import CORE_DATASET_TYPES, DatasetSchema, SchemaError
+from personalize_contract.recipes import RECIPE_ARN_PREFIX
 
 from include.local_personalize import datasets as data
 from include.local_personalize import shapes
@@ -35,7 +37,6 @@ from include.local_personalize.errors import (
 )
 from include.local_personalize.store import StateStore
 from include.local_personalize.worker import Worker
-from include.pipeline.rules import DATASET_TYPES, DatasetSchema, SchemaError
 
 
 def freeze_long_lived_objects() -> None:
@@ -51,7 +52,6 @@ def freeze_long_lived_objects() -> None:
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
-RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"
 LATEST_VERSION = "/$LATEST"  # CreateCampaign / UpdateCampaign: the solution's newest ACTIVE version
 MAX_TAGS = 50
 MAX_PENDING_IMPORT_JOBS = 5
@@ -357,12 +357,12 @@ class PersonalizeBackend:
     # schemas -------------------------------------------------------------------------------------
     def create_schema(self, params: dict) -> dict:
         problems = {}
-        for dataset_type in DATASET_TYPES:
+        for dataset_type in CORE_DATASET_TYPES:
             try:
                 DatasetSchema.from_avro(dataset_type, params["schema"])
             except SchemaError as err:
                 problems[dataset_type] = str(err)
-        if len(problems) == len(DATASET_TYPES):
+        if len(problems) == len(CORE_DATASET_TYPES):
             raise InvalidInput(f"Schema fits no dataset type: {problems}")
         arn = self.arn(f"schema/{params['name']}")
         body = {"name": params["name"], "schema": params["schema"]}
@@ -395,8 +395,10 @@ class PersonalizeBackend:
         group = self._get("datasetGroup", params["datasetGroupArn"])
         schema = self._get("schema", params["schemaArn"])
         dataset_type = params["datasetType"].upper()
-        if dataset_type not in DATASET_TYPES:
-            raise InvalidInput(f"datasetType {params['datasetType']!r} is not one of {list(DATASET_TYPES)}")
+        if dataset_type not in CORE_DATASET_TYPES:
+            raise InvalidInput(
+                f"datasetType {params['datasetType']!r} is not one of {list(CORE_DATASET_TYPES)}"
+            )
         try:
             DatasetSchema.from_avro(dataset_type, schema["schema"])
         except SchemaError as err:

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from personalize_contract.metrics import METRIC_NAMES
+from personalize_contract.names import NAME_MAX_LENGTH, NAME_PATTERN
+from personalize_contract.recipes import RECIPE_ARN_PREFIX, UPDATE_RECIPES
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -34,7 +37,6 @@ from pydantic import (
 )
 
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
-from include.pipeline.metric_names import METRIC_NAMES
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 # Lets tests and deployments point the DAG file at another folder of configs without code changes.
@@ -45,13 +47,10 @@ DEFAULT_IMPORT_POOL = "personalize_import_jobs"
 DEFAULT_IMPORT_POOL_SLOTS = 5
 
 PersonalizeName = Annotated[
-    str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$", min_length=1, max_length=63)
+    str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)
 ]
 PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=40)]
 MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
-RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"
-# Recipes whose solutions accept trainingMode UPDATE (Personalize: only these, after a FULL version).
-UPDATE_RECIPES = frozenset({"aws-user-personalization", "aws-user-personalization-v2", "aws-hrnn-coldstart"})
 
 
 class ConfigError(ValueError):
@@ -327,10 +326,10 @@ class PipelineConfig(StrictModel):
         return {kind: f"{self.name}_{kind}" for kind in ("ingest", "train_deploy", "batch_inference")}
 
     def schema_name(self, dataset_type: str) -> str:
-        return f"{self.dataset_group}-{dataset_type.lower()}"[:63]
+        return f"{self.dataset_group}-{dataset_type.lower()}"[:NAME_MAX_LENGTH]
 
     def dataset_name(self, dataset_type: str) -> str:
-        return f"{self.dataset_group}-{dataset_type.lower()}"[:63]
+        return f"{self.dataset_group}-{dataset_type.lower()}"[:NAME_MAX_LENGTH]
 
     @cached_property
     def mappings(self) -> dict[str, DatasetMapping]:

@@ -21,6 +21,7 @@ from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.providers.common.compat.sdk import AirflowException
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from personalize_contract.data_rules import DATASET_TYPES
 
 # Personalize answers LimitExceededException when throttling; botocore's standard mode retries it
 # with backoff. Applied only when neither the caller nor the connection configured retries.
@@ -32,7 +33,6 @@ ACTIVE = "ACTIVE"
 FAILED_STATUSES = frozenset(
     {"CREATE FAILED", "FAILED", "CREATE STOPPING", "CREATE STOPPED", "DELETE PENDING", "DELETE IN_PROGRESS"}
 )
-DATASET_TYPES = ("INTERACTIONS", "ITEMS", "USERS", "ACTIONS", "ACTION_INTERACTIONS")
 
 
 class PersonalizeResourceFailedError(AirflowException):

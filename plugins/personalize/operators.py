@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
+from personalize_contract.names import NAME_MAX_LENGTH
 
 from personalize.hooks import (
     ACTIVE,
@@ -54,7 +55,6 @@ from personalize.triggers import TRIGGER_FOR_KIND, validated_resource
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-NAME_MAX_LENGTH = 63
 _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]+")
 IN_PROGRESS_STATUSES = frozenset({"CREATE PENDING", "CREATE IN_PROGRESS", "PENDING", "IN PROGRESS"})
 
