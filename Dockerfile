@@ -1,13 +1,21 @@
-# The image every service of docker-compose.yaml runs: Airflow 3.3.2 plus this project's pinned
-# requirements (the Amazon and Postgres providers, moto's S3 server, the local service's training
-# engine). Project code is not baked in: compose mounts dags/, plugins/ and include/, so edits show
-# up without a rebuild.
-FROM apache/airflow:3.3.2-python3.11
+# Two targets. `production` is Airflow 3.3.2 plus what the DAGs, the provider layer and the pipeline
+# need on a real deployment (requirements.txt): build it with `docker build --target production .`.
+# `local` adds the local stand-ins (requirements-local.txt: moto's S3 server, the local Personalize
+# service's training engine); every service of docker-compose.yaml runs it. Project code is not
+# baked in: compose mounts dags/, plugins/ and include/, so edits show up without a rebuild.
+FROM apache/airflow:3.3.2-python3.11 AS production
 
 COPY requirements.txt constraints.txt /opt/personalize-pipeline/
 # Our constraints file is the only one that counts (it pins the exact set the tests ran against).
 RUN PIP_CONSTRAINT= pip install --no-cache-dir \
         -r /opt/personalize-pipeline/requirements.txt \
+        -c /opt/personalize-pipeline/constraints.txt
+
+FROM production AS local
+
+COPY requirements-local.txt /opt/personalize-pipeline/
+RUN PIP_CONSTRAINT= pip install --no-cache-dir \
+        -r /opt/personalize-pipeline/requirements-local.txt \
         -c /opt/personalize-pipeline/constraints.txt
 
 # The local Personalize service's state volume: a named volume copies this folder's owner on first

@@ -13,9 +13,9 @@ export PIP_CONSTRAINT :=
 # Some machines list local package indexes that do not exist; pip warns once per package.
 PIP_NOISE_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: demo test lint format bench lock clean check-config
+.PHONY: demo test test-fast lint format bench lock clean check-config
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 2>&1 | $(PIP_NOISE_FILTER)
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt 2>&1 | $(PIP_NOISE_FILTER)
@@ -32,6 +32,12 @@ test: $(STAMP)
 # Validate every pipeline config the way DAG parsing does (one line per file; exit 1 if any is invalid).
 check-config: $(STAMP)
 	$(BIN)/python -m include.pipeline.check_config $(ARGS)
+
+# The tier for every edit: tests that need no server and no DAG run (markers set in tests/conftest.py).
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m fast -q $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

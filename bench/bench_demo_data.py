@@ -5,7 +5,7 @@ then trains popularity-count and user-personalization on the default shop's inte
 local service's engine under Personalize's offline protocol. The demo is only worth running if a
 per-user model clearly beats "most popular": goal NDCG@25 and precision@25 >= 1.5x popularity.
 
-Run: PYTHONPATH=. .venv/bin/python bench/bench_demo_data.py
+Run: PYTHONPATH=.:plugins .venv/bin/python bench/bench_demo_data.py
 """
 
 from __future__ import annotations

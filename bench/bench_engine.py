@@ -6,7 +6,7 @@ with 200 new items folded in), peak RSS, single-user inference latency, and NDCG
 user-personalization (ALS) vs popularity-count under Personalize's offline protocol.
 Goals on the 2-core machine: FULL < 30 s, NDCG@25 >= 2x popularity.
 
-Run: PYTHONPATH=. .venv/bin/python bench/bench_engine.py [--hpo]   (--hpo adds a performHPO training)
+Run: PYTHONPATH=.:plugins .venv/bin/python bench/bench_engine.py [--hpo]   (--hpo adds a performHPO training)
 """
 
 from __future__ import annotations

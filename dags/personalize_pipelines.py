@@ -24,10 +24,10 @@ from personalize.operators import (
     PersonalizeDeployCampaignOperator,
     PersonalizeEnsureResourcesOperator,
 )
+from personalize_contract.metrics import METRIC_NAMES
 
 from include.pipeline import notify, tasks
 from include.pipeline.config import PipelineConfig, load_configs_isolated
-from include.pipeline.metric_names import METRIC_NAMES
 
 
 def default_args(config: PipelineConfig) -> dict:

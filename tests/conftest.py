@@ -7,6 +7,7 @@ once. Nothing here talks to AWS: every endpoint is on loopback.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,53 @@ os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 # moto rejects multipart parts under 5 MiB unless told otherwise; must be set before moto is imported.
 os.environ["S3_UPLOAD_PART_MIN_SIZE"] = "1"
+
+# Test tiers, applied here from what a test uses (its fixtures, its folder) so no test file carries
+# them: `fast` needs no server, no subprocess server and no DAG run (`make test-fast`); `server`
+# talks to a real local server (moto S3, the local Personalize service, PostgreSQL); `dag` runs
+# DAGs or Airflow's metadata DB. A new fixture that starts a server belongs in SERVER_FIXTURES.
+SERVER_FIXTURES = frozenset(
+    {
+        "s3_endpoint",  # moto's S3 server (and everything built on it: s3_client, s3_bucket, ...)
+        "personalize_endpoint",  # the local Personalize service in a thread
+        "postgres_app_db",
+        "fresh_s3_endpoint",  # moto_server in its own process (tests/test_docker_compose.py)
+        "slow",  # a slow local Personalize service (tests/include/local_personalize/test_jobs.py)
+        "launch",  # the service's CLI in its own process (tests/include/local_personalize/test_restart.py)
+        "throttled",  # a throttling HTTP endpoint (tests/plugins/test_personalize_throttling.py)
+        "world",  # picks a server fixture at run time (tests/plugins/conftest.py)
+    }
+)
+DAG_FIXTURES = frozenset({"airflow_db"})
+SLOW_FOLDERS = ("stack",)  # tests/stack: the real Airflow stack, its own tier
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgres" in params.values() and "app_db" in fixtures:
+            item.add_marker(pytest.mark.postgres)
+        slow_folder = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts[0] in SLOW_FOLDERS
+        if fixtures & SERVER_FIXTURES or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.server)
+        if fixtures & DAG_FIXTURES:
+            item.add_marker(pytest.mark.dag)
+        if not (slow_folder or item.get_closest_marker("server") or item.get_closest_marker("dag")):
+            item.add_marker(pytest.mark.fast)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_start_no_server(request, monkeypatch):
+    """Keeps the tiers honest: a `fast` test that starts a server in-process fails, naming the cause
+    (give its fixture a place in SERVER_FIXTURES)."""
+    if request.node.get_closest_marker("fast") is None:
+        return
+
+    def refuse(sock, *args):
+        raise AssertionError(f"{request.node.nodeid} is marked fast but listens on a socket")
+
+    monkeypatch.setattr(socket.socket, "listen", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -84,12 +84,31 @@ def test_dockerfile_builds_on_the_airflow_version_we_pin():
         1
     )
     text = DOCKERFILE.read_text()
-    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", text, re.M)
+    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11 AS production$", text, re.M)
     for copied in re.findall(r"^COPY (.+) \S+$", text, re.M):
         for name in copied.split():
             assert (REPO_ROOT / name).is_file(), f"Dockerfile copies {name}, which is not in the repo"
     assert "-r /opt/personalize-pipeline/requirements.txt" in text
     assert "-c /opt/personalize-pipeline/constraints.txt" in text
+    # The production target holds the runtime only; the local stand-ins come in the `local` target.
+    code = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    production, local = re.split(r"^FROM production AS local$", code, flags=re.M)
+    assert "requirements-local.txt" not in production and "requirements-local.txt" in local
+
+
+def test_production_requirements_leave_out_the_local_stand_ins():
+    """moto, implicit and scipy serve the local service and demo only; production never installs them."""
+    production = (REPO_ROOT / "requirements.txt").read_text()
+    local = (REPO_ROOT / "requirements-local.txt").read_text()
+    for name in ("moto", "implicit", "scipy", "threadpoolctl", "regex"):
+        assert not re.search(rf"^{name}\b", production, re.M), f"{name} is in the production requirements"
+        assert re.search(rf"^{name}\b", local, re.M), f"{name} is missing from requirements-local.txt"
+    assert "-r requirements.txt" in local
+    assert "-r requirements-local.txt" in (REPO_ROOT / "requirements-dev.txt").read_text()
+
+
+def test_compose_runs_the_image_with_the_local_stand_ins(compose):
+    assert compose["x-airflow-common"]["build"]["target"] == "local"
 
 
 def test_services_built_from_the_dockerfile_share_one_image_tag(services):
@@ -117,7 +136,7 @@ def run_help(arguments: list[str]) -> str:
         text=True,
         cwd=REPO_ROOT,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": "."},
+        env={**os.environ, "PYTHONPATH": ".:plugins"},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -324,6 +343,13 @@ def test_mounts_exist_and_make_the_project_importable(compose, services):
         include_target = mounts["./include"]
         assert include_target == f"{CONTAINER_AIRFLOW_HOME}/include"
         assert str(Path(include_target).parent) in python_path, f"{name}: include is not importable"
+        if name != "app-db-seed":  # everything but the demo data generator reads Personalize's contract
+            contract = (
+                mounts.get("./plugins/personalize_contract") or f"{mounts['./plugins']}/personalize_contract"
+            )
+            assert str(Path(contract).parent) in python_path, (
+                f"{name}: personalize_contract is not importable"
+            )
         if name in AIRFLOW_SERVICES:
             assert mounts["./dags"] == f"{CONTAINER_AIRFLOW_HOME}/dags"  # the image's default dags_folder
             assert mounts["./plugins"] in python_path, (
@@ -379,7 +405,7 @@ def test_bucket_init_creates_every_configured_bucket(services, fresh_s3_endpoint
     command = argv(services["local-aws-init"])
     assert command[:2] == ["python", "-c"]
     env = {**os.environ, **environment(services["local-aws-init"])}
-    env.update(AWS_ENDPOINT_URL_S3=fresh_s3_endpoint, PYTHONPATH=str(REPO_ROOT))
+    env.update(AWS_ENDPOINT_URL_S3=fresh_s3_endpoint, PYTHONPATH=f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}")
     for attempt in range(2):  # twice: a restart must not fail on buckets that exist
         result = subprocess.run(
             [sys.executable, "-c", command[2]],

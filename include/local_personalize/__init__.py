@@ -4,7 +4,9 @@
 
 boto3 reaches it with only `endpoint_url` (or AWS_ENDPOINT_URL_PERSONALIZE / _RUNTIME / _EVENTS)
 pointing at that one URL. Layout, as moto splits a service: `server` (wire format only), `models`
-(resources and rules), `store` (SQLite state), `datasets` (import files and records), `worker`
-(background status transitions and jobs), `shapes` (botocore's service models as the wire rules),
-`engine` (training, behind `engine.api`), `filters` (the filter expression language).
+(resources and rules: `PersonalizeBackend`, joined from `backend/`, one module per resource family),
+`store` (SQLite state), `datasets` (import files and records), `worker` (background status
+transitions and jobs), `shapes` (botocore's service models as the wire rules), `engine` (training,
+behind `engine.api`), `filters` (evaluates filter expressions; their grammar is Personalize's
+contract, in `personalize_contract.filter_grammar`).
 """

@@ -14,8 +14,7 @@ from urllib.parse import urlparse
 import boto3
 import pandas as pd
 from botocore.exceptions import ClientError
-
-from include.pipeline.rules import (
+from personalize_contract.data_rules import (
     FLOAT_TYPES,
     INTEGER_TYPES,
     MAX_FULL_IMPORT_BYTES,

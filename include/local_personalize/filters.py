@@ -1,19 +1,9 @@
 """Amazon Personalize filter expressions: parsed once at CreateFilter, applied on every GetRecommendations.
 
-The language, as the Personalize developer guide describes it ("Filter expression structure and
-elements", "Combining multiple expressions"):
-
-    filter     := expression ("|" expression)*
-    expression := (INCLUDE | EXCLUDE) ItemID WHERE conditions [IF user_cond (AND user_cond)*]
-    conditions := condition ((AND | OR) condition)*          AND binds tighter than OR
-    condition  := Dataset.FIELD [NOT] IN ( "a", "b" ) | Dataset.FIELD [NOT] IN ( $PARAM )
-                | Dataset.FIELD [NOT] IN CurrentItem.FIELD
-                | Dataset.FIELD (= | != | < | <= | > | >=) (number | $PARAM | CurrentItem.FIELD)
-
-Dataset is Items or Interactions, one of them per expression (chain both with "|"); CurrentUser only
-after IF. Keywords and dataset names are case-insensitive. Event types match case-insensitively
-and "*" matches any; every other string matches exactly. A categorical value holding several values
-joined with "|" matches IN when any of them is in the list.
+The language (tokens, syntax tree, parser, filterValues) is Personalize's contract and lives in
+`personalize_contract.filter_grammar`; this module evaluates the syntax tree over the service's data.
+Event types match case-insensitively and "*" matches any; every other string matches exactly. A
+categorical value holding several values joined with "|" matches IN when any of them is in the list.
 
 Combining: INCLUDE results are united, EXCLUDE results are united, and the caller recommends only
 the included items minus the excluded ones. An expression whose IF condition is false for the current
@@ -24,9 +14,6 @@ GetRecommendations' filterValues.
 
 from __future__ import annotations
 
-import csv
-import functools
-import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -35,381 +22,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from personalize_contract.data_rules import CATEGORICAL_SEPARATOR
+from personalize_contract.filter_grammar import (
+    ANY_EVENT_TYPE,
+    CURRENT_ITEM,
+    EVENT_TYPE,
+    INTERACTIONS,
+    ITEM_ID,
+    ITEMS,
+    AllOf,
+    AnyOf,
+    Condition,
+    CurrentItemField,
+    Expression,
+    Node,
+    Number,
+    Parser,
+    Placeholder,
+    Strings,
+    conditions,
+    parse_filter_values,
+)
 
-from include.pipeline.rules import CATEGORICAL_SEPARATOR
-
-ITEMS = "Items"
-INTERACTIONS = "Interactions"
-CURRENT_USER = "CurrentUser"
-CURRENT_ITEM = "CurrentItem"
-_DATASET_NAMES = {name.upper(): name for name in (ITEMS, INTERACTIONS, CURRENT_USER, CURRENT_ITEM)}
-_UNSUPPORTED_DATASETS = {"USERS", "ACTIONS", "ACTIONINTERACTIONS"}
-_KEYWORDS = {"INCLUDE", "EXCLUDE", "ITEMID", "WHERE", "AND", "OR", "NOT", "IN", "IF"}
-_COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
-EVENT_TYPE = "EVENT_TYPE"
-ITEM_ID = "ITEM_ID"
-ANY_EVENT_TYPE = "*"
 # Results of one expression for one set of filter values over one items table; enough for the
 # handful of parameter combinations an app sends repeatedly.
 _RESULT_CACHE_SIZE = 256
-
-_TOKEN_PATTERN = re.compile(
-    r"""
-    (?P<space>\s+)
-    | (?P<string>"(?:[^"\\]|\\.)*")
-    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
-    | (?P<param>\$[A-Za-z0-9_]+)
-    | (?P<op><=|>=|!=|=|<|>)
-    | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<punct>[().,|])
-    """,
-    re.VERBOSE,
-)
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # string | number | param | op | word | punct | end
-    text: str
-    position: int  # 1-based character position in the expression
-
-    def describe(self) -> str:
-        return "the end of the expression" if self.kind == "end" else f"{self.text!r}"
-
-
-def _tokenize(expression: str) -> list[_Token]:
-    tokens = []
-    position = 0
-    while position < len(expression):
-        match = _TOKEN_PATTERN.match(expression, position)
-        if match is None:
-            char = expression[position]
-            hint = " (unterminated string?)" if char == '"' else ""
-            raise ValueError(
-                f"filter expression: unexpected character {char!r} at position {position + 1}{hint}"
-            )
-        kind = match.lastgroup
-        if kind != "space":
-            tokens.append(_Token(kind, match.group(), position + 1))
-        position = match.end()
-    tokens.append(_Token("end", "", len(expression) + 1))
-    return tokens
-
-
-# --- syntax tree ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Strings:
-    values: frozenset[str]
-
-
-@dataclass(frozen=True)
-class _Number:
-    value: float
-
-
-@dataclass(frozen=True)
-class _Placeholder:
-    name: str
-
-
-@dataclass(frozen=True)
-class _CurrentItemField:
-    field: str
-
-
-_Operand = _Strings | _Number | _Placeholder | _CurrentItemField
-
-
-@dataclass(frozen=True)
-class _Condition:
-    dataset: str
-    field: str
-    operator: str  # IN | NOT IN | = | != | < | <= | > | >=
-    operand: _Operand
-
-
-@dataclass(frozen=True)
-class _All:  # AND
-    parts: tuple[_Node, ...]
-
-
-@dataclass(frozen=True)
-class _Any:  # OR
-    parts: tuple[_Node, ...]
-
-
-_Node = _Condition | _All | _Any
-
-
-@dataclass(frozen=True)
-class _Expression:
-    action: str  # INCLUDE | EXCLUDE
-    dataset: str  # Items | Interactions
-    where: _Node
-    user_conditions: tuple[_Condition, ...]
-    placeholders: frozenset[str]
-    text: str
-
-
-def _conditions(node: _Node):
-    if isinstance(node, _Condition):
-        yield node
-    else:
-        for part in node.parts:
-            yield from _conditions(part)
-
-
-# --- parser --------------------------------------------------------------------------------------
-
-
-class _Parser:
-    def __init__(self, expression: str):
-        self.expression = expression
-        self.tokens = _tokenize(expression)
-        self.index = 0
-        self.expression_dataset: str | None = None  # the dataset of the first WHERE condition
-
-    @property
-    def token(self) -> _Token:
-        return self.tokens[self.index]
-
-    def error(self, expected: str, token: _Token | None = None) -> ValueError:
-        token = token or self.token
-        return ValueError(
-            f"filter expression: expected {expected} at position {token.position}, found {token.describe()}"
-        )
-
-    def is_keyword(self, *keywords: str) -> bool:
-        return self.token.kind == "word" and self.token.text.upper() in keywords
-
-    def take_keyword(self, keyword: str, expected: str | None = None) -> _Token:
-        if not self.is_keyword(keyword):
-            raise self.error(expected or keyword)
-        return self.advance()
-
-    def take(self, kind: str, text: str | None, expected: str) -> _Token:
-        if self.token.kind != kind or (text is not None and self.token.text != text):
-            raise self.error(expected)
-        return self.advance()
-
-    def advance(self) -> _Token:
-        token = self.token
-        self.index += 1
-        return token
-
-    def parse(self) -> list[_Expression]:
-        expressions = [self.parse_expression()]
-        while self.token.kind == "punct" and self.token.text == "|":
-            self.advance()
-            expressions.append(self.parse_expression())
-        if self.token.kind != "end":
-            raise self.error("AND, OR, IF, '|' or the end of the expression")
-        return expressions
-
-    def parse_expression(self) -> _Expression:
-        start = self.token.position
-        if not self.is_keyword("INCLUDE", "EXCLUDE"):
-            raise self.error("INCLUDE or EXCLUDE")
-        action = self.advance().text.upper()
-        if self.is_keyword("ACTIONID", "USERID"):
-            raise ValueError(
-                f"filter expression: {self.token.text} at position {self.token.position}: "
-                "only item filters (ItemID) are supported"
-            )
-        self.take_keyword("ITEMID", "ItemID")
-        self.take_keyword("WHERE")
-        self.expression_dataset = None
-        where = self.parse_or()
-        user_conditions: list[_Condition] = []
-        if self.is_keyword("IF"):
-            self.advance()
-            user_conditions.append(self.parse_condition(in_if=True))
-            while self.is_keyword("AND"):
-                self.advance()
-                user_conditions.append(self.parse_condition(in_if=True))
-            if self.is_keyword("OR"):
-                raise ValueError(
-                    f"filter expression: OR at position {self.token.position}: "
-                    "an IF condition can only be extended with AND"
-                )
-        end = self.token.position
-        placeholders = frozenset(
-            c.operand.name
-            for c in (*_conditions(where), *user_conditions)
-            if isinstance(c.operand, _Placeholder)
-        )
-        return _Expression(
-            action=action,
-            dataset=self.expression_dataset,
-            where=where,
-            user_conditions=tuple(user_conditions),
-            placeholders=placeholders,
-            text=self.expression[start - 1 : end - 1].strip(),
-        )
-
-    def parse_or(self) -> _Node:
-        parts = [self.parse_and()]
-        while self.is_keyword("OR"):
-            self.advance()
-            parts.append(self.parse_and())
-        return parts[0] if len(parts) == 1 else _Any(tuple(parts))
-
-    def parse_and(self) -> _Node:
-        parts: list[_Node] = [self.parse_condition(in_if=False)]
-        while self.is_keyword("AND"):
-            self.advance()
-            parts.append(self.parse_condition(in_if=False))
-        return parts[0] if len(parts) == 1 else _All(tuple(parts))
-
-    def parse_dataset_field(self) -> tuple[str, str, _Token]:
-        token = self.token
-        if token.kind != "word" or token.text.upper() in _KEYWORDS:
-            raise self.error("a dataset field such as Items.CATEGORY")
-        self.advance()
-        dataset = _DATASET_NAMES.get(token.text.upper())
-        if dataset is None:
-            if token.text.upper() in _UNSUPPORTED_DATASETS:
-                raise ValueError(
-                    f"filter expression: {token.text} at position {token.position}: item filters use "
-                    "Items, Interactions, or CurrentUser after IF"
-                )
-            raise ValueError(
-                f"filter expression: unknown dataset {token.text!r} at position {token.position}; "
-                "expected Items, Interactions, CurrentUser or CurrentItem"
-            )
-        self.take("punct", ".", f"'.' after {token.text}")
-        field_token = self.token
-        if field_token.kind != "word":
-            raise self.error(f"a field name after {token.text}.")
-        self.advance()
-        return dataset, field_token.text, token
-
-    def parse_condition(self, *, in_if: bool) -> _Condition:
-        dataset, field_name, dataset_token = self.parse_dataset_field()
-        where = f"{dataset_token.text} at position {dataset_token.position}"
-        if in_if and dataset != CURRENT_USER:
-            raise ValueError(f"filter expression: {where}: IF conditions can only test CurrentUser fields")
-        if not in_if and dataset == CURRENT_USER:
-            raise ValueError(
-                f"filter expression: {where}: CurrentUser can only be tested in an IF condition "
-                "at the end of the expression"
-            )
-        if dataset == CURRENT_ITEM:
-            raise ValueError(
-                f"filter expression: {where}: CurrentItem can only be the value a field is compared with"
-            )
-        if not in_if:
-            self.check_same_dataset(dataset, where)
-        if self.is_keyword("NOT"):
-            self.advance()
-            self.take_keyword("IN", "IN after NOT")
-            operator = "NOT IN"
-        elif self.is_keyword("IN"):
-            self.advance()
-            operator = "IN"
-        elif self.token.kind == "op":
-            operator_token = self.advance()
-            operator = operator_token.text
-        else:
-            raise self.error("IN, NOT IN or a comparison operator (=, !=, <, <=, >, >=)")
-        if operator in ("IN", "NOT IN"):
-            operand = self.parse_in_operand(dataset, field_name)
-        else:
-            operand = self.parse_comparison_operand(operator_token)
-        return _Condition(dataset, field_name, operator, operand)
-
-    def check_same_dataset(self, dataset: str, where: str) -> None:
-        # Personalize: conditions chained with AND/OR can only use the first condition's dataset.
-        if self.expression_dataset is None:
-            self.expression_dataset = dataset
-        elif self.expression_dataset != dataset:
-            raise ValueError(
-                f"filter expression: {where}: conditions chained with AND/OR must all use "
-                f"{self.expression_dataset}; combine datasets with a second expression after '|'"
-            )
-
-    def parse_in_operand(self, dataset: str, field_name: str) -> _Operand:
-        if self.is_keyword("CURRENTITEM"):
-            return self.parse_current_item()
-        self.take("punct", "(", "'(' or CurrentItem.FIELD after IN")
-        if self.token.kind == "param":
-            operand: _Operand = _Placeholder(self.advance().text[1:])
-            self.take("punct", ")", "')' after the placeholder")
-            return operand
-        values = [self.parse_in_value()]
-        while self.token.kind == "punct" and self.token.text == ",":
-            self.advance()
-            values.append(self.parse_in_value())
-        self.take("punct", ")", "',' or ')' in the value list")
-        for value, token in values:
-            if value == ANY_EVENT_TYPE and not (dataset == INTERACTIONS and field_name.upper() == EVENT_TYPE):
-                raise ValueError(
-                    f'filter expression: "*" at position {token.position} is only allowed for '
-                    "Interactions.EVENT_TYPE"
-                )
-        return _Strings(frozenset(value for value, _ in values))
-
-    def parse_in_value(self) -> tuple[str, _Token]:
-        token = self.token
-        if token.kind == "string":
-            self.advance()
-            return _unescape(token.text[1:-1]), token
-        if token.kind == "number":
-            self.advance()
-            return token.text, token
-        if token.kind == "param":
-            raise ValueError(
-                f"filter expression: placeholder {token.text} at position {token.position} must be "
-                "the only entry in its parentheses"
-            )
-        raise self.error('a quoted value such as "click"')
-
-    def parse_comparison_operand(self, operator: _Token) -> _Operand:
-        token = self.token
-        if token.kind == "number":
-            self.advance()
-            return _Number(float(token.text))
-        if token.kind == "param":
-            self.advance()
-            return _Placeholder(token.text[1:])
-        if self.is_keyword("CURRENTITEM"):
-            return self.parse_current_item()
-        if token.kind == "string":
-            raise ValueError(
-                f"filter expression: {operator.text} at position {operator.position} compares numbers; "
-                f"use IN ({token.text}) to match a string"
-            )
-        raise self.error(f"a number, $PARAMETER or CurrentItem.FIELD after {operator.text}")
-
-    def parse_current_item(self) -> _CurrentItemField:
-        _, field_name, _ = self.parse_dataset_field()
-        return _CurrentItemField(field_name)
-
-
-def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)
-
-
-# --- filter values -------------------------------------------------------------------------------
-
-
-def parse_filter_values(name: str, raw: str) -> tuple[str, ...]:
-    """One filterValues entry as GetRecommendations sends it: `"\\"shoes\\",\\"hats\\""` -> ("shoes", "hats").
-
-    Values are comma-separated and each is double-quoted; an unquoted value is taken as written.
-    """
-    try:
-        return _read_values(raw)
-    except csv.Error as error:
-        raise ValueError(f"filterValues[{name}]: cannot read {raw!r}: {error}") from None
-
-
-@functools.lru_cache(maxsize=4096)  # apps send the same few values over and over
-def _read_values(raw: str) -> tuple[str, ...]:
-    rows = list(csv.reader([raw], skipinitialspace=True, escapechar="\\", strict=True))
-    return tuple(value for value in (rows[0] if rows else []) if value != "")
 
 
 def _union(sets: list[frozenset[str]]) -> frozenset[str]:
@@ -624,36 +261,36 @@ class _Request:
         return value
 
 
-def _operand_strings(condition: _Condition, request: _Request) -> frozenset[str]:
+def _operand_strings(condition: Condition, request: _Request) -> frozenset[str]:
     operand = condition.operand
-    if isinstance(operand, _Strings):
+    if isinstance(operand, Strings):
         return operand.values
-    if isinstance(operand, _Placeholder):
+    if isinstance(operand, Placeholder):
         return frozenset(request.placeholder(operand.name))
-    assert isinstance(operand, _CurrentItemField)
+    assert isinstance(operand, CurrentItemField)
     return _split_categorical(request.current_item_value(operand.field))
 
 
-def _operand_number(condition: _Condition, request: _Request) -> float:
+def _operand_number(condition: Condition, request: _Request) -> float:
     operand = condition.operand
-    if isinstance(operand, _Number):
+    if isinstance(operand, Number):
         return operand.value
-    if isinstance(operand, _Placeholder):
+    if isinstance(operand, Placeholder):
         return _single_number(f"filterValues[{operand.name}]", request.placeholder(operand.name))
-    assert isinstance(operand, _CurrentItemField)
+    assert isinstance(operand, CurrentItemField)
     value = request.current_item_value(operand.field)
     if value is None or value == "":
         return float("nan")
     return _single_number(f"CurrentItem.{operand.field}", (str(value),))
 
 
-def _evaluate(node: _Node, column_of, size: int, request: _Request) -> np.ndarray:
-    if isinstance(node, _All):
+def _evaluate(node: Node, column_of, size: int, request: _Request) -> np.ndarray:
+    if isinstance(node, AllOf):
         mask = np.ones(size, dtype=bool)
         for part in node.parts:
             mask &= _evaluate(part, column_of, size, request)
         return mask
-    if isinstance(node, _Any):
+    if isinstance(node, AnyOf):
         mask = np.zeros(size, dtype=bool)
         for part in node.parts:
             mask |= _evaluate(part, column_of, size, request)
@@ -669,7 +306,7 @@ def _evaluate(node: _Node, column_of, size: int, request: _Request) -> np.ndarra
     return _compare(column_of(node.field).numbers, node.operator, _operand_number(node, request))
 
 
-def _user_condition_holds(condition: _Condition, user: Mapping[str, str] | None, request: _Request) -> bool:
+def _user_condition_holds(condition: Condition, user: Mapping[str, str] | None, request: _Request) -> bool:
     if user is None:
         return False
     value = user.get(condition.field)
@@ -691,15 +328,15 @@ def _user_condition_holds(condition: _Condition, user: Mapping[str, str] | None,
 class FilterExpression:
     """A parsed filter; `apply` turns it into allowed / excluded item ids for one request."""
 
-    def __init__(self, expression: str, parts: list[_Expression]):
+    def __init__(self, expression: str, parts: list[Expression]):
         self.expression = expression
         self._parts = parts
         self.placeholders: frozenset[str] = frozenset().union(*(p.placeholders for p in parts))
         fields: dict[str, set[str]] = {}
         for part in parts:
-            for condition in (*_conditions(part.where), *part.user_conditions):
+            for condition in (*conditions(part.where), *part.user_conditions):
                 fields.setdefault(condition.dataset, set()).add(condition.field)
-                if isinstance(condition.operand, _CurrentItemField):
+                if isinstance(condition.operand, CurrentItemField):
                     fields.setdefault(CURRENT_ITEM, set()).add(condition.operand.field)
         # dataset -> fields the filter reads, for checking against the schemas at CreateFilter.
         self.referenced_fields: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in fields.items()}
@@ -754,7 +391,7 @@ class FilterExpression:
         return allowed, _union(excluded)
 
     def _items_result(
-        self, index: int, part: _Expression, items: pd.DataFrame | None, request: _Request
+        self, index: int, part: Expression, items: pd.DataFrame | None, request: _Request
     ) -> frozenset[str]:
         if items is None:
             raise ValueError(f"filter expression {part.text!r} needs the Items dataset, which has no data")
@@ -770,7 +407,7 @@ class FilterExpression:
                 return cached
         where = part.where
         if (
-            isinstance(where, _Condition)
+            isinstance(where, Condition)
             and where.operator == "IN"
             and not table.column(where.field).numeric_dtype
         ):
@@ -788,20 +425,20 @@ class FilterExpression:
         return result
 
     @staticmethod
-    def _request_key(part: _Expression, request: _Request) -> tuple:
+    def _request_key(part: Expression, request: _Request) -> tuple:
         placeholder_values = tuple(
             (name, frozenset(request.placeholder(name))) for name in sorted(part.placeholders)
         )
         current_item_values = tuple(
             (c.operand.field, str(request.current_item_value(c.operand.field)))
-            for c in _conditions(part.where)
-            if isinstance(c.operand, _CurrentItemField)
+            for c in conditions(part.where)
+            if isinstance(c.operand, CurrentItemField)
         )
         return placeholder_values, current_item_values
 
     @staticmethod
     def _interactions_result(
-        part: _Expression, user_interactions: pd.DataFrame | None, request: _Request
+        part: Expression, user_interactions: pd.DataFrame | None, request: _Request
     ) -> frozenset[str]:
         if user_interactions is None or user_interactions.empty:
             return frozenset()
@@ -819,4 +456,4 @@ def parse_filter_expression(expression: str) -> FilterExpression:
     """Parse a CreateFilter filterExpression; ValueError names the position and token on bad syntax."""
     if not isinstance(expression, str) or not expression.strip():
         raise ValueError("filter expression is empty")
-    return FilterExpression(expression, _Parser(expression).parse())
+    return FilterExpression(expression, Parser(expression).parse())

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from include.pipeline.rules import DatasetSchema, Field
+from personalize_contract.data_rules import DatasetSchema, Field
+from personalize_contract.recipes import RECIPE_ARN_PREFIX
 
 USER_ID = Field("USER_ID", "string")
 ITEM_ID = Field("ITEM_ID", "string")
@@ -135,4 +136,4 @@ def csv_bytes(frame) -> bytes:
 
 
 def recipe_arn(recipe: str) -> str:
-    return f"arn:aws:personalize:::recipe/{recipe}"
+    return RECIPE_ARN_PREFIX + recipe

@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from personalize_contract.filter_grammar import parse_filter
+from personalize_contract.metrics import METRIC_NAMES
+from personalize_contract.names import NAME_MAX_LENGTH, NAME_PATTERN
+from personalize_contract.recipes import KNOWN_RECIPES, RECIPE_ARN_PREFIX, UPDATE_RECIPES
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -36,7 +40,6 @@ from pydantic import (
 
 from include.pipeline import days
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
-from include.pipeline.metric_names import METRIC_NAMES
 from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -48,34 +51,10 @@ DEFAULT_IMPORT_POOL = "personalize_import_jobs"
 DEFAULT_IMPORT_POOL_SLOTS = 5
 
 PersonalizeName = Annotated[
-    str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$", min_length=1, max_length=63)
+    str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)
 ]
 PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=40)]
 MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
-RECIPE_ARN_PREFIX = "arn:aws:personalize:::recipe/"
-# Every recipe Personalize offers for custom solutions (developer guide, "Choosing a recipe"), so a
-# misspelt recipe fails at parse time instead of at CreateSolution after the data was imported.
-KNOWN_RECIPES = frozenset(
-    {
-        "aws-user-personalization",
-        "aws-user-personalization-v2",
-        "aws-personalized-ranking",
-        "aws-personalized-ranking-v2",
-        "aws-similar-items",
-        "aws-sims",
-        "aws-semantic-similarity",
-        "aws-trending-now",
-        "aws-popularity-count",
-        "aws-next-best-action",
-        "aws-item-affinity",
-        "aws-item-attribute-affinity",
-        "aws-hrnn",
-        "aws-hrnn-metadata",
-        "aws-hrnn-coldstart",
-    }
-)
-# Recipes whose solutions accept trainingMode UPDATE (Personalize: only these, after a FULL version).
-UPDATE_RECIPES = frozenset({"aws-user-personalization", "aws-user-personalization-v2", "aws-hrnn-coldstart"})
 
 
 class ConfigError(ValueError):
@@ -269,11 +248,8 @@ class FilterConfig(StrictModel):
     @field_validator("expression")
     @classmethod
     def _parses(cls, value: str) -> str:
-        # The local service's parser is the filter grammar as Personalize documents it; importing it
-        # (never the other way round) keeps one grammar for CreateFilter and for this check.
-        from include.local_personalize.filters import parse_filter_expression
-
-        parse_filter_expression(value)  # ValueError names the position and the token
+        # One grammar, the neutral contract's, for this check and for the local service's CreateFilter.
+        parse_filter(value)  # ValueError names the position and the token
         return value
 
     @model_validator(mode="after")
@@ -427,10 +403,10 @@ class PipelineConfig(StrictModel):
         return {kind: f"{self.name}_{kind}" for kind in ("ingest", "train_deploy", "batch_inference")}
 
     def schema_name(self, dataset_type: str) -> str:
-        return f"{self.dataset_group}-{dataset_type.lower()}"[:63]
+        return f"{self.dataset_group}-{dataset_type.lower()}"[:NAME_MAX_LENGTH]
 
     def dataset_name(self, dataset_type: str) -> str:
-        return f"{self.dataset_group}-{dataset_type.lower()}"[:63]
+        return f"{self.dataset_group}-{dataset_type.lower()}"[:NAME_MAX_LENGTH]
 
     @cached_property
     def mappings(self) -> dict[str, DatasetMapping]:

@@ -30,11 +30,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from personalize_contract.names import NAME_MAX_LENGTH
+
 from include.pipeline import days, rules
 
 log = logging.getLogger(__name__)
 
-JOB_NAME_MAX = 63
+JOB_NAME_MAX = NAME_MAX_LENGTH
 
 
 class ImportPlanError(ValueError):

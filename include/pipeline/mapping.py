@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from include.pipeline.rules import DATASET_TYPES, RECORD_KEY_FIELDS, DatasetSchema, Field
+from personalize_contract.data_rules import CORE_DATASET_TYPES, RECORD_KEY_FIELDS, DatasetSchema, Field
 
 # A plain SQL identifier; quoted on use, so reserved words are fine but quotes and dots are not.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -106,8 +106,8 @@ class DatasetMapping:
     schema_name: str | None = None
 
     def __post_init__(self) -> None:
-        if self.dataset_type not in DATASET_TYPES:
-            raise MappingError(f"dataset type {self.dataset_type!r} is not one of {DATASET_TYPES}")
+        if self.dataset_type not in CORE_DATASET_TYPES:
+            raise MappingError(f"dataset type {self.dataset_type!r} is not one of {CORE_DATASET_TYPES}")
         if not isinstance(self.table, str):
             raise MappingError(f"table {self.table!r} must be a string")
         parts = self.table.split(".")

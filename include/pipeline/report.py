@@ -24,9 +24,9 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from personalize_contract.metrics import METRIC_NAMES
 
 from include.pipeline.history import history_key
-from include.pipeline.metric_names import METRIC_NAMES
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.providers.common.compat.sdk import AirflowException
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from personalize_contract.data_rules import DATASET_TYPES
 
 # Personalize answers LimitExceededException when throttling; botocore's standard mode retries it
 # with backoff. Applied only when neither the caller nor the connection configured retries.
@@ -32,7 +33,6 @@ ACTIVE = "ACTIVE"
 FAILED_STATUSES = frozenset(
     {"CREATE FAILED", "FAILED", "CREATE STOPPING", "CREATE STOPPED", "DELETE PENDING", "DELETE IN_PROGRESS"}
 )
-DATASET_TYPES = ("INTERACTIONS", "ITEMS", "USERS", "ACTIONS", "ACTION_INTERACTIONS")
 
 
 class PersonalizeResourceFailedError(AirflowException):
@@ -45,6 +45,34 @@ class PersonalizeResourceNotFoundError(AirflowException):
 
 class PersonalizeResourceConflictError(AirflowException):
     """A resource of the requested name exists with a different, immutable definition."""
+
+
+def personalize_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """``{"team": "recs"}`` as Personalize's Create* calls take tags: ``[{"tagKey", "tagValue"}]``."""
+    return [{"tagKey": str(key), "tagValue": str(value)} for key, value in tags.items()]
+
+
+def with_create_kwargs(
+    operation: str, params: Mapping[str, Any], create_kwargs: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A Create* call's parameters plus the caller's extra members (the escape hatch for members
+    the operators do not model, e.g. ``tags``, ``domain``, ``batchInferenceJobConfig``).
+
+    An extra member that repeats one the call already sets is an error naming it: silently letting
+    either win would hide a mistake in the DAG.
+    """
+    if not create_kwargs:
+        return dict(params)
+    if not isinstance(create_kwargs, Mapping):
+        raise ValueError(
+            f"{operation}: extra create kwargs must be a mapping, got {type(create_kwargs).__name__}"
+        )
+    if repeated := sorted(set(create_kwargs) & set(params)):
+        raise ValueError(
+            f"{operation}: extra create kwargs set {repeated}, which the operator already sets; "
+            "use the operator's own parameters for them"
+        )
+    return {**params, **create_kwargs}
 
 
 @dataclass(frozen=True)
@@ -327,22 +355,34 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         return self.describe(CAMPAIGN, arn) if arn else None
 
     # ---------------------------------------------------------------------------- get-or-create
+    # Each get_or_create_* takes `create_kwargs`: more members for its Create* call (tags, domain,
+    # ...), passed only when it creates; see `with_create_kwargs`.
 
     def get_or_create_dataset_group(
-        self, name: str, *, role_arn: str | None = None, kms_key_arn: str | None = None
+        self,
+        name: str,
+        *,
+        role_arn: str | None = None,
+        kms_key_arn: str | None = None,
+        create_kwargs: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """Return (ARN, created) of the dataset group called ``name``."""
         if arn := self.find_dataset_group(name):
             return arn, False
         params = {"name": name, "roleArn": role_arn, "kmsKeyArn": kms_key_arn}
+        params = with_create_kwargs(
+            "CreateDatasetGroup", {k: v for k, v in params.items() if v}, create_kwargs
+        )
 
         def create() -> str:
-            response = self.conn.create_dataset_group(**{k: v for k, v in params.items() if v})
+            response = self.conn.create_dataset_group(**params)
             return response["datasetGroupArn"]
 
         return self.create_or_adopt("dataset group", name, create, lambda: self.find_dataset_group(name))
 
-    def get_or_create_schema(self, name: str, schema: str) -> tuple[str, bool]:
+    def get_or_create_schema(
+        self, name: str, schema: str, create_kwargs: Mapping[str, Any] | None = None
+    ) -> tuple[str, bool]:
         """Return (ARN, created) of the schema; an existing one with another definition is an error."""
         try:
             json.loads(schema)
@@ -353,7 +393,8 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         if arn is None:
 
             def create() -> str:
-                return self.conn.create_schema(name=name, schema=schema)["schemaArn"]
+                params = with_create_kwargs("CreateSchema", {"name": name, "schema": schema}, create_kwargs)
+                return self.conn.create_schema(**params)["schemaArn"]
 
             arn, created = self.create_or_adopt("schema", name, create, lambda: self.find_schema(name))
         if not created:
@@ -367,7 +408,13 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         return arn, created
 
     def get_or_create_dataset(
-        self, *, dataset_group_arn: str, dataset_type: str, name: str, schema_arn: str
+        self,
+        *,
+        dataset_group_arn: str,
+        dataset_type: str,
+        name: str,
+        schema_arn: str,
+        create_kwargs: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """Return (ARN, created) of the group's dataset of ``dataset_type`` (one per type per group)."""
         if dataset_type not in DATASET_TYPES:
@@ -393,9 +440,15 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
             return arn, False
 
         def create() -> str:
-            return self.conn.create_dataset(
-                name=name, schemaArn=schema_arn, datasetGroupArn=dataset_group_arn, datasetType=dataset_type
-            )["datasetArn"]
+            params = {
+                "name": name,
+                "schemaArn": schema_arn,
+                "datasetGroupArn": dataset_group_arn,
+                "datasetType": dataset_type,
+            }
+            return self.conn.create_dataset(**with_create_kwargs("CreateDataset", params, create_kwargs))[
+                "datasetArn"
+            ]
 
         return self.create_or_adopt("dataset", name, create, find)
 
@@ -409,6 +462,7 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         perform_hpo: bool = False,
         perform_auto_training: bool = False,
         solution_config: Mapping[str, Any] | None = None,
+        create_kwargs: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """
         Return (ARN, created) of the solution called ``name``.
@@ -432,6 +486,7 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
                 params["eventType"] = event_type
             if solution_config:
                 params["solutionConfig"] = dict(solution_config)
+            params = with_create_kwargs("CreateSolution", params, create_kwargs)
             arn, created = self.create_or_adopt(
                 "solution", name, lambda: self.conn.create_solution(**params)["solutionArn"], find
             )
@@ -447,7 +502,12 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         return arn, False
 
     def get_or_create_filter(
-        self, *, name: str, dataset_group_arn: str, filter_expression: str
+        self,
+        *,
+        name: str,
+        dataset_group_arn: str,
+        filter_expression: str,
+        create_kwargs: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """Return (ARN, created) of the filter; an existing one with another expression is an error."""
 
@@ -457,9 +517,14 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         if (arn := find()) is None:
 
             def create() -> str:
-                return self.conn.create_filter(
-                    name=name, datasetGroupArn=dataset_group_arn, filterExpression=filter_expression
-                )["filterArn"]
+                params = {
+                    "name": name,
+                    "datasetGroupArn": dataset_group_arn,
+                    "filterExpression": filter_expression,
+                }
+                return self.conn.create_filter(**with_create_kwargs("CreateFilter", params, create_kwargs))[
+                    "filterArn"
+                ]
 
             arn, created = self.create_or_adopt("filter", name, create, find)
             if created:
@@ -472,7 +537,9 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
             )
         return arn, False
 
-    def get_or_create_event_tracker(self, *, name: str, dataset_group_arn: str) -> tuple[str, str, bool]:
+    def get_or_create_event_tracker(
+        self, *, name: str, dataset_group_arn: str, create_kwargs: Mapping[str, Any] | None = None
+    ) -> tuple[str, str, bool]:
         """Return (ARN, trackingId, created); a dataset group holds at most one event tracker."""
 
         def find() -> str | None:
@@ -494,9 +561,10 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
         if arn is None:
 
             def create() -> str:
-                return self.conn.create_event_tracker(name=name, datasetGroupArn=dataset_group_arn)[
-                    "eventTrackerArn"
-                ]
+                params = {"name": name, "datasetGroupArn": dataset_group_arn}
+                return self.conn.create_event_tracker(
+                    **with_create_kwargs("CreateEventTracker", params, create_kwargs)
+                )["eventTrackerArn"]
 
             arn, created = self.create_or_adopt("event tracker", name, create, find)
         return arn, self.describe(EVENT_TRACKER, arn)["trackingId"], created

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
+from personalize_contract.names import NAME_MAX_LENGTH
 
 from personalize.hooks import (
     ACTIVE,
@@ -42,6 +43,8 @@ from personalize.hooks import (
     ResourceKind,
     effective_status,
     failure_reason,
+    personalize_tags,
+    with_create_kwargs,
 )
 from personalize.links import (
     PersonalizeCampaignLink,
@@ -54,8 +57,9 @@ from personalize.triggers import TRIGGER_FOR_KIND, validated_resource
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-NAME_MAX_LENGTH = 63
 _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]+")
+# Every operator's Create* extras, templated and shown as JSON in the UI.
+CREATE_TEMPLATE_FIELDS = ("tags", "extra_create_kwargs")
 IN_PROGRESS_STATUSES = frozenset({"CREATE PENDING", "CREATE IN_PROGRESS", "PENDING", "IN PROGRESS"})
 
 
@@ -130,9 +134,14 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
     :param botocore_config: Configuration dictionary (key-values) for botocore client. Without a
         ``retries`` entry (here or in the connection) the hook uses botocore's standard retry mode,
         which retries Personalize's throttling errors with backoff.
+    :param tags: ``{key: value}`` Personalize tags for every resource the task creates (Create*
+        ``tags``); a resource the task adopts keeps its own tags. (templated)
+    :param extra_create_kwargs: More members for the Create* call, e.g. ``{"domain": ...}``, passed
+        as they are; one the operator already sets is an error. (templated, rendered as JSON)
     """
 
     aws_hook_class = PersonalizeHook
+    template_fields_renderers: ClassVar[dict[str, str]] = {"tags": "json", "extra_create_kwargs": "json"}
     ui_color = "#ffd7a8"
     MAX_ROUNDS: ClassVar[int] = 100
     # Attempt names a job may use before a rerun gives up: each is a failed, billed job.
@@ -147,9 +156,13 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
         waiter_delay: int | None = None,
         waiter_max_attempts: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        tags: Mapping[str, str] | None = None,
+        extra_create_kwargs: Mapping[str, Any] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.tags = tags
+        self.extra_create_kwargs = extra_create_kwargs
         self.wait_for_completion = wait_for_completion
         self.waiter_delay = self.default_waiter_delay if waiter_delay is None else waiter_delay
         self.waiter_max_attempts = (
@@ -159,6 +172,15 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
 
     def step(self, context: Context, **state: Any) -> Any:
         raise NotImplementedError
+
+    def create_kwargs(self, extra: Mapping[str, Any] | None, *, taggable: bool = True) -> dict[str, Any]:
+        """The task's tags (as Personalize takes them) plus ``extra``: what a Create* call gets on top."""
+        merged = dict(extra or {})
+        if self.tags and taggable:
+            if "tags" in merged:
+                raise ValueError("tags are set both by `tags` and in extra_create_kwargs: use `tags`")
+            merged["tags"] = personalize_tags(self.tags)
+        return merged
 
     def execute(self, context: Context) -> Any:
         return self._converge(context, **self.initial_state())
@@ -295,6 +317,8 @@ class PersonalizeEnsureResourcesOperator(PersonalizeBaseOperator):
     :param event_tracker_name: Name of the event tracker to ensure, if any. (templated)
     :param role_arn: IAM role for the dataset group (needed with a KMS key). (templated)
     :param kms_key_arn: KMS key to encrypt the dataset group. (templated)
+    :param extra_create_kwargs: Here keyed by resource: ``{"dataset_group" | "schema" | "dataset" |
+        "solution" | "filter" | "event_tracker": {member: value}}``. (templated)
     :param wait_for_completion: The dataset group and datasets are always waited for, because
         what follows needs them ACTIVE; False skips waiting for solutions, filters and the tracker.
 
@@ -311,7 +335,14 @@ class PersonalizeEnsureResourcesOperator(PersonalizeBaseOperator):
         "event_tracker_name",
         "role_arn",
         "kms_key_arn",
+        *CREATE_TEMPLATE_FIELDS,
     )
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        **PersonalizeBaseOperator.template_fields_renderers,
+        "datasets": "json",
+        "solutions": "json",
+        "filters": "json",
+    }
     operator_extra_links = (PersonalizeDatasetGroupLink(),)
     default_waiter_delay = 10
     default_waiter_max_attempts = 90
@@ -321,6 +352,7 @@ class PersonalizeEnsureResourcesOperator(PersonalizeBaseOperator):
         {"name", "recipe_arn", "event_type", "perform_hpo", "perform_auto_training", "solution_config"}
     )
     FILTER_KEYS = frozenset({"name", "filter_expression"})
+    RESOURCES = ("dataset_group", "schema", "dataset", "solution", "filter", "event_tracker")
 
     def __init__(
         self,
@@ -368,11 +400,20 @@ class PersonalizeEnsureResourcesOperator(PersonalizeBaseOperator):
             check(f"solutions[{index}]", spec, self.SOLUTION_KEYS, {"name", "recipe_arn"})
         for index, spec in enumerate(self.filters):
             check(f"filters[{index}]", spec, self.FILTER_KEYS, set(self.FILTER_KEYS))
+        check("extra_create_kwargs", self.extra_create_kwargs or {}, frozenset(self.RESOURCES), set())
+
+    def _extra(self, resource: str) -> dict[str, Any]:
+        """Tags (every resource but schemas, which take none) and this resource's extra members."""
+        extra = (self.extra_create_kwargs or {}).get(resource)
+        return self.create_kwargs(extra, taggable=resource != "schema")
 
     def step(self, context: Context, new_datasets: list[str]) -> Any:
         hook = self.hook
         group_arn, _ = hook.get_or_create_dataset_group(
-            self.dataset_group_name, role_arn=self.role_arn, kms_key_arn=self.kms_key_arn
+            self.dataset_group_name,
+            role_arn=self.role_arn,
+            kms_key_arn=self.kms_key_arn,
+            create_kwargs=self._extra("dataset_group"),
         )
         self._persist_link(context, PersonalizeDatasetGroupLink, dataset_group=group_arn)
         if pending := self._pending(DATASET_GROUP, group_arn, blocking=True):
@@ -380,12 +421,15 @@ class PersonalizeEnsureResourcesOperator(PersonalizeBaseOperator):
 
         schema_arns, dataset_arns = {}, {}
         for dataset_type, spec in self.datasets.items():
-            schema_arns[dataset_type], _ = hook.get_or_create_schema(spec["schema_name"], spec["schema"])
+            schema_arns[dataset_type], _ = hook.get_or_create_schema(
+                spec["schema_name"], spec["schema"], create_kwargs=self._extra("schema")
+            )
             dataset_arns[dataset_type], created = hook.get_or_create_dataset(
                 dataset_group_arn=group_arn,
                 dataset_type=dataset_type,
                 name=spec["dataset_name"],
                 schema_arn=schema_arns[dataset_type],
+                create_kwargs=self._extra("dataset"),
             )
             if created and dataset_type not in new_datasets:
                 new_datasets.append(dataset_type)
@@ -403,16 +447,22 @@ class PersonalizeEnsureResourcesOperator(PersonalizeBaseOperator):
                 perform_hpo=spec.get("perform_hpo", False),
                 perform_auto_training=spec.get("perform_auto_training", False),
                 solution_config=spec.get("solution_config"),
+                create_kwargs=self._extra("solution"),
             )
         filter_arns = {}
         for spec in self.filters:
             filter_arns[spec["name"]], _ = hook.get_or_create_filter(
-                name=spec["name"], dataset_group_arn=group_arn, filter_expression=spec["filter_expression"]
+                name=spec["name"],
+                dataset_group_arn=group_arn,
+                filter_expression=spec["filter_expression"],
+                create_kwargs=self._extra("filter"),
             )
         event_tracker_arn = tracking_id = None
         if self.event_tracker_name:
             event_tracker_arn, tracking_id, _ = hook.get_or_create_event_tracker(
-                name=self.event_tracker_name, dataset_group_arn=group_arn
+                name=self.event_tracker_name,
+                dataset_group_arn=group_arn,
+                create_kwargs=self._extra("event_tracker"),
             )
         result = {
             "dataset_group_arn": group_arn,
@@ -452,7 +502,7 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
     """
 
     template_fields: Sequence[str] = aws_template_fields(
-        "job_name", "dataset_arn", "data_location", "role_arn", "import_mode"
+        "job_name", "dataset_arn", "data_location", "role_arn", "import_mode", *CREATE_TEMPLATE_FIELDS
     )
     operator_extra_links = (PersonalizeDatasetGroupLink(),)
     default_waiter_delay = 60
@@ -496,6 +546,9 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
             }
             if self.role_arn:
                 params["roleArn"] = self.role_arn
+            params = with_create_kwargs(
+                "CreateDatasetImportJob", params, self.create_kwargs(self.extra_create_kwargs)
+            )
             return hook.conn.create_dataset_import_job(**params)["datasetImportJobArn"]
 
         arn = self._adopt_or_create_attempt(
@@ -523,7 +576,9 @@ class PersonalizeCreateSolutionVersionOperator(PersonalizeBaseOperator):
     Returns the solution version ARN.
     """
 
-    template_fields: Sequence[str] = aws_template_fields("solution_arn", "name", "training_mode")
+    template_fields: Sequence[str] = aws_template_fields(
+        "solution_arn", "name", "training_mode", *CREATE_TEMPLATE_FIELDS
+    )
     operator_extra_links = (PersonalizeSolutionVersionLink(),)
     default_waiter_delay = 60
     default_waiter_max_attempts = 720
@@ -548,9 +603,11 @@ class PersonalizeCreateSolutionVersionOperator(PersonalizeBaseOperator):
             self.log.info(
                 "Training solution version %s of %s (%s)", name, self.solution_arn, self.training_mode
             )
-            return hook.conn.create_solution_version(
-                solutionArn=self.solution_arn, name=name, trainingMode=self.training_mode
-            )["solutionVersionArn"]
+            params = {"solutionArn": self.solution_arn, "name": name, "trainingMode": self.training_mode}
+            params = with_create_kwargs(
+                "CreateSolutionVersion", params, self.create_kwargs(self.extra_create_kwargs)
+            )
+            return hook.conn.create_solution_version(**params)["solutionVersionArn"]
 
         arn = self._adopt_or_create_attempt(
             SOLUTION_VERSION,
@@ -582,8 +639,16 @@ class PersonalizeDeployCampaignOperator(PersonalizeBaseOperator):
     """
 
     template_fields: Sequence[str] = aws_template_fields(
-        "campaign_name", "solution_version_arn", "min_provisioned_tps", "campaign_config"
+        "campaign_name",
+        "solution_version_arn",
+        "min_provisioned_tps",
+        "campaign_config",
+        *CREATE_TEMPLATE_FIELDS,
     )
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        **PersonalizeBaseOperator.template_fields_renderers,
+        "campaign_config": "json",
+    }
     operator_extra_links = (PersonalizeCampaignLink(),)
     default_waiter_delay = 30
     default_waiter_max_attempts = 240
@@ -623,7 +688,13 @@ class PersonalizeDeployCampaignOperator(PersonalizeBaseOperator):
             arn, _ = hook.create_or_adopt(
                 "campaign",
                 self.campaign_name,
-                lambda: hook.conn.create_campaign(name=self.campaign_name, **requested)["campaignArn"],
+                lambda: hook.conn.create_campaign(
+                    **with_create_kwargs(
+                        "CreateCampaign",
+                        {"name": self.campaign_name, **requested},
+                        self.create_kwargs(self.extra_create_kwargs),
+                    )
+                )["campaignArn"],
                 lambda: (hook.find_campaign(self.campaign_name) or {}).get("campaignArn"),
             )
             self._link(context, arn)
@@ -689,6 +760,7 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
         "role_arn",
         "num_results",
         "filter_arn",
+        *CREATE_TEMPLATE_FIELDS,
     )
     operator_extra_links = (PersonalizeSolutionVersionLink(),)
     default_waiter_delay = 60
@@ -733,6 +805,9 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
             }
             if self.filter_arn:
                 params["filterArn"] = self.filter_arn
+            params = with_create_kwargs(
+                "CreateBatchInferenceJob", params, self.create_kwargs(self.extra_create_kwargs)
+            )
             self.log.info("Starting batch inference job %s on %s", job_name, self.input_path)
             return hook.conn.create_batch_inference_job(**params)["batchInferenceJobArn"]
 

@@ -18,8 +18,8 @@ from typing import ClassVar
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from include.local_personalize.engine.api import TrainedModel
 from include.local_personalize.engine.interactions import IdIndex
+from include.local_personalize.engine.interface import TrainedModel
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"

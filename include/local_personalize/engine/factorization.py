@@ -22,9 +22,9 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.topk import topk
 
-from include.local_personalize.engine.api import TrainingStopped
 from include.local_personalize.engine.base import ArrayModel, single_blas_thread, softmax, top_k
 from include.local_personalize.engine.interactions import Events, IdIndex, weight_matrix
+from include.local_personalize.engine.interface import TrainingStopped
 from include.local_personalize.engine.popularity import popularity
 
 # Chosen on the benchmark's clustered data (bench/bench_engine.py), where users have ~20 events:

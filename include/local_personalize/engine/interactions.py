@@ -21,9 +21,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from personalize_contract.data_rules import REQUIRED_FIELDS, training_shortfall
 
-from include.local_personalize.engine.api import InsufficientDataError, TrainingData, TrainingRequest
-from include.pipeline.rules import REQUIRED_FIELDS, training_shortfall
+from include.local_personalize.engine.interface import InsufficientDataError, TrainingData, TrainingRequest
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from personalize_contract.metrics import METRIC_NAMES
 
 from include.local_personalize.engine.interactions import Events
-from include.pipeline.metric_names import METRIC_NAMES
 
 TOP_K = 25
 TEST_USER_SHARE = 0.1

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include.local_personalize.engine import factorization, metrics
-from include.local_personalize.engine.api import (
+from include.local_personalize.engine.base import ArrayModel, read_saved
+from include.local_personalize.engine.factorization import FactorModel, ItemSimilarityModel
+from include.local_personalize.engine.interactions import Events, select_events
+from include.local_personalize.engine.interface import (
     RecipeInfo,
     TrainedModel,
     TrainingData,
     TrainingRequest,
     TrainingStopped,
 )
-from include.local_personalize.engine.base import ArrayModel, read_saved
-from include.local_personalize.engine.factorization import FactorModel, ItemSimilarityModel
-from include.local_personalize.engine.interactions import Events, select_events
 from include.local_personalize.engine.popularity import PopularityModel
 from include.local_personalize.engine.trending import TrendingModel
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from personalize_contract.data_rules import Field
 
 from include.local_personalize import seed, shapes
-from include.pipeline.rules import Field
 
 # Every operation whose response passed the shape check, for the coverage test.
 VALIDATED_OPERATIONS: set[str] = set()

@@ -6,7 +6,8 @@ import json
 import threading
 import time
 
-from include.local_personalize import models, seed
+from include.local_personalize import seed
+from include.local_personalize.backend import campaigns, core
 from include.local_personalize.models import PersonalizeBackend
 
 
@@ -47,7 +48,7 @@ def test_items_changed_while_group_frames_are_built_are_not_hidden_by_the_cache(
         # A request builds the group's frames from the data as it was, and is overtaken by PutItems
         # before it stores them: the stored frames would hide the new item data until the next import.
         built, resume = threading.Event(), threading.Event()
-        real_group_frames = models.GroupFrames
+        real_group_frames = campaigns.GroupFrames
 
         def slow_group_frames(*args):
             frames = real_group_frames(*args)
@@ -56,7 +57,7 @@ def test_items_changed_while_group_frames_are_built_are_not_hidden_by_the_cache(
                 resume.wait(10)
             return frames
 
-        monkeypatch.setattr(models, "GroupFrames", slow_group_frames)
+        monkeypatch.setattr(campaigns, "GroupFrames", slow_group_frames)
         request = threading.Thread(target=backend._group_frames_for, args=(group_arn,))
         request.start()
         assert built.wait(10)
@@ -73,7 +74,7 @@ def test_group_frames_of_a_group_without_interactions_serve_items():
     import pandas as pd
 
     items = pd.DataFrame({"ITEM_ID": ["i1"], "CATEGORY": ["shoes"]})
-    frames = models.GroupFrames(0, pd.DataFrame({"USER_ID": [], "ITEM_ID": [], "TIMESTAMP": []}), items, None)
+    frames = core.GroupFrames(0, pd.DataFrame({"USER_ID": [], "ITEM_ID": [], "TIMESTAMP": []}), items, None)
     assert frames.history("u1", ()).empty
     assert frames.item("i1")["CATEGORY"] == "shoes"
 

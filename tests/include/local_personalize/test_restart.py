@@ -26,7 +26,9 @@ class ServerProcess:
     """`python -m include.local_personalize serve` on a free port, as a developer would run it."""
 
     def __init__(self, state_dir, s3_endpoint: str, transition_delay: float, log_path):
-        env = dict(os.environ, AWS_ENDPOINT_URL_S3=s3_endpoint, PYTHONPATH=str(REPO_ROOT))
+        env = dict(
+            os.environ, AWS_ENDPOINT_URL_S3=s3_endpoint, PYTHONPATH=f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}"
+        )
         command = [sys.executable, "-m", "include.local_personalize", "serve", "--port", "0"]
         command += ["--state-dir", str(state_dir), "--transition-delay", str(transition_delay)]
         self.log = open(log_path, "a")  # noqa: SIM115 - closed in stop()
