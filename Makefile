@@ -13,7 +13,7 @@ export PIP_CONSTRAINT :=
 # Some machines list local package indexes that do not exist; pip warns once per package.
 PIP_NOISE_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: demo test test-fast lint format bench lock clean check-config
+.PHONY: demo test test-fast test-stack ui ui-stop airflow lint format bench lock clean check-config
 
 $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,22 @@ test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -m fast -q $(ARGS)
+
+# The real Airflow stack on loopback, state in .stack/ (include/stack.py): UI and REST API at
+# http://127.0.0.1:$(UI_PORT); `make airflow ARGS="dags list"` runs the CLI against it from any shell.
+UI_PORT ?= 8080
+ui: $(STAMP)
+	$(BIN)/python -m include.stack up --port $(UI_PORT)
+
+ui-stop:
+	$(BIN)/python -m include.stack down
+
+airflow:
+	@$(BIN)/python -m include.stack airflow $(ARGS)
+
+# The real-stack test tier (tests/stack): real scheduler, triggerer, API server, PostgreSQL, browser.
+test-stack: $(STAMP)
+	$(BIN)/pytest -m stack tests/stack $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,7 +13,6 @@ from airflow.sdk import (
     AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
-    Param,
     dag,
     task,
 )
@@ -24,10 +23,11 @@ from personalize.operators import (
     PersonalizeDeployCampaignOperator,
     PersonalizeEnsureResourcesOperator,
 )
-from personalize_contract.metrics import METRIC_NAMES
 
 from include.pipeline import notify, tasks
 from include.pipeline.config import PipelineConfig, load_configs_isolated
+from include.pipeline.failures import no_retry_policy
+from include.pipeline.params import check_run_params, dag_params
 
 
 def default_args(config: PipelineConfig) -> dict:
@@ -39,7 +39,13 @@ def default_args(config: PipelineConfig) -> dict:
         "max_retry_delay": timedelta(seconds=config.tasks.max_retry_delay_seconds),
         # The log line always; the config's SNS / e-mail notifiers when `notifications` names any.
         "on_failure_callback": [tasks.on_failure_summary, *notify.failure_callbacks(config)],
+        "retry_policy": no_retry_policy(),
     }
+
+
+# A trigger event within seconds of its deferral can fail the resumed try (apache/airflow#72716):
+# each trigger checks first after this long, and waits polled in the worker never defer at all.
+FIRST_TRIGGER_POLL_MIN_SECONDS = 5
 
 
 def aws_args(config: PipelineConfig) -> dict:
@@ -52,7 +58,20 @@ def aws_args(config: PipelineConfig) -> dict:
         "waiter_delay": poll,
         "waiter_max_attempts": max(1, config.tasks.wait_timeout_minutes * 60 // poll),
         "execution_timeout": timedelta(minutes=config.tasks.wait_timeout_minutes),
+        "defer_after_seconds": config.tasks.defer_after_seconds,
+        "first_poll_delay": max(poll, FIRST_TRIGGER_POLL_MIN_SECONDS),
     }
+
+
+def check_params(config: PipelineConfig, kind: str):
+    """Every DAG's first task: unknown conf keys and cross-field rules fail the run at once."""
+    declared = set(dag_params(config, kind))
+
+    @task
+    def check_params(**context):
+        return check_run_params(kind, declared, context["dag_run"].conf, context["params"])
+
+    return check_params()
 
 
 def interactions_asset(config: PipelineConfig) -> Asset:
@@ -80,7 +99,7 @@ def build_ingest(config: PipelineConfig):
         dag_id=config.dag_ids["ingest"],
         schedule=CronDataIntervalTimetable(config.schedule.ingest, timezone="UTC"),
         start_date=config.schedule.start_date,
-        catchup=True,
+        catchup=config.schedule.catchup,
         max_active_runs=1,
         default_args=default_args(config),
         tags=["personalize", "ingest", *config.tags],
@@ -105,30 +124,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 5. reconcile: per day, app DB vs imported vs quarantined (`{config.s3.uri("reconcile", "latest.json")}`);
    a mismatch fails the run for its own days and warns for the others.
 """,
-        params={
-            "start": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Manual runs: first day to extract (UTC, inclusive). Leave empty to use the run's interval.",
-            ),
-            "end": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Manual runs: day after the last one to extract (UTC, exclusive).",
-            ),
-            "full_import": Param(
-                False,
-                type="boolean",
-                description="Import every partition of the dataset's history in S3 with a FULL import (replaces the dataset's bulk data).",
-            ),
-            "allow_shrink": Param(
-                False,
-                type="boolean",
-                description="Let a FULL import leave the dataset with fewer records than it holds now (otherwise it fails naming both counts).",
-            ),
-        },
+        params=dag_params(config, "ingest"),
     )
     def ingest():
         @task
@@ -144,6 +140,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
             return tasks.extract_snapshots(config, interval)
 
         interval = resolve_interval()
+        check_params(config, "ingest") >> interval
         resources = ensure_resources(config)
         extracted = extract_interactions(interval)
         snapshots = extract_snapshots(interval)
@@ -222,51 +219,11 @@ than {config.gate.tolerance:g}) -> deploy campaign `{config.campaign.name}` -> s
 GetRecommendations (rollback to the previous version on failure) -> metrics history and report on S3.
 A rejected challenger leaves the campaign untouched: see `keep_champion`'s log for the values side by side.
 """,
-        params={
-            "training_mode": Param(
-                config.solution.training_mode,
-                enum=["FULL", "UPDATE"],
-                description="FULL retrains on all data; UPDATE (user-personalization) folds in new items and interactions.",
-            ),
-            "force_deploy": Param(
-                False,
-                type="boolean",
-                description="Train even without new data, and deploy whatever the gate says.",
-            ),
-            "force_reason": Param(
-                "",
-                type="string",
-                description="Required with force_deploy: why the gate is overridden (kept in the metrics history).",
-            ),
-            "gate_metric": Param(
-                None,
-                type=["null", "string"],
-                enum=[None, *METRIC_NAMES],
-                description=f"Override the gate metric (default {config.gate.metric}).",
-            ),
-            "gate_threshold": Param(
-                None,
-                type=["null", "number"],
-                minimum=0,
-                maximum=1,
-                description="Override the minimum of the gate metric.",
-            ),
-            "gate_tolerance": Param(
-                None,
-                type=["null", "number"],
-                minimum=0,
-                maximum=1,
-                description=f"Override how far the challenger may trail the champion (default {config.gate.tolerance:g}).",
-            ),
-            "dry_run": Param(
-                False,
-                type="boolean",
-                description="Train and evaluate, show the gate's decision, but leave the campaign untouched.",
-            ),
-        },
+        params=dag_params(config, "train_deploy"),
     )
     def train_deploy():
         resources = ensure_resources(config)
+        check_params(config, "train_deploy") >> resources
 
         @task.short_circuit(ignore_downstream_trigger_rules=True)
         def plan_training(resources: dict, **context):
@@ -368,6 +325,7 @@ published as asset `{output_asset.name}`.
     )
     def batch_inference():
         resources = ensure_resources(config)
+        check_params(config, "batch_inference") >> resources
 
         @task(multiple_outputs=True)
         def prepare(resources: dict, **context):

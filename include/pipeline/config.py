@@ -296,6 +296,9 @@ class ScheduleConfig(StrictModel):
     ingest: Annotated[Cron, AfterValidator(_whole_days)] = "0 0 * * *"
     train_deploy: Cron = "0 3 * * 0"
     batch_inference: Cron | None = "0 6 * * 1"
+    # Unpausing ingest with catch-up runs every interval since start_date, one by one: off, so a
+    # first unpause makes one run; history is loaded by one manual run (form start/end) or a backfill.
+    catchup: bool = False
 
     @field_validator("start_date")
     @classmethod
@@ -357,6 +360,9 @@ class TasksConfig(StrictModel):
     import_pool: str = DEFAULT_IMPORT_POOL
     # Wait in the triggerer (no worker slot held); false waits in the worker.
     deferrable: bool = True
+    # Deferrable waits first poll in the worker this long and defer only if still in progress:
+    # short waits never defer (see "Deferral race" in docs/DESIGN.md).
+    defer_after_seconds: float = Field(30, ge=0)
 
 
 class PipelineConfig(StrictModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -102,6 +103,37 @@ def attempt_name(name: str, attempt: int) -> str:
     return f"{head}-{digest}{suffix}"
 
 
+# Polls in the worker before deferring come at least this often, so a short wait ends soon after the
+# resource is ACTIVE whatever the waiter_delay.
+GRACE_POLL_SECONDS = 2.0
+
+
+def settles_before_deferring(
+    hook: PersonalizeHook,
+    kind: ResourceKind,
+    arn: str,
+    grace_seconds: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """
+    Poll in the worker for up to ``grace_seconds``: True when the resource became ACTIVE.
+
+    Raises, with Personalize's failureReason, when it failed meanwhile. A deferrable task calls
+    this before deferring so that the many waits that end within seconds never defer: a trigger
+    event that follows the deferral within seconds can fail the resumed try (apache/airflow#72716).
+    """
+    deadline = clock() + grace_seconds
+    while clock() < deadline:
+        sleep(min(GRACE_POLL_SECONDS, max(0.0, deadline - clock())))
+        description = hook.describe(kind, arn)
+        hook.raise_if_failed(kind, arn, description)
+        if effective_status(kind, description) == ACTIVE:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Pending:
     """A resource the task must see ACTIVE before it is done (or before its next step can run)."""
@@ -128,6 +160,10 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
     :param waiter_max_attempts: Maximum number of status checks.
     :param deferrable: Wait in the triggerer, holding no worker slot; implies waiting. Requires
         aiobotocore. (default: ``[operators] default_deferrable``, else False)
+    :param defer_after_seconds: Deferrable only: poll in the worker this long first and defer only
+        if the resource is still in progress, so short waits never defer. (default: 0, defer at once)
+    :param first_poll_delay: Deferrable only: seconds the trigger waits before its first status
+        check (default: ``waiter_delay``); see :class:`~personalize.triggers.PersonalizeResourceActiveTrigger`.
     :param aws_conn_id: The Airflow connection used for AWS credentials (default ``aws_default``).
     :param region_name: AWS region_name. If not specified then the default boto3 behaviour is used.
     :param verify: Whether or not to verify SSL certificates.
@@ -158,11 +194,15 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         tags: Mapping[str, str] | None = None,
         extra_create_kwargs: Mapping[str, Any] | None = None,
+        defer_after_seconds: float = 0,
+        first_poll_delay: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.tags = tags
         self.extra_create_kwargs = extra_create_kwargs
+        self.defer_after_seconds = defer_after_seconds
+        self.first_poll_delay = first_poll_delay
         self.wait_for_completion = wait_for_completion
         self.waiter_delay = self.default_waiter_delay if waiter_delay is None else waiter_delay
         self.waiter_max_attempts = (
@@ -204,6 +244,8 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
             if not (outcome.blocking or self.wait_for_completion or self.deferrable):
                 return outcome.result
             if self.deferrable:
+                if settles_before_deferring(self.hook, outcome.kind, outcome.arn, self.defer_after_seconds):
+                    continue
                 self.log.info("Deferring until Personalize %s %s is ACTIVE", outcome.kind.label, outcome.arn)
                 self.defer(
                     trigger=TRIGGER_FOR_KIND[outcome.kind](
@@ -211,6 +253,7 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
                         resume_state=state,
                         waiter_delay=self.waiter_delay,
                         waiter_max_attempts=self.waiter_max_attempts,
+                        first_poll_delay=self.first_poll_delay,
                         aws_conn_id=self.aws_conn_id,
                         region_name=self.region_name,
                         verify=self.verify,

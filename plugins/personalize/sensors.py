@@ -25,6 +25,7 @@ from personalize.hooks import (
     ResourceKind,
     effective_status,
 )
+from personalize.operators import settles_before_deferring
 from personalize.triggers import TRIGGER_FOR_KIND, validated_resource
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ class PersonalizeBaseSensor(AwsBaseSensor[PersonalizeHook]):
     :param poke_interval: Seconds between status checks, in every mode.
     :param max_retries: Status checks the trigger makes before it gives up (deferrable mode;
         ``timeout`` bounds the wait in every mode, as for any sensor).
+    :param defer_after_seconds: Deferrable only: poke in the worker this long first and defer only
+        if the resource is still in progress. (default: 0, defer after the first poke)
+    :param first_poll_delay: Deferrable only: seconds the trigger waits before its first status
+        check (default: ``poke_interval``).
     """
 
     aws_hook_class = PersonalizeHook
@@ -52,10 +57,14 @@ class PersonalizeBaseSensor(AwsBaseSensor[PersonalizeHook]):
         *,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_retries: int = 720,
+        defer_after_seconds: float = 0,
+        first_poll_delay: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 60)
         super().__init__(**kwargs)
+        self.defer_after_seconds = defer_after_seconds
+        self.first_poll_delay = first_poll_delay
         self.deferrable = deferrable
         self.max_retries = max_retries
 
@@ -66,13 +75,16 @@ class PersonalizeBaseSensor(AwsBaseSensor[PersonalizeHook]):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context=context)
-        if self.poke(context):
+        if self.poke(context) or settles_before_deferring(
+            self.hook, self.kind, self.arn, self.defer_after_seconds
+        ):
             return None
         self.defer(
             trigger=TRIGGER_FOR_KIND[self.kind](
                 arn=self.arn,
                 waiter_delay=max(1, int(self.poke_interval)),  # the triggerer polls in whole seconds
                 waiter_max_attempts=self.max_retries,
+                first_poll_delay=self.first_poll_delay,
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
                 verify=self.verify,

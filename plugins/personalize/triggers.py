@@ -10,6 +10,8 @@ needs after the wait inside the event itself, which every way of running trigger
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
@@ -41,6 +43,9 @@ class PersonalizeResourceActiveTrigger(AwsBaseWaiterTrigger):
     :param resume_state: JSON-serialisable state handed back in the event for the deferring task.
     :param waiter_delay: The amount of time in seconds to wait between attempts.
     :param waiter_max_attempts: The maximum number of attempts to be made.
+    :param first_poll_delay: Seconds before the first status check (default ``waiter_delay``): the
+        task polled just before deferring, and an event within seconds of the deferral meets the
+        scheduler's stale "success" of the defer exit (apache/airflow#72716), failing the resumed try.
     :param aws_conn_id: The Airflow connection used for AWS credentials.
     :param region_name: The AWS region where the resource is.
     :param verify: Whether or not to verify SSL certificates.
@@ -57,13 +62,19 @@ class PersonalizeResourceActiveTrigger(AwsBaseWaiterTrigger):
         resume_state: dict | None = None,
         waiter_delay: int = 30,
         waiter_max_attempts: int = 120,
+        first_poll_delay: float | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
     ) -> None:
+        self.first_poll_delay = waiter_delay if first_poll_delay is None else max(0.0, first_poll_delay)
         super().__init__(
-            serialized_fields={"arn": arn, "resume_state": resume_state or {}},
+            serialized_fields={
+                "arn": arn,
+                "resume_state": resume_state or {},
+                "first_poll_delay": self.first_poll_delay,
+            },
             waiter_name=self.kind.waiter_name,
             waiter_args={self.kind.arn_parameter: arn},
             failure_message=f"Personalize {self.kind.label} {arn} failed",
@@ -78,6 +89,11 @@ class PersonalizeResourceActiveTrigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
+
+    async def run(self) -> AsyncIterator:
+        await asyncio.sleep(self.first_poll_delay)
+        async for event in super().run():
+            yield event
 
 
 class PersonalizeDatasetGroupActiveTrigger(PersonalizeResourceActiveTrigger):

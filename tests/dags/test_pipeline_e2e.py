@@ -289,10 +289,11 @@ def test_interval_below_the_import_minimum_is_carried_into_the_next_run(
     assert job["datasetImportJob"]["status"] == "ACTIVE"
 
 
-def test_train_deploy_run_fails_when_planning_fails(local_aws, seeded_pipeline):
-    """record_history (all_done) is the only leaf: a failed plan_training must still fail the run."""
+def test_train_deploy_run_fails_at_once_on_bad_params(local_aws, seeded_pipeline):
+    """record_history (all_done) is the only leaf: a run whose params check failed must still fail."""
     dags, _, _ = seeded_pipeline("sqlite", "e2e_badform", users=30, days=1)
     dag_run = dags["train_deploy"].test(run_conf={"force_deploy": True})  # no force_reason
     states = support.task_states(dag_run)
-    assert states["plan_training"] == "failed", states
+    assert states["check_params"] == "failed", states
+    assert states["plan_training"] == "upstream_failed", states
     assert str(dag_run.state) == "failed", states

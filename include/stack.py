@@ -1,0 +1,534 @@
+"""The whole pipeline under real Airflow on this machine, loopback only: `make ui`, `make airflow`, tests.
+
+One folder (default ./.stack/, git-ignored) holds everything: the Airflow home (metadata DB when it
+is SQLite, task logs), each component's log under logs/, the app DB, the local Personalize state,
+and stack.json (ports, per-stack secrets, process ids) from which a second shell rebuilds the same
+environment. Processes, all bound to 127.0.0.1:
+
+    s3            moto's S3 server (in memory: empty again after every start)
+    personalize   python -m include.local_personalize serve
+    api-server    airflow api-server --host 127.0.0.1 (UI, REST API, execution API for tasks)
+    scheduler     airflow scheduler --skip-serve-logs (LocalExecutor; the UI reads task logs from disk)
+    dag-processor airflow dag-processor
+    triggerer     airflow triggerer --skip-serve-logs
+
+`airflow standalone` would also start log servers on 0.0.0.0, hence the components one by one.
+
+    python -m include.stack up [--port 8080]      start (or report) the stack, return when the UI answers
+    python -m include.stack down                  stop every process the stack started
+    python -m include.stack airflow ARGS...       any Airflow CLI command against the stack
+    python -m include.stack env                   the stack's environment as shell exports
+    python -m include.stack data-days             first and last day of the app DB's events (backfill bounds)
+
+The real-stack test tier (tests/stack) drives the same class with a PostgreSQL metadata DB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = REPO_ROOT / ".stack"
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+SERVICES = ("s3", "personalize")
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+STATE_FILE = "stack.json"
+
+
+@dataclass
+class Shop:
+    """The demo shop seeded into an empty app DB (include/demo_data.py)."""
+
+    users: int = 1000
+    items: int = 500
+    days: int = 60
+    seed: int = 42
+
+
+@dataclass
+class StackSettings:
+    """What a second shell needs to reach the same stack; saved as stack.json."""
+
+    api_port: int = 8080
+    s3_port: int = 0
+    personalize_port: int = 0
+    # None: SQLite in the Airflow home. The test tier uses a fresh PostgreSQL database per run.
+    db_url: str | None = None
+    # None: the shipped configs (include/config/).
+    config_dir: str | None = None
+    # Seconds between the local Personalize service's status steps.
+    personalize_delay: float = 0.2
+    parallelism: int = 4
+    shop: Shop = field(default_factory=Shop)
+    jwt_secret: str = ""
+    api_secret_key: str = ""
+    fernet_key: str = ""
+    pids: dict[str, int] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own child that exited) still answers kill(0): reap it if it is ours.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+class Stack:
+    def __init__(self, root: Path = DEFAULT_ROOT, settings: StackSettings | None = None):
+        self.root = Path(root).resolve()
+        self.settings = settings or StackSettings()
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    # ------------------------------------------------------------------------ state and paths
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / STATE_FILE
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def app_db(self) -> Path:
+        return self.root / "app.db"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.settings.api_port}"
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{HOST}:{self.settings.s3_port}"
+
+    @property
+    def personalize_url(self) -> str:
+        return f"http://{HOST}:{self.settings.personalize_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.settings.db_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(json.dumps(asdict(self.settings), indent=2), encoding="utf-8")
+        self.state_path.chmod(0o600)  # holds the stack's JWT and Fernet secrets
+
+    @classmethod
+    def load(cls, root: Path = DEFAULT_ROOT) -> Stack:
+        path = Path(root) / STATE_FILE
+        if not path.exists():
+            raise SystemExit(f"stack: no stack in {root} (start one with `make ui`)")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["shop"] = Shop(**data.get("shop", {}))
+        return cls(root, StackSettings(**data))
+
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    # ----------------------------------------------------------------------------- environment
+
+    def env(self) -> dict[str, str]:
+        """Everything an Airflow process of this stack reads, on top of a clean copy of os.environ."""
+        settings = self.settings
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AWS_")) and key != "AIRFLOW_HOME"
+        }
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'plugins'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
+                "AIRFLOW__CORE__FERNET_KEY": settings.fernet_key,
+                # Local only: every visitor is admin, and GET /auth/token hands out a token. The
+                # API server listens on loopback, so only this machine can reach it.
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__HOST": HOST,
+                "AIRFLOW__API__PORT": str(settings.api_port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__SECRET_KEY": settings.api_secret_key,
+                "AIRFLOW__API_AUTH__JWT_SECRET": settings.jwt_secret,
+                # Tasks report to the execution API at this URL (not the default port 8080).
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.airflow_home / "logs"),
+                # Fake credentials: both local servers accept any signature; never a real key here.
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                # The local Personalize service's import and batch jobs read and write S3 here.
+                "AWS_ENDPOINT_URL_S3": self.s3_url,
+                # moto refuses multipart parts under 5 MiB unless told otherwise.
+                "S3_UPLOAD_PART_MIN_SIZE": "1",
+            }
+        )
+        if settings.config_dir:
+            from include.pipeline.config import CONFIG_DIR_ENV
+
+            env[CONFIG_DIR_ENV] = settings.config_dir
+        env.update(settings.extra_env)
+        return env
+
+    def command(self, name: str) -> list[str]:
+        airflow = str(BIN / "airflow")
+        return {
+            "s3": [str(BIN / "moto_server"), "-H", HOST, "-p", str(self.settings.s3_port)],
+            "personalize": [
+                sys.executable, "-m", "include.local_personalize", "serve", "--host", HOST,
+                "--port", str(self.settings.personalize_port), "--state-dir", str(self.root / "personalize"),
+                "--transition-delay", str(self.settings.personalize_delay),
+            ],
+            "api-server": [airflow, "api-server", "--host", HOST, "--port", str(self.settings.api_port), "--workers", "1"],
+            "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
+        }[name]  # fmt: skip
+
+    # ------------------------------------------------------------------------------- processes
+
+    def start(self, name: str) -> int:
+        """Start one process in its own session (so a group signal reaches its children), log appended."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with self.log_path(name).open("ab") as log:
+            process = subprocess.Popen(
+                self.command(name),
+                env=self.env(),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[name] = process
+        self.settings.pids[name] = process.pid
+        self.save()
+        return process.pid
+
+    def signal(self, name: str, sig: int = signal.SIGTERM) -> None:
+        pid = self.settings.pids.get(name)
+        if pid and alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+
+    def stop(self, name: str, timeout: float = 30) -> None:
+        pid = self.settings.pids.get(name)
+        if not pid:
+            return
+        self.signal(name, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if alive(pid):
+            self.signal(name, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # children left behind by the group leader
+        self.settings.pids.pop(name, None)
+        self.processes.pop(name, None)
+        self.save()
+
+    def kill(self, name: str) -> None:
+        """kill -9 the process group, as a crash would (the test tier does this to the triggerer)."""
+        pid = self.settings.pids.get(name)
+        self.signal(name, signal.SIGKILL)
+        process = self.processes.pop(name, None)
+        if process is not None:
+            process.wait(timeout=30)
+        while pid and alive(pid):
+            time.sleep(0.1)
+
+    def running(self) -> dict[str, int]:
+        return {name: pid for name, pid in self.settings.pids.items() if alive(pid)}
+
+    def down(self) -> None:
+        for name in reversed(SERVICES + AIRFLOW_COMPONENTS):
+            self.stop(name)
+
+    # ------------------------------------------------------------------------------ start up
+
+    def up(self, *, wait_seconds: float = 300) -> None:
+        """Start everything not running yet; return when the API server answers."""
+        if self.running():
+            raise SystemExit(
+                f"stack: already running in {self.root}: {self.running()} (`make ui-stop` first)"
+            )
+        settings = self.settings
+        settings.pids = {}
+        settings.s3_port = free_port()
+        settings.personalize_port = free_port()
+        settings.jwt_secret = settings.jwt_secret or secrets.token_urlsafe(48)
+        settings.api_secret_key = settings.api_secret_key or secrets.token_urlsafe(32)
+        settings.fernet_key = settings.fernet_key or _fernet_key()
+        if port_open(settings.api_port):
+            raise SystemExit(f"stack: port {settings.api_port} is taken; choose another (make ui PORT=...)")
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        self.save()
+        say(f"state in {self.root}/ (logs in {self.logs}/)")
+        # moto keeps S3 in memory: a restarted stack starts from an empty bucket, so Personalize
+        # starts empty too (its resources would point at objects that are gone).
+        import shutil
+
+        shutil.rmtree(self.root / "personalize", ignore_errors=True)
+        for name in SERVICES:
+            self.start(name)
+        self.wait_for(
+            lambda: port_open(settings.s3_port) and port_open(settings.personalize_port), 60, "local services"
+        )
+        self.seed_app_db()
+        self.run_airflow("db", "migrate", quiet=True)
+        self.run_python_setup()
+        self.create_buckets()
+        for name in AIRFLOW_COMPONENTS:
+            self.start(name)
+        self.wait_for(self.api_healthy, wait_seconds, "the API server")
+        say(f"local S3 at {self.s3_url}, local Personalize at {self.personalize_url}")
+        say(f"Airflow UI and REST API at {self.base_url} (loopback only)")
+
+    def wait_for(self, ready, seconds: float, what: str) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise SystemExit(
+                        f"stack: {name} exited with {process.returncode}; see {self.log_path(name)}"
+                    )
+            time.sleep(0.5)
+        raise SystemExit(f"stack: {what} not ready after {seconds:.0f} s; see {self.logs}/")
+
+    def api_healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/api/v2/monitor/health", timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def seed_app_db(self) -> None:
+        from include.demo_data import generate
+
+        shop = self.settings.shop
+        summary = generate(
+            self.app_db, users=shop.users, items=shop.items, days=shop.days, seed=shop.seed, if_empty=True
+        )
+        if summary["skipped"]:
+            say(f"app DB {self.app_db} already has {summary['events']} events; kept")
+        else:
+            say(
+                f"app DB {self.app_db}: {summary['users']} users, {summary['items']} items, {summary['events']} events"
+            )
+
+    def run_airflow(self, *args: str, quiet: bool = False, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(BIN / "airflow"), *args], env=self.env(), cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        if check and result.returncode != 0:
+            raise SystemExit(f"stack: airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        if not quiet:
+            print(result.stdout, end="")
+        return result
+
+    def run_python_setup(self) -> None:
+        """Pool and connections in the metadata DB, in one process with the stack's environment."""
+        spec = {"aws": self.aws_connection_extra(), "app_db": str(self.app_db)}
+        subprocess.run(
+            [sys.executable, "-m", "include.stack", "_setup-airflow", json.dumps(spec)],
+            env=self.env(),
+            cwd=REPO_ROOT,
+            check=True,
+        )
+
+    def aws_connection_extra(self) -> dict:
+        services = {
+            "s3": {"endpoint_url": self.s3_url},
+            "personalize": {"endpoint_url": self.personalize_url},
+            "personalize-runtime": {"endpoint_url": self.personalize_url},
+            "personalize-events": {"endpoint_url": self.personalize_url},
+        }
+        return {"region_name": "us-east-1", "service_config": services}
+
+    def configs(self):
+        from include.pipeline.config import load_configs
+
+        return load_configs(self.settings.config_dir)
+
+    def create_buckets(self) -> None:
+        s3 = self.s3_client()
+        for bucket in sorted({config.s3.bucket for config in self.configs()}):
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+                s3.create_bucket(Bucket=bucket)
+
+    def s3_client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def personalize_client(self):
+        import boto3
+
+        return boto3.client(
+            "personalize",
+            endpoint_url=self.personalize_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    # -------------------------------------------------------------------------------- REST API
+
+    def token(self) -> str:
+        """An admin JWT: the simple auth manager with all-admins hands one out without credentials."""
+        with urllib.request.urlopen(f"{self.base_url}/auth/token", timeout=30) as response:
+            return json.loads(response.read())["access_token"]
+
+    def data_days(self) -> tuple[str, str]:
+        """The first and the last day with events in the app DB: the bounds of a full backfill."""
+        with contextlib.closing(sqlite3.connect(self.app_db)) as connection:
+            first, last = connection.execute(
+                "SELECT MIN(occurred_at), MAX(occurred_at) FROM events"
+            ).fetchone()
+        if first is None:
+            raise SystemExit(f"stack: {self.app_db} has no events")
+        return str(first)[:10], str(last)[:10]
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def setup_airflow(spec: dict) -> None:
+    """Runs inside the stack's environment: the import pool and both connections, replaced if present."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    from include.pipeline.config import load_configs
+    from include.pipeline.setup import ensure_import_pool
+
+    configs = load_configs()
+    for pool in sorted({config.tasks.import_pool for config in configs}):
+        ensure_import_pool(pool)
+    wanted = {}
+    for config in configs:
+        wanted[config.aws_conn_id] = Connection(
+            conn_id=config.aws_conn_id, conn_type="aws", extra=json.dumps(spec["aws"])
+        )
+        wanted[config.app_db_conn_id] = Connection(
+            conn_id=config.app_db_conn_id, conn_type="sqlite", host=spec["app_db"]
+        )
+    with create_session() as session:
+        session.execute(delete(Connection).where(Connection.conn_id.in_(list(wanted))))
+        session.add_all(wanted.values())
+
+
+def say(message: str) -> None:
+    print(f"stack: {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["airflow"]:  # everything after is Airflow's, flags included
+        stack = Stack.load(Path(os.environ.get("STACK_DIR", DEFAULT_ROOT)))
+        os.chdir(REPO_ROOT)
+        os.execve(str(BIN / "airflow"), [str(BIN / "airflow"), *argv[1:]], stack.env())
+    if argv[:1] == ["_setup-airflow"]:
+        setup_airflow(json.loads(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m include.stack", description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("STACK_DIR", DEFAULT_ROOT)))
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the stack; return when the UI answers")
+    up.add_argument("--port", type=int, default=8080, help="API server / UI port (default 8080)")
+    commands.add_parser("down", help="stop every process of the stack")
+    commands.add_parser("env", help="print the stack's environment as shell exports")
+    commands.add_parser("data-days", help="first and last day of the app DB's events")
+    commands.add_parser("status", help="which processes run")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        stack = Stack.load(args.dir) if (args.dir / STATE_FILE).exists() else Stack(args.dir)
+        stack.settings.api_port = args.port
+        try:
+            stack.up()
+        except BaseException:
+            stack.down()
+            raise
+        print(
+            f"\nOpen {stack.base_url} (the DAGs are paused). Token: curl -s {stack.base_url}/auth/token\n"
+            'CLI: make airflow ARGS="dags list"    Stop: make ui-stop'
+        )
+    elif args.command == "down":
+        if (args.dir / STATE_FILE).exists():
+            stack = Stack.load(args.dir)
+            stack.down()
+            say("stopped")
+    elif args.command == "env":
+        import shlex
+
+        for key, value in sorted(Stack.load(args.dir).env().items()):
+            if key.startswith(("AIRFLOW", "AWS_", "PYTHONPATH", "PERSONALIZE_", "S3_")):
+                print(f"export {key}={shlex.quote(value)}")
+    elif args.command == "data-days":
+        print(*Stack.load(args.dir).data_days())
+    elif args.command == "status":
+        stack = Stack.load(args.dir)
+        for name in SERVICES + AIRFLOW_COMPONENTS:
+            pid = stack.settings.pids.get(name)
+            print(f"{name:14} {'running, pid ' + str(pid) if pid and alive(pid) else 'stopped'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
