@@ -141,15 +141,16 @@ class Snapshot:
         alerts = []
         rows = reconcile_rows(self.reconcile)
         if rows:
-            app_db = sum(int(r.get("app_db") or 0) for r in rows)
+            # What Personalize should hold: every app-DB row that was not quarantined.
+            expected = sum(int(r.get("app_db") or 0) - int(r.get("quarantined") or 0) for r in rows)
             imported = sum(int(r.get("imported") or 0) for r in rows)
             limit = float(getattr(self.config.gate, "max_data_shrink", DEFAULT_MAX_DATA_SHRINK))
-            if app_db and imported < app_db * (1 - limit):
+            if expected > 0 and imported < expected * (1 - limit):
                 alerts.append(
                     Alert(
                         "shrink",
-                        f"shrink guard: Personalize holds {imported} imported records for {app_db} in the "
-                        f"app DB ({1 - imported / app_db:.1%} fewer, limit {limit:.0%})",
+                        f"shrink guard: Personalize holds {imported} imported records where the app DB has "
+                        f"{expected} valid ones ({1 - imported / expected:.1%} fewer, limit {limit:.0%})",
                     )
                 )
             bad = [r for r in rows if r.get("ok") is False]

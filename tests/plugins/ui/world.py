@@ -101,9 +101,9 @@ def metrics(precision: float, coverage: float) -> dict[str, float]:
 
 
 def daily_runs(
-    config: PipelineConfig, start: datetime, days: int, *, last_version: str | None = None
+    config: PipelineConfig, start: datetime, days: int, *, every: int = 1, last_version: str | None = None
 ) -> list[TrainingRun]:
-    """`days` daily training runs, each gated against the version deployed before it, as the DAG does.
+    """`days` training runs `every` days apart, each gated against the version deployed before it, as the DAG does.
 
     Quality drifts up and down; every fourth challenger is worse than its champion (rejected). The
     last run's version is `last_version` when given (the one a real campaign serves).
@@ -123,11 +123,11 @@ def daily_runs(
         deployed = verdict.accepted or (last_version is not None and day == days - 1)
         runs.append(
             TrainingRun(
-                run_id=f"scheduled__{(start + timedelta(days=day)).isoformat()}",
+                run_id=f"scheduled__{(start + timedelta(days=day * every)).isoformat()}",
                 version_arn=arn,
                 metrics=values,
                 deployed=deployed,
-                at=start + timedelta(days=day, hours=3, minutes=40),
+                at=start + timedelta(days=day * every, hours=3, minutes=40),
                 champion_arn=champion,
                 champion_metrics=champion_metrics,
             )
