@@ -1,0 +1,329 @@
+"""What the Personalize view shows, read only from what the pipeline writes and from Personalize.
+
+Sources, per pipeline (one config file in include/config):
+- ``PREFIX/history/metrics.jsonl``: one record per training run (include/pipeline/history.py),
+  parsed with the run report's own parser, so champion and "deployed" mean what the reports say;
+- ``PREFIX/history/reports/<run>/``: each run's report, linked (and served) as written;
+- ``PREFIX/state/interactions/partitions/``: the import ledger's partition records (read,
+  written, rejected per day) for the last ingest;
+- ``PREFIX/reconcile/latest.json``: the reconcile step's per-day table, when it has run;
+- Personalize: the campaign (what serves) and the serving version's creation time.
+
+Reading all of that takes S3 and Personalize round trips, so a pipeline's snapshot is cached for
+``CACHE_TTL_SECONDS``; the page says how old the snapshot is. Errors are kept per source and shown
+without their text, which can carry endpoint URLs (connection details); the full error is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from include.pipeline.config import PipelineConfig
+    from include.pipeline.report import Run
+
+log = logging.getLogger(__name__)
+
+CACHE_TTL_SECONDS = 60.0
+# Consecutive rejected challengers (newest first) that make an alert.
+REPEATED_REJECTIONS = 2
+# The share by which the imported records may trail the app DB before the shrink alert, unless the
+# config's gate carries its own `max_data_shrink` (the training shrink guard's setting).
+DEFAULT_MAX_DATA_SHRINK = 0.05
+# Ledger partition records written further apart than this belong to different ingest runs.
+INGEST_RUN_GAP_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class Serving:
+    campaign_name: str
+    campaign_status: str | None  # None: no such campaign
+    version_arn: str | None
+    version_created: datetime | None
+
+    @property
+    def version_id(self) -> str | None:
+        return self.version_arn.rsplit("/", 1)[-1] if self.version_arn else None
+
+    def age_days(self, now: datetime) -> float | None:
+        if self.version_created is None:
+            return None
+        return (now - self.version_created).total_seconds() / 86400
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """The partitions the newest ingest run recorded in the ledger."""
+
+    days: tuple[str, ...]
+    read: int | None
+    written: int
+    rejected: int | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # shrink | stale | rejections | freshness | serving | reconcile
+    text: str
+
+
+@dataclass
+class Snapshot:
+    """One pipeline as the page shows it, read at `fetched_at`."""
+
+    config: PipelineConfig
+    fetched_at: datetime
+    runs: list[Run] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    serving: Serving | None = None
+    ingest: Ingest | None = None
+    reconcile: dict | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # source -> short, secret-free message
+    load_seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def last_run(self) -> Run | None:
+        return self.runs[-1] if self.runs else None
+
+    def record(self, run: Run) -> dict:
+        return self.records[run.index]
+
+    def serving_since(self) -> str | None:
+        """When the serving version was recorded as deployed (its newest deployed history record)."""
+        if self.serving is None or not self.serving.version_arn:
+            return None
+        for run in reversed(self.runs):
+            if run.deployed and run.solution_version_arn == self.serving.version_arn:
+                return run.created_at or None
+        return None
+
+    def alerts(self, now: datetime) -> list[Alert]:
+        from include.pipeline.schedule import serving_age_warning
+
+        alerts = []
+        campaign = self.config.campaign
+        if self.serving is not None:
+            if self.serving.version_arn is None:
+                alerts.append(Alert("serving", f"campaign {campaign.name} serves no solution version"))
+            elif warning := serving_age_warning(
+                self.serving.version_created, max_age_days=campaign.max_serving_age_days, now=now
+            ):
+                alerts.append(Alert("stale", f"stale model: {warning}"))
+        rejected = []
+        for run in reversed(self.runs):
+            if run.verdict != "REJECTED":
+                break
+            rejected.append(run)
+        if len(rejected) >= REPEATED_REJECTIONS:
+            alerts.append(
+                Alert(
+                    "rejections",
+                    f"the last {len(rejected)} challengers were rejected by the gate "
+                    f"(since run {rejected[-1].run_id}): {rejected[0].reason}",
+                )
+            )
+        alerts.extend(self._data_alerts())
+        return alerts
+
+    def _data_alerts(self) -> list[Alert]:
+        alerts = []
+        rows = reconcile_rows(self.reconcile)
+        if rows:
+            # What Personalize should hold: every app-DB row that was not quarantined.
+            expected = sum(int(r.get("app_db") or 0) - int(r.get("quarantined") or 0) for r in rows)
+            imported = sum(int(r.get("imported") or 0) for r in rows)
+            limit = float(getattr(self.config.gate, "max_data_shrink", DEFAULT_MAX_DATA_SHRINK))
+            if expected > 0 and imported < expected * (1 - limit):
+                alerts.append(
+                    Alert(
+                        "shrink",
+                        f"shrink guard: Personalize holds {imported} imported records where the app DB has "
+                        f"{expected} valid ones ({1 - imported / expected:.1%} fewer, limit {limit:.0%})",
+                    )
+                )
+            bad = [r for r in rows if r.get("ok") is False]
+            if bad:
+                alerts.append(
+                    Alert(
+                        "reconcile",
+                        f"reconcile: {len(bad)} day(s) where app DB, imported and quarantined disagree "
+                        f"(newest {bad[-1].get('day')})",
+                    )
+                )
+        return alerts
+
+
+def reconcile_rows(reconcile: Mapping[str, Any] | None) -> list[dict]:
+    rows = (reconcile or {}).get("rows") or []
+    return sorted((r for r in rows if isinstance(r, Mapping)), key=lambda r: str(r.get("day")))
+
+
+# ------------------------------------------------------------------------------------ loading
+
+
+def _safe_error(source: str, err: Exception) -> str:
+    """A message without the error's text: botocore's carry endpoint URLs, which are connection details."""
+    from botocore.exceptions import ClientError
+
+    log.warning("Personalize view: could not read %s", source, exc_info=True)
+    if isinstance(err, ClientError):
+        return f"could not read {source}: {err.response.get('Error', {}).get('Code', 'error')}"
+    return f"could not read {source}: {type(err).__name__}"
+
+
+def load_snapshot(config: PipelineConfig, now: datetime | None = None) -> Snapshot:
+    from include.pipeline import tasks
+    from include.pipeline.history import history_key, read_history
+    from include.pipeline.report import parse_records
+
+    started = time.perf_counter()
+    snapshot = Snapshot(config=config, fetched_at=now or datetime.now(UTC))
+    bucket = config.s3.bucket
+    try:
+        s3 = tasks.s3_client(config)
+    except Exception as err:  # a missing or broken connection: show the page, say what is missing
+        snapshot.errors["s3"] = _safe_error("S3 (the pipeline's AWS connection)", err)
+        s3 = None
+    if s3 is not None:
+        try:
+            records = read_history(s3, bucket, history_key(config.s3.prefix))
+            snapshot.runs = parse_records(records)
+            snapshot.records = records
+        except Exception as err:
+            snapshot.errors["history"] = _safe_error("the metrics history", err)
+        try:
+            snapshot.ingest = last_ingest(s3, config)
+        except Exception as err:
+            snapshot.errors["ingest"] = _safe_error("the import ledger", err)
+        try:
+            snapshot.reconcile = read_json(s3, bucket, reconcile_key(config))
+        except Exception as err:
+            snapshot.errors["reconcile"] = _safe_error("the reconcile table", err)
+    try:
+        snapshot.serving = serving(config)
+    except Exception as err:
+        snapshot.errors["personalize"] = _safe_error("Personalize", err)
+    snapshot.load_seconds = time.perf_counter() - started
+    return snapshot
+
+
+def reconcile_key(config: PipelineConfig) -> str:
+    return config.s3.key("reconcile", "latest.json")
+
+
+def report_key(config: PipelineConfig, run_id: str, filename: str) -> str:
+    from include.pipeline.report import report_prefix
+
+    return f"{report_prefix(config.s3.prefix, run_id)}/{filename}"
+
+
+def read_json(s3: Any, bucket: str, key: str) -> dict | None:
+    body = read_object(s3, bucket, key)
+    return None if body is None else json.loads(body)
+
+
+def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def serving(config: PipelineConfig) -> Serving:
+    from include.pipeline import tasks
+
+    hook = tasks.personalize_hook(config)
+    campaign = hook.find_campaign(config.campaign.name)
+    if campaign is None:
+        return Serving(config.campaign.name, None, None, None)
+    arn = hook.get_serving_solution_version(campaign["campaignArn"])
+    created = None
+    if arn:
+        version = hook.conn.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]
+        created = _utc(version.get("creationDateTime"))
+    return Serving(config.campaign.name, campaign.get("status"), arn, created)
+
+
+def last_ingest(s3: Any, config: PipelineConfig) -> Ingest | None:
+    """The interactions partitions of the newest ingest run: those the ledger recorded together."""
+    from include.pipeline.tasks import ledger
+
+    folder = ledger(config).partition_key("INTERACTIONS", "x").rsplit("/", 1)[0] + "/"
+    objects = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.s3.bucket, Prefix=folder):
+        objects.extend(page.get("Contents", []))
+    if not objects:
+        return None
+    objects.sort(key=lambda o: o["LastModified"], reverse=True)
+    newest = [objects[0]]
+    for obj in objects[1:]:
+        if (newest[-1]["LastModified"] - obj["LastModified"]).total_seconds() > INGEST_RUN_GAP_SECONDS:
+            break
+        newest.append(obj)
+    documents = [read_json(s3, config.s3.bucket, obj["Key"]) or {} for obj in newest]
+    reads = [d.get("read") for d in documents]
+    rejected = [d.get("rejected_by_reason") for d in documents]
+    return Ingest(
+        days=tuple(sorted(str(d.get("name", "?")).removeprefix("dt=") for d in documents)),
+        read=None if any(r is None for r in reads) else sum(int(r) for r in reads),
+        written=sum(int(d.get("records") or 0) for d in documents),
+        rejected=None
+        if any(not isinstance(r, Mapping) for r in rejected)
+        else sum(int(v) for r in rejected for v in r.values()),
+        recorded_at=_utc(newest[0]["LastModified"]),
+    )
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -------------------------------------------------------------------------------------- cache
+
+
+class SnapshotCache:
+    """Snapshots per pipeline name, each reused for `ttl` seconds; one loader at a time per pipeline."""
+
+    def __init__(
+        self, loader: Callable[[PipelineConfig], Snapshot] = load_snapshot, ttl: float = CACHE_TTL_SECONDS
+    ):
+        self.loader = loader
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Snapshot]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, config: PipelineConfig, refresh: bool = False) -> Snapshot:
+        with self._guard:
+            lock = self._locks.setdefault(config.name, threading.Lock())
+        with lock:
+            entry = self._entries.get(config.name)
+            if entry is not None and not refresh and time.monotonic() - entry[0] < self.ttl:
+                return entry[1]
+            snapshot = self.loader(config)
+            self._entries[config.name] = (time.monotonic(), snapshot)
+            return snapshot
+
+    def clear(self) -> None:
+        with self._guard:
+            self._entries.clear()
+
+
+def pipelines_of(configs: Sequence[PipelineConfig], dag_id: str) -> PipelineConfig | None:
+    return next((c for c in configs if dag_id in c.dag_ids.values()), None)

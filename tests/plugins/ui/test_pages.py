@@ -1,0 +1,267 @@
+"""The Personalize view, through Airflow's own API app (plugins mounted, auth manager, middlewares).
+
+The data is what the pipeline writes (its own writers, on moto's S3 server) and a campaign on the
+local Personalize service; requests carry Airflow JWTs made by the configured auth manager.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.plugins.ui.world import (
+    TrainingRun,
+    daily_runs,
+    metrics,
+    record,
+    record_ingest,
+    version_arn,
+    write_config,
+    write_reconcile,
+)
+
+SECRET = "wJalrXUtnFEMI-NOT-A-REAL-SECRET-personalize-ui"
+
+
+@pytest.fixture(scope="module")
+def airflow_app(airflow_db):
+    from airflow.api_fastapi.app import create_app
+
+    return create_app("core")
+
+
+@pytest.fixture
+def view(airflow_app, pipeline):
+    """The mounted Personalize app (caches emptied, the test's config read) and a client of the whole Airflow app."""
+    from fastapi.testclient import TestClient
+    from starlette.routing import Mount
+
+    mounted = next(r.app for r in airflow_app.routes if isinstance(r, Mount) and r.path == "/personalize")
+    mounted.state.cache.clear()
+    mounted.state.configs.get(refresh=True)
+    return mounted, TestClient(airflow_app)
+
+
+def token(role: str | None = "viewer") -> str:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=f"ui-{role}", role=role))
+
+
+def auth(role: str | None = "viewer") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role)}"}
+
+
+def history(config, serving_version: str) -> list[TrainingRun]:
+    """Three runs: the first deployed, the second rejected, the third deployed (the serving version)."""
+    start = datetime.now(UTC) - timedelta(days=3)
+    first = TrainingRun("scheduled__run-1", version_arn(config, 1), metrics(0.030, 0.41), True, start)
+    second = TrainingRun(
+        "scheduled__run-2",
+        version_arn(config, 2),
+        metrics(0.020, 0.38),
+        False,
+        start + timedelta(days=1),
+        champion_arn=first.version_arn,
+        champion_metrics=first.metrics,
+    )
+    third = TrainingRun(
+        "manual__run-3",
+        serving_version,
+        metrics(0.034, 0.52),
+        True,
+        start + timedelta(days=2),
+        champion_arn=first.version_arn,
+        champion_metrics=first.metrics,
+    )
+    return [first, second, third]
+
+
+def test_every_page_refuses_a_request_without_a_valid_airflow_login(view, pipeline):
+    _, client = view
+    paths = [
+        "/personalize/",
+        f"/personalize/pipelines/{pipeline.name}",
+        f"/personalize/dags/{pipeline.dag_ids['ingest']}",
+    ]
+    paths.append(f"/personalize/pipelines/{pipeline.name}/reports/x/report.json")
+    for path in paths:
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers={"Authorization": "Bearer not-a-jwt"}).status_code in (401, 403), path
+        assert client.get(path, cookies={"_token": "not-a-jwt"}).status_code in (401, 403), path
+    # The UI's cookie is a login too.
+    client.cookies.set("_token", token())
+    assert client.get("/personalize/").status_code == 200
+
+
+def test_overview_lists_the_pipeline_with_its_serving_version_last_decision_and_ingest(
+    view, pipeline, serving_campaign, s3_client
+):
+    _, client = view
+    for run in history(pipeline, serving_campaign["version_arn"]):
+        record(pipeline, run)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    record_ingest(s3_client, pipeline, [yesterday], read=1210, rejected=10)
+
+    page = client.get("/personalize/", headers=auth())
+    assert page.status_code == 200
+    html = page.text
+    row = re.search(r'<tr class="pipeline" data-pipeline="demo_retail">(.*?)</tr>', html, re.S).group(1)
+    assert serving_campaign["version_arn"].rsplit("/", 1)[-1] in row
+    assert "ACCEPTED" in row and "manual__run-3" in row
+    assert "/dags/demo_retail_train_deploy/runs/manual__run-3" in row
+    assert yesterday in row and "1,210 read / 1,200 written / 10 rejected" in row
+    # Age: the version was created moments ago, so not red; no alerts.
+    assert "too-old" not in row
+    assert 'data-kind="rejections"' not in row
+    assert "cached for 60 s" in html
+
+
+def test_pipeline_page_has_one_chart_point_per_version_the_gate_table_and_the_report(
+    view, pipeline, serving_campaign, s3_client
+):
+    _, client = view
+    runs = history(pipeline, serving_campaign["version_arn"])
+    for run in runs:
+        record(pipeline, run)
+
+    for path in (
+        f"/personalize/pipelines/{pipeline.name}",
+        f"/personalize/dags/{pipeline.dag_ids['train_deploy']}",
+    ):
+        html = client.get(path, headers=auth()).text
+        gate_chart = re.search(r'<svg class="chart" id="gate-metric".*?</svg>', html, re.S).group(0)
+        points = re.findall(r'<circle class="point (\w+) ([\w-]+)"[^>]*data-run-id="([^"]+)"', gate_chart)
+        assert points == [
+            ("accepted", "deployed", "scheduled__run-1"),
+            ("rejected", "not-deployed", "scheduled__run-2"),
+            ("accepted", "deployed", "manual__run-3"),
+        ]
+        assert 'aria-labelledby="gate-metric-title gate-metric-desc"' in gate_chart
+        assert '<polyline class="baseline"' in gate_chart and '<polyline class="champion"' in gate_chart
+        coverage = re.search(r'<svg class="chart" id="coverage".*?</svg>', html, re.S).group(0)
+        assert coverage.count("<circle") == 3
+        decisions = re.findall(r'<tr class="decision" data-run-id="([^"]+)"', html)
+        assert decisions == ["manual__run-3", "scheduled__run-2", "scheduled__run-1"]  # newest first
+        assert "trails the champion" in html  # the rejected run's reason
+        assert "No reconcile data yet" in html
+
+    report = client.get(f"/personalize/pipelines/{pipeline.name}/reports/scheduled__run-2", headers=auth())
+    assert report.status_code == 200
+    assert "REJECTED" in report.text and "# Training run report: scheduled__run-2" in report.text
+    png = client.get(
+        f"/personalize/pipelines/{pipeline.name}/reports/scheduled__run-2/metrics_history.png", headers=auth()
+    )
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    summary = client.get(
+        f"/personalize/pipelines/{pipeline.name}/reports/scheduled__run-2/report.json", headers=auth()
+    )
+    assert json.loads(summary.content)["decision"] == "REJECTED"
+    assert (
+        client.get(
+            f"/personalize/pipelines/{pipeline.name}/reports/x/secrets.txt", headers=auth()
+        ).status_code
+        == 404
+    )
+
+
+def test_reconcile_table_and_alerts_for_shrink_stale_model_and_repeated_rejections(
+    view, pipeline, serving_campaign, s3_client
+):
+    mounted, client = view
+    runs = history(pipeline, serving_campaign["version_arn"])
+    for run in runs:
+        record(pipeline, run)
+    # Two more rejected challengers after the serving one.
+    champion = runs[-1]
+    for number in (4, 5):
+        record(
+            pipeline,
+            TrainingRun(
+                f"scheduled__run-{number}",
+                version_arn(pipeline, number),
+                metrics(0.015, 0.3),
+                False,
+                champion.at + timedelta(hours=number),
+                champion_arn=champion.version_arn,
+                champion_metrics=champion.metrics,
+            ),
+        )
+    write_reconcile(
+        s3_client,
+        pipeline,
+        [
+            {"day": "2026-11-28", "app_db": 1000, "imported": 990, "quarantined": 10, "ok": True},
+            {"day": "2026-11-29", "app_db": 1000, "imported": 500, "quarantined": 0, "ok": False},
+        ],
+    )
+    html = client.get(f"/personalize/pipelines/{pipeline.name}", headers=auth()).text
+    assert 'data-kind="rejections">the last 2 challengers were rejected' in html
+    assert (
+        'data-kind="shrink">shrink guard: Personalize holds 1490 imported records where the app DB has 1990 valid ones'
+        in html
+    )
+    assert 'data-kind="reconcile">reconcile: 1 day(s)' in html
+    table = re.search(r'<table id="reconcile">.*?</table>', html, re.S).group(0)
+    assert re.findall(r"<td>(2026-11-\d\d)</td>", table) == ["2026-11-29", "2026-11-28"]
+    assert '<tr class="mismatch"><td>2026-11-29</td>' in table
+
+    # Stale: the same page a month later (the serving version's age is computed at render time).
+    later = datetime.now(UTC) + timedelta(days=30)
+    snapshot = mounted.state.cache.get(pipeline)
+    assert any(a.kind == "stale" for a in snapshot.alerts(later))
+    assert not any(a.kind == "stale" for a in snapshot.alerts(datetime.now(UTC)))
+
+
+def test_pages_never_show_connection_details_even_when_a_read_fails(view, pipeline, monkeypatch, tmp_path):
+    mounted, client = view
+    extra = {
+        "region_name": "us-east-1",
+        "aws_access_key_id": "AKIANOTAREALKEY00000",
+        "aws_secret_access_key": SECRET,
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+        "service_config": {
+            "personalize": {"endpoint_url": "http://127.0.0.1:9/personalize-endpoint-detail"},
+            "s3": {"endpoint_url": "http://127.0.0.1:9/s3-endpoint-detail"},
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_BROKEN", json.dumps({"conn_type": "aws", "extra": extra}))
+    write_config(tmp_path, **{"aws_conn_id": "aws_broken", "s3.bucket": pipeline.s3.bucket})
+    mounted.state.configs.get(refresh=True)
+    for path in ("/personalize/", f"/personalize/pipelines/{pipeline.name}"):
+        html = client.get(path, headers=auth()).text
+        assert "could not read the metrics history: EndpointConnectionError" in html
+        assert "could not read Personalize" in html
+        for detail in (SECRET, "AKIANOTAREALKEY", "endpoint-detail", "127.0.0.1:9", "aws_broken"):
+            assert detail not in html, detail
+
+
+def test_a_user_without_read_access_to_the_dags_sees_no_pipeline(view, pipeline):
+    _, client = view
+    overview = client.get("/personalize/", headers=auth(role=None))
+    assert overview.status_code == 200
+    assert "data-pipeline" not in overview.text
+    assert "1 pipeline(s) whose DAGs you may not read" in overview.text
+    assert client.get(f"/personalize/pipelines/{pipeline.name}", headers=auth(role=None)).status_code == 404
+    tab = client.get(f"/personalize/dags/{pipeline.dag_ids['ingest']}", headers=auth(role=None))
+    assert "is not one of a Personalize pipeline's DAGs you may read" in tab.text
+
+
+def test_daily_runs_put_every_version_on_the_page(view, pipeline, serving_campaign):
+    """bench/bench_personalize_ui.py times a year of these; here: every version is on the page once."""
+    _, client = view
+    start = datetime.now(UTC) - timedelta(days=12)
+    runs = daily_runs(pipeline, start, 12, last_version=serving_campaign["version_arn"])
+    for run in runs:
+        record(pipeline, run)
+    html = client.get(f"/personalize/pipelines/{pipeline.name}", headers=auth()).text
+    gate_chart = re.search(r'<svg class="chart" id="gate-metric".*?</svg>', html, re.S).group(0)
+    assert re.findall(r'data-run-id="([^"]+)"', gate_chart) == [r.run_id for r in runs]
+    assert len(re.findall(r'class="point rejected not-deployed"', gate_chart)) == sum(
+        1 for r in runs if not r.deployed
+    )
+    assert html.count('<tr class="decision"') == 12

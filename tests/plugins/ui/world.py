@@ -1,0 +1,166 @@
+"""A pipeline's S3 history written by the pipeline's own writers, for the Personalize view's tests and bench.
+
+- training runs: `include.pipeline.tasks.record_training` (the metrics history line and the run
+  report) with a real `gate.decide` decision, at chosen times;
+- ingest: `imports.Ledger.record_partition`, as `extract_interactions` records each day;
+- reconcile: `reconcile/latest.json` in the shape the reconcile step writes (w11's writer is not
+  on this branch yet, so it is written here as JSON).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+
+import yaml
+
+from include.pipeline import imports as imp
+from include.pipeline import tasks
+from include.pipeline.config import CONFIG_DIR, PipelineConfig, load_config
+from include.pipeline.gate import decide
+
+ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
+
+
+def write_config(directory: Path, **overrides) -> PipelineConfig:
+    """The demo config with `overrides` (dotted keys), as a file in `directory`."""
+    raw = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text())
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path = directory / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
+@contextlib.contextmanager
+def frozen_now(moment: datetime) -> Iterator[None]:
+    """`record_training` stamps a record with datetime.now(UTC); a history over a year needs other times."""
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return moment if tz is not None else moment.replace(tzinfo=None)
+
+    with mock.patch.object(tasks, "datetime", Frozen):
+        yield
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    run_id: str
+    version_arn: str
+    metrics: dict[str, float]
+    deployed: bool
+    at: datetime
+    champion_arn: str | None = None
+    champion_metrics: dict[str, float] | None = None
+    dry_run: bool = False
+
+
+def version_arn(config: PipelineConfig, number: int) -> str:
+    return f"{ACCOUNT}:solution/{config.solution.name}/v{number:05d}"
+
+
+def record(config: PipelineConfig, run: TrainingRun) -> dict:
+    """One training run recorded exactly as the train_deploy DAG's record_history task does."""
+    decision = decide(
+        run.metrics,
+        run.champion_metrics,
+        metric=config.gate.metric,
+        thresholds=dict(config.gate.thresholds),
+        tolerance=config.gate.tolerance,
+    ).as_dict()
+    plan = {
+        "training_mode": "FULL",
+        "champion_arn": run.champion_arn,
+        "dry_run": run.dry_run,
+        "training_data": None,
+    }
+    with frozen_now(run.at):
+        return tasks.record_training(
+            config, plan, decision, run.version_arn, run.deployed, run.run_id, config.dag_ids["train_deploy"]
+        )
+
+
+def metrics(precision: float, coverage: float) -> dict[str, float]:
+    return {
+        "precision_at_25": round(precision, 4),
+        "normalized_discounted_cumulative_gain_at_25": round(precision * 4, 4),
+        "mean_reciprocal_rank_at_25": round(precision * 3, 4),
+        "coverage": round(coverage, 4),
+    }
+
+
+def daily_runs(
+    config: PipelineConfig, start: datetime, days: int, *, every: int = 1, last_version: str | None = None
+) -> list[TrainingRun]:
+    """`days` training runs `every` days apart, each gated against the version deployed before it, as the DAG does.
+
+    Quality drifts up and down; every fourth challenger is worse than its champion (rejected). The
+    last run's version is `last_version` when given (the one a real campaign serves).
+    """
+    runs, champion, champion_metrics = [], None, None
+    for day in range(days):
+        precision = 0.02 + 0.01 * ((day * 7) % 11) / 10 - (0.008 if day % 4 == 3 else 0)
+        values = metrics(precision, 0.3 + 0.4 * ((day * 5) % 13) / 13)
+        arn = last_version if last_version and day == days - 1 else version_arn(config, day + 1)
+        verdict = decide(
+            values,
+            champion_metrics,
+            metric=config.gate.metric,
+            thresholds=dict(config.gate.thresholds),
+            tolerance=config.gate.tolerance,
+        )
+        deployed = verdict.accepted or (last_version is not None and day == days - 1)
+        runs.append(
+            TrainingRun(
+                run_id=f"scheduled__{(start + timedelta(days=day * every)).isoformat()}",
+                version_arn=arn,
+                metrics=values,
+                deployed=deployed,
+                at=start + timedelta(days=day * every, hours=3, minutes=40),
+                champion_arn=champion,
+                champion_metrics=champion_metrics,
+            )
+        )
+        if deployed:
+            champion, champion_metrics = arn, values
+    return runs
+
+
+def record_ingest(s3, config: PipelineConfig, days: Sequence[str], *, read: int, rejected: int) -> None:
+    """The ledger records of one ingest run, one per day, as extract_interactions writes them."""
+    book = tasks.ledger(config)
+    for day in days:
+        key = f"{config.s3.key('interactions', f'dt={day}')}/part-00000.csv"
+        s3.put_object(Bucket=config.s3.bucket, Key=key, Body=b"USER_ID,ITEM_ID,TIMESTAMP\n")
+        start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        partition = imp.Partition(
+            f"dt={day}",
+            read - rejected,
+            imp.describe_files(s3, config.s3.bucket, [key]),
+            key.rsplit("/", 1)[0],
+        )
+        book.record_partition(
+            s3, "INTERACTIONS", partition, start=start.isoformat(), end=(start + timedelta(days=1)).isoformat(),
+            read=read, rejected_by_reason={"ITEM_ID is empty": rejected} if rejected else {}, quarantine_key=None,
+        )  # fmt: skip
+
+
+def write_reconcile(s3, config: PipelineConfig, rows: list[dict]) -> None:
+    body = {"generated_at": datetime.now(UTC).isoformat(), "config": config.name, "rows": rows}
+    s3.put_object(
+        Bucket=config.s3.bucket,
+        Key=config.s3.key("reconcile", "latest.json"),
+        Body=json.dumps(body).encode(),
+        ContentType="application/json",
+    )
