@@ -1,7 +1,7 @@
 """Implicit-feedback matrix factorization (implicit's ALS) behind the personalised recipes.
 
-aws-user-personalization(-v2) and aws-personalized-ranking(-v2) serve `FactorModel`;
-aws-similar-items and aws-sims serve `ItemSimilarityModel`, cosine similarity of the same item
+aws-user-personalization(-v2) and aws-personalized-ranking(-v2) serve `FactorModel` when
+defaults.py picks ALS (large catalogues, or hidden_dimension given); aws-similar-items and aws-sims serve `ItemSimilarityModel`, cosine similarity of the same item
 factors (item-item co-occurrence would need an items x items matrix; the factors are already a
 compressed co-occurrence and keep inference to one vector product).
 
@@ -25,10 +25,13 @@ from implicit.cpu.topk import topk
 from include.local_personalize.engine.base import ArrayModel, single_blas_thread, softmax, top_k
 from include.local_personalize.engine.interactions import Events, IdIndex, weight_matrix
 from include.local_personalize.engine.interface import TrainingStopped
+from include.local_personalize.engine.item_metadata import item_metadata_rows
 from include.local_personalize.engine.popularity import popularity
 
 # Chosen on the benchmark's clustered data (bench/bench_engine.py), where users have ~20 events:
 # strong regularisation and a modest dimension generalise best; performHPO searches around them.
+# The similar-items recipes use them as they are; user-personalization and ranking start from them
+# and take factors and alpha from the data's shape (defaults.py).
 DEFAULTS = {"factors": 32, "regularization": 10.0, "alpha": 10.0, "iterations": 15}
 # What AWS's algorithmHyperParameters mean here; the others are accepted and ignored, as AWS does.
 HYPERPARAMETER_NAMES = {"hidden_dimension": "factors", "item_id_hidden_dimension": "factors"}
@@ -112,8 +115,13 @@ def fit_factors(
         if should_stop():
             raise TrainingStopped("solution version creation stopped while training")
 
+    user_items = confidence(weights)
+    metadata = item_metadata_rows(events, items) if params.get("item_metadata") else None
+    if metadata is not None:  # -v2: categorical values as extra rows (item_metadata.py)
+        user_items = sp.vstack([user_items, metadata], format="csr")
     with single_blas_thread():
-        solver.fit(confidence(weights), show_progress=False, callback=stop_between_iterations)
+        solver.fit(user_items, show_progress=False, callback=stop_between_iterations)
+    solver.user_factors = solver.user_factors[: len(users)]  # the real users only
     return users, items, weights, solver
 
 
