@@ -18,10 +18,10 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from include.local_personalize.engine.interface import TrainingStopped
 from include.local_personalize.engine.base import ArrayModel, softmax, top_k
 from include.local_personalize.engine.factorization import confidence
 from include.local_personalize.engine.interactions import Events, IdIndex, weight_matrix
+from include.local_personalize.engine.interface import TrainingStopped
 from include.local_personalize.engine.item_metadata import item_metadata_rows
 from include.local_personalize.engine.popularity import popularity
 
