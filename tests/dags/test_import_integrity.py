@@ -147,10 +147,11 @@ def wait_for(predicate, what: str):
     raise AssertionError(f"gave up waiting for {what}")
 
 
+@pytest.mark.parametrize("orphan", ["finished", "still_running"])
 def test_ingest_killed_while_its_import_runs_then_next_interval_imports_each_day_once(
-    own_personalize, pipeline, local_s3, tmp_path
+    orphan, own_personalize, pipeline, local_s3, tmp_path
 ):
-    dags, path = pipeline("kill_import", users=900, days=3)
+    dags, path = pipeline(f"kill_{orphan}", users=900, days=3)
     config, client = dags["config"], own_personalize["client"]
     run_ingest(dags, logical_date=START + timedelta(days=1))
     assert len(interactions_jobs(client, config.dataset_group)) == 1
@@ -187,7 +188,28 @@ def test_ingest_killed_while_its_import_runs_then_next_interval_imports_each_day
             process.kill()
             process.wait(60)
         log.close()
-    own_personalize["release"]()  # the job goes on in Personalize, whatever happened to the run
+    if orphan == "finished":
+        own_personalize["release"]()  # the job goes on in Personalize, whatever happened to the run
+        wait_for(lambda: interactions_jobs(client, config.dataset_group)[-1]["status"] == "ACTIVE", "the job")
+    else:
+        # The next run plans while the orphan is still pending: it must adopt it and wait on it. The
+        # gate opens once that run has written the manifest of its own new day (planning is done).
+        new_day = day(2).replace("-", "")
+        folder = f"{config.s3.prefix}/manifests/interactions/"
+
+        def release_after_planning():
+            wait_for(
+                lambda: any(
+                    new_day in o["Key"]
+                    for o in local_s3.list_objects_v2(Bucket=config.s3.bucket, Prefix=folder).get(
+                        "Contents", []
+                    )
+                ),
+                "the next run's plan",
+            )
+            own_personalize["release"]()
+
+        threading.Thread(target=release_after_planning, daemon=True).start()
 
     run_ingest(dags, logical_date=START + timedelta(days=3))
     jobs = interactions_jobs(client, config.dataset_group)
