@@ -9,11 +9,17 @@ records, an INCREMENTAL import reads at most 1 GB and a FULL one at most 100 GB.
 - several partitions imported together are staged (server-side S3 copies) into one folder per
   job, because an import job reads exactly one file or folder.
 
-The ledger lives on S3 next to the data (`PREFIX/state/`): one small JSON object per extracted
-partition (its files with ETags, and record count) and one per finished import job. A partition
-is imported when an import record holds its current fingerprint; a partition re-extracted with
-different content (late rows) is pending again. Job names derive from the partitions and their
-fingerprints, so a rerun adopts the job it already started instead of importing twice.
+Personalize is the record of what was imported: before each job a manifest (its partitions with
+content fingerprints, records, files, mode, data location) is written to
+`PREFIX/manifests/<type>/<job name>.json`, and planning joins ListDatasetImportJobs with those
+manifests (`read_dataset_record`): a failed job holds nothing, a pending or running one claims its
+days (and is adopted), ACTIVE ones hold theirs. A partition re-extracted with different content
+(late rows) is pending again. Job names derive from the partitions and their fingerprints, so a
+rerun adopts the job it already started instead of importing twice.
+
+The ledger on S3 (`PREFIX/state/`: one JSON object per extracted partition and per finished import
+job) is a cache of that record: rebuilt from S3 objects and Personalize when missing, overruled with
+a warning when it disagrees.
 """
 
 from __future__ import annotations
