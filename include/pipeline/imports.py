@@ -623,14 +623,19 @@ def discover_partitions(s3: Any, ledger: Ledger, dataset_type: str, data_prefix:
     """Every dt= partition of the dataset's history in S3, from the ledger or, when its record is
     missing, from the objects themselves (rows counted), and the record rebuilt."""
     known = {p.name: p for p in ledger.partitions(s3, dataset_type)}
-    folders: dict[str, list[str]] = {}
-    for key in _all_files_of(s3, ledger.bucket, data_prefix.rstrip("/") + "/"):
-        partition = days.partition_in_key(key)
-        if partition and key.endswith(".csv"):
-            folders.setdefault(partition, []).append(key)
+    folders: dict[str, list[DataFile]] = {}
+    # One listing gives every object's size and ETag (the same ETag HeadObject reports).
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=ledger.bucket, Prefix=data_prefix.rstrip("/") + "/"
+    )
+    for obj in (o for page in pages for o in page.get("Contents", [])):
+        partition = days.partition_in_key(obj["Key"])
+        if partition and obj["Key"].endswith(".csv"):
+            data_file = DataFile(obj["Key"], int(obj["Size"]), obj["ETag"].strip('"'))
+            folders.setdefault(partition, []).append(data_file)
     partitions = []
-    for name, keys in sorted(folders.items()):
-        files = describe_files(s3, ledger.bucket, keys)
+    for name, listed in sorted(folders.items()):
+        files = tuple(sorted(listed, key=lambda f: f.key))
         cached = known.get(name)
         if cached is not None and set(cached.files) == set(files):
             partitions.append(cached)
