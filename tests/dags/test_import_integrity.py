@@ -173,7 +173,12 @@ def test_ingest_killed_while_its_import_runs_then_next_interval_imports_each_day
     env = {**os.environ, "PYTHONPATH": f"{support.REPO_ROOT}{os.pathsep}{support.REPO_ROOT / 'plugins'}"}
     log = open(tmp_path / "killed_run.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=support.REPO_ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, "-c", script],
+        cwd=support.REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         job = wait_for(
@@ -181,11 +186,11 @@ def test_ingest_killed_while_its_import_runs_then_next_interval_imports_each_day
             "the second run's import job",
         )
         assert job["status"] == "CREATE PENDING"
-        os.kill(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)  # the run's process and anything it started
         process.wait(60)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(60)
         log.close()
     if orphan == "finished":
