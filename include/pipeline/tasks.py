@@ -249,6 +249,16 @@ def plan_dataset_imports(
             len(unknown), unknown,
         )  # fmt: skip
     imported = {name: (current.get(name) if fp is None else fp) for name, fp in record.claimed.items()}
+    if changed := sorted(n for n, fp in imported.items() if n in current and fp != current[n]):
+        # Interactions have no record ID: importing a changed day again appends all of its rows,
+        # doubling the ones already imported. Only a FULL import replaces them.
+        log.warning(
+            "re-extracted with different content since imported (late or changed rows): %s. Not "
+            "imported again (INCREMENTAL would double their earlier rows); reconcile shows the "
+            "difference; trigger with full_import to bring them in",
+            changed,
+        )
+        imported.update({n: current[n] for n in changed})
     if asked_full:
         full, why = True, "the run's form asks for full_import"
     elif record.active or record.running:

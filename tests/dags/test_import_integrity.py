@@ -356,3 +356,31 @@ def test_reconcile_command_prints_the_table_writes_latest_json_and_exits_by_the_
         connection.execute("DELETE FROM events WHERE substr(occurred_at, 1, 10) = ?", (day(1),))
     assert reconcile.main(["--config", config.name]) == 1
     assert "1 mismatch(es)" in capsys.readouterr().out
+
+
+def test_late_rows_are_not_imported_twice_reconcile_fails_the_run_and_full_import_repairs(
+    own_personalize, pipeline, local_s3, tmp_path
+):
+    dags, _ = pipeline("late_rows", users=900, days=2)
+    config, client = dags["config"], own_personalize["client"]
+    conf = {"start": day(0), "end": day(2)}
+    run_ingest(dags, logical_date=None, run_conf=conf)
+    held = dataset_days(own_personalize, config.dataset_group)
+    with sqlite3.connect(tmp_path / "app.db") as connection:  # ten events of day 0 arrive late
+        connection.execute(
+            "INSERT INTO events (user_id, item_id, event_type, event_value, occurred_at) "
+            "SELECT user_id, item_id, event_type, event_value, "
+            "strftime('%Y-%m-%d %H:%M:%S', occurred_at, '+1 seconds') FROM events "
+            "WHERE substr(occurred_at, 1, 10) = ? AND substr(occurred_at, 12, 2) < '23' LIMIT 10",
+            (day(0),),
+        )
+
+    dag_run = dags["ingest"].test(logical_date=None, run_conf=conf)
+    states = support.task_states(dag_run)
+    assert states["reconcile"] == "failed" and str(dag_run.state) == "failed", states
+    assert len(interactions_jobs(client, config.dataset_group)) == 1  # day 0 not imported again
+    assert dataset_days(own_personalize, config.dataset_group) == held
+
+    run_ingest(dags, logical_date=None, run_conf={**conf, "full_import": True})
+    assert [j["importMode"] for j in interactions_jobs(client, config.dataset_group)] == ["FULL", "FULL"]
+    assert_each_day_once(own_personalize, config, local_s3, tmp_path, [day(0), day(1)])
