@@ -191,6 +191,10 @@ def show_results(config, s3, personalize_url: str) -> None:
     history = read_history(s3, config.s3.bucket, history_key(config.s3.prefix))
     if history:
         say(f"gate: {history[-1]['reason']}")
+    from include.pipeline.reconcile import format_table, reconcile
+
+    say("reconcile (per day: app DB vs imported into Personalize vs quarantined):")
+    print(format_table(reconcile(config)), flush=True)
     for user in top_users(config, 3):
         items = runtime.get_recommendations(campaignArn=campaign["campaignArn"], userId=user, numResults=5)
         say(f"recommendations for {user}: " + ", ".join(i["itemId"] for i in items["itemList"]))

@@ -9,11 +9,17 @@ records, an INCREMENTAL import reads at most 1 GB and a FULL one at most 100 GB.
 - several partitions imported together are staged (server-side S3 copies) into one folder per
   job, because an import job reads exactly one file or folder.
 
-The ledger lives on S3 next to the data (`PREFIX/state/`): one small JSON object per extracted
-partition (its files with ETags, and record count) and one per finished import job. A partition
-is imported when an import record holds its current fingerprint; a partition re-extracted with
-different content (late rows) is pending again. Job names derive from the partitions and their
-fingerprints, so a rerun adopts the job it already started instead of importing twice.
+Personalize is the record of what was imported: before each job a manifest (its partitions with
+content fingerprints, records, files, mode, data location) is written to
+`PREFIX/manifests/<type>/<job name>.json`, and planning joins ListDatasetImportJobs with those
+manifests (`read_dataset_record`): a failed job holds nothing, a pending or running one claims its
+days (and is adopted), ACTIVE ones hold theirs. A partition re-extracted with different content
+(late rows) is pending again. Job names derive from the partitions and their fingerprints, so a
+rerun adopts the job it already started instead of importing twice.
+
+The ledger on S3 (`PREFIX/state/`: one JSON object per extracted partition and per finished import
+job) is a cache of that record: rebuilt from S3 objects and Personalize when missing, overruled with
+a warning when it disagrees.
 """
 
 from __future__ import annotations
@@ -619,14 +625,19 @@ def discover_partitions(s3: Any, ledger: Ledger, dataset_type: str, data_prefix:
     """Every dt= partition of the dataset's history in S3, from the ledger or, when its record is
     missing, from the objects themselves (rows counted), and the record rebuilt."""
     known = {p.name: p for p in ledger.partitions(s3, dataset_type)}
-    folders: dict[str, list[str]] = {}
-    for key in _all_files_of(s3, ledger.bucket, data_prefix.rstrip("/") + "/"):
-        partition = days.partition_in_key(key)
-        if partition and key.endswith(".csv"):
-            folders.setdefault(partition, []).append(key)
+    folders: dict[str, list[DataFile]] = {}
+    # One listing gives every object's size and ETag (the same ETag HeadObject reports).
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=ledger.bucket, Prefix=data_prefix.rstrip("/") + "/"
+    )
+    for obj in (o for page in pages for o in page.get("Contents", [])):
+        partition = days.partition_in_key(obj["Key"])
+        if partition and obj["Key"].endswith(".csv"):
+            data_file = DataFile(obj["Key"], int(obj["Size"]), obj["ETag"].strip('"'))
+            folders.setdefault(partition, []).append(data_file)
     partitions = []
-    for name, keys in sorted(folders.items()):
-        files = describe_files(s3, ledger.bucket, keys)
+    for name, listed in sorted(folders.items()):
+        files = tuple(sorted(listed, key=lambda f: f.key))
         cached = known.get(name)
         if cached is not None and set(cached.files) == set(files):
             partitions.append(cached)

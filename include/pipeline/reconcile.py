@@ -71,6 +71,8 @@ def reconcile_rows(
             note = f"imported {imported / max(1, source - bad):.2f}x: duplicated"
         elif not ok and imported == 0:
             note = "not imported"
+        elif not ok and imported is not None and imported < source - bad:
+            note = "app DB has rows not imported (late rows?): full_import brings them in"
         rows.append(DayRow(days.partition_day(name).isoformat(), source, imported, bad, ok, note))
     return rows
 

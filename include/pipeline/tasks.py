@@ -141,10 +141,13 @@ def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) ->
 
 
 def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> dict:
-    """Full snapshots of items and users, each with a content hash."""
+    """Full snapshots of items and users, each with a content hash; a snapshot equal to the last
+    one imported is not kept (the earlier copy is), so S3 holds one copy per distinct content."""
     from include.pipeline.extract import extract_snapshot
+    from include.pipeline.s3_writer import delete_keys
 
     s3 = s3_client(config)
+    book = ledger(config)
     snapshots = {}
     for dataset_type in SNAPSHOT_TYPES:
         mapping = config.mappings.get(dataset_type)
@@ -159,14 +162,46 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
             s3_client=s3,
             max_rejected_share=config.datasets.max_rejected_share,
         )
-        snapshots[dataset_type] = {
+        snapshot = {
             "content_hash": result.content_hash,
             "data_location": result.data_location,
             "records": result.written,
             "as_of": days.maybe_utc(interval["end"]).date().isoformat(),
         }
+        previous = _previous_snapshot(s3, book, dataset_type)
+        if (
+            previous is not None
+            and previous["content_hash"] == result.content_hash
+            and previous["data_location"].rstrip("/") != result.data_location.rstrip("/")
+        ):
+            delete_keys(s3, config.s3.bucket, result.keys)
+            log.info(
+                "%s snapshot unchanged since %s (hash %s): this run's copy is not kept",
+                dataset_type, previous["data_location"], result.content_hash,
+            )  # fmt: skip
+            snapshot = {**snapshot, **previous}
         log.info("%s snapshot: %d records, hash %s", dataset_type, result.written, result.content_hash)
+        snapshots[dataset_type] = snapshot
     return snapshots
+
+
+def _previous_snapshot(s3: Any, book: imp.Ledger, dataset_type: str) -> dict | None:
+    """The newest snapshot a manifest records whose files are still on S3."""
+    manifests = sorted(book.manifests(s3, dataset_type), key=lambda m: m.get("written_at", ""))
+    for manifest in reversed(manifests):
+        location = manifest.get("data_location") or ""
+        content_hash = (manifest.get("partitions") or {}).get("snapshot")
+        if not (content_hash and location.startswith(f"s3://{book.bucket}/")):
+            continue
+        folder = location.removeprefix(f"s3://{book.bucket}/")
+        if s3.list_objects_v2(Bucket=book.bucket, Prefix=folder, MaxKeys=1).get("KeyCount", 0):
+            as_of = days.partition_in_key(folder)
+            return {
+                "content_hash": content_hash,
+                "data_location": location,
+                "as_of": days.partition_day(as_of).isoformat() if as_of else manifest.get("as_of"),
+            }
+    return None
 
 
 def plan_dataset_imports(
@@ -218,6 +253,16 @@ def plan_dataset_imports(
             len(unknown), unknown,
         )  # fmt: skip
     imported = {name: (current.get(name) if fp is None else fp) for name, fp in record.claimed.items()}
+    if changed := sorted(n for n, fp in imported.items() if n in current and fp != current[n]):
+        # Interactions have no record ID: importing a changed day again appends all of its rows,
+        # doubling the ones already imported. Only a FULL import replaces them.
+        log.warning(
+            "re-extracted with different content since imported (late or changed rows): %s. Not "
+            "imported again (INCREMENTAL would double their earlier rows); reconcile shows the "
+            "difference; trigger with full_import to bring them in",
+            changed,
+        )
+        imported.update({n: current[n] for n in changed})
     if asked_full:
         full, why = True, "the run's form asks for full_import"
     elif record.active or record.running:
@@ -310,6 +355,7 @@ def _plan_snapshot(
         "partitions": {"snapshot": snapshot["content_hash"]},
         "records": snapshot["records"],
         "data_location": location,
+        "as_of": snapshot["as_of"],
     }
     book.write_manifest(s3, dataset_type, {**batch, "dataset_arn": arn})
     log.info(

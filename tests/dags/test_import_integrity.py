@@ -147,10 +147,11 @@ def wait_for(predicate, what: str):
     raise AssertionError(f"gave up waiting for {what}")
 
 
+@pytest.mark.parametrize("orphan", ["finished", "still_running"])
 def test_ingest_killed_while_its_import_runs_then_next_interval_imports_each_day_once(
-    own_personalize, pipeline, local_s3, tmp_path
+    orphan, own_personalize, pipeline, local_s3, tmp_path
 ):
-    dags, path = pipeline("kill_import", users=900, days=3)
+    dags, path = pipeline(f"kill_{orphan}", users=900, days=3)
     config, client = dags["config"], own_personalize["client"]
     run_ingest(dags, logical_date=START + timedelta(days=1))
     assert len(interactions_jobs(client, config.dataset_group)) == 1
@@ -172,7 +173,12 @@ def test_ingest_killed_while_its_import_runs_then_next_interval_imports_each_day
     env = {**os.environ, "PYTHONPATH": f"{support.REPO_ROOT}{os.pathsep}{support.REPO_ROOT / 'plugins'}"}
     log = open(tmp_path / "killed_run.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=support.REPO_ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, "-c", script],
+        cwd=support.REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         job = wait_for(
@@ -180,14 +186,35 @@ def test_ingest_killed_while_its_import_runs_then_next_interval_imports_each_day
             "the second run's import job",
         )
         assert job["status"] == "CREATE PENDING"
-        os.kill(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)  # the run's process and anything it started
         process.wait(60)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(60)
         log.close()
-    own_personalize["release"]()  # the job goes on in Personalize, whatever happened to the run
+    if orphan == "finished":
+        own_personalize["release"]()  # the job goes on in Personalize, whatever happened to the run
+        wait_for(lambda: interactions_jobs(client, config.dataset_group)[-1]["status"] == "ACTIVE", "the job")
+    else:
+        # The next run plans while the orphan is still pending: it must adopt it and wait on it. The
+        # gate opens once that run has written the manifest of its own new day (planning is done).
+        new_day = day(2).replace("-", "")
+        folder = f"{config.s3.prefix}/manifests/interactions/"
+
+        def release_after_planning():
+            wait_for(
+                lambda: any(
+                    new_day in o["Key"]
+                    for o in local_s3.list_objects_v2(Bucket=config.s3.bucket, Prefix=folder).get(
+                        "Contents", []
+                    )
+                ),
+                "the next run's plan",
+            )
+            own_personalize["release"]()
+
+        threading.Thread(target=release_after_planning, daemon=True).start()
 
     run_ingest(dags, logical_date=START + timedelta(days=3))
     jobs = interactions_jobs(client, config.dataset_group)
@@ -329,3 +356,31 @@ def test_reconcile_command_prints_the_table_writes_latest_json_and_exits_by_the_
         connection.execute("DELETE FROM events WHERE substr(occurred_at, 1, 10) = ?", (day(1),))
     assert reconcile.main(["--config", config.name]) == 1
     assert "1 mismatch(es)" in capsys.readouterr().out
+
+
+def test_late_rows_are_not_imported_twice_reconcile_fails_the_run_and_full_import_repairs(
+    own_personalize, pipeline, local_s3, tmp_path
+):
+    dags, _ = pipeline("late_rows", users=900, days=2)
+    config, client = dags["config"], own_personalize["client"]
+    conf = {"start": day(0), "end": day(2)}
+    run_ingest(dags, logical_date=None, run_conf=conf)
+    held = dataset_days(own_personalize, config.dataset_group)
+    with sqlite3.connect(tmp_path / "app.db") as connection:  # ten events of day 0 arrive late
+        connection.execute(
+            "INSERT INTO events (user_id, item_id, event_type, event_value, occurred_at) "
+            "SELECT user_id, item_id, event_type, event_value, "
+            "strftime('%Y-%m-%d %H:%M:%S', occurred_at, '+1 seconds') FROM events "
+            "WHERE substr(occurred_at, 1, 10) = ? AND substr(occurred_at, 12, 2) < '23' LIMIT 10",
+            (day(0),),
+        )
+
+    dag_run = dags["ingest"].test(logical_date=None, run_conf=conf)
+    states = support.task_states(dag_run)
+    assert states["reconcile"] == "failed" and str(dag_run.state) == "failed", states
+    assert len(interactions_jobs(client, config.dataset_group)) == 1  # day 0 not imported again
+    assert dataset_days(own_personalize, config.dataset_group) == held
+
+    run_ingest(dags, logical_date=None, run_conf={**conf, "full_import": True})
+    assert [j["importMode"] for j in interactions_jobs(client, config.dataset_group)] == ["FULL", "FULL"]
+    assert_each_day_once(own_personalize, config, local_s3, tmp_path, [day(0), day(1)])

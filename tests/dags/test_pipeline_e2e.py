@@ -245,6 +245,10 @@ def test_backfill_three_intervals_then_rerun_creates_nothing_new(local_aws, s3_b
     jobs = personalize.list_dataset_import_jobs(datasetArn=interactions)["datasetImportJobs"]
     assert len(jobs) == 3
     before = _bucket_state(s3, s3_bucket)
+    # Items and users did not change over the three days: one snapshot copy each, not three.
+    for dataset in ("items", "users"):
+        folders = {k.rsplit("/", 2)[1] for k in before if k.startswith(f"{config.s3.prefix}/{dataset}/")}
+        assert folders == {f"dt={day(1)}"}, (dataset, folders)
 
     for logical_date in logical_dates:
         _, states = run(dags["ingest"], logical_date=logical_date)

@@ -439,3 +439,17 @@ def test_naive_timestamp_columns_are_utc_whatever_the_session_time_zone(
         ("first-second", str(int(DAY.timestamp()))),
         ("last-second", str(int(NEXT_DAY.timestamp()) - 1)),
     ]
+
+
+def test_count_days_counts_what_each_day_extraction_reads(app_db, s3_client, s3_bucket):
+    from include.pipeline.extract import count_days
+
+    # 30 events a minute apart just before midnight, 50 from midnight on: split across two days.
+    app_db.add_events(some_events(80, start=NEXT_DAY - timedelta(minutes=30)))
+    counts = count_days(app_db.hook, app_db.interactions, [DAY, NEXT_DAY, NEXT_DAY + timedelta(days=1)])
+    assert counts == {
+        f"dt={DAY.date().isoformat()}": 30,
+        f"dt={NEXT_DAY.date().isoformat()}": 50,
+        f"dt={(NEXT_DAY + timedelta(days=1)).date().isoformat()}": 0,
+    }
+    assert run(app_db, s3_client, s3_bucket).read == 30
