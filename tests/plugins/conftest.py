@@ -9,6 +9,7 @@ triggerer would: serialise, rebuild from the class path, run to the first event,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -70,8 +71,10 @@ def slow_personalize(personalize_endpoint, s3_endpoint, tmp_path_factory):
 
     server = start_in_thread(tmp_path_factory.mktemp("slow-personalize"), transition_delay=1.5)
     os.environ["AIRFLOW_CONN_AWS_SLOW"] = connection_uri(server.url, s3_endpoint)
+    SLOW_SERVERS["aws_slow"] = server
     yield {"conn_id": "aws_slow", "url": server.url, "server": server}
     os.environ.pop("AIRFLOW_CONN_AWS_SLOW", None)
+    SLOW_SERVERS.pop("aws_slow", None)
     server.stop()
 
 
@@ -128,6 +131,10 @@ async def first_event(trigger):
     raise AssertionError(f"{trigger!r} ended without an event")
 
 
+# Slow local services by Airflow connection id, for run_deferrable.
+SLOW_SERVERS: dict[str, Any] = {}
+
+
 @dataclass
 class DeferredRun:
     result: Any
@@ -141,9 +148,14 @@ def run_deferrable(operator, context) -> DeferredRun:
     from airflow.sdk.module_loading import import_string
 
     method, kwargs, deferrals = operator.execute, {}, []
+    # On the slow service, each step's resource stays pending while the operator runs, so the
+    # operator really defers however slow this machine is (the trigger then runs unheld).
+    slow = SLOW_SERVERS.get(getattr(operator, "aws_conn_id", None))
     while True:
         try:
-            return DeferredRun(method(context, **kwargs), deferrals)
+            with slow.backend.worker.held() if slow else contextlib.nullcontext():
+                result = method(context, **kwargs)
+            return DeferredRun(result, deferrals)
         except TaskDeferred as deferred:
             classpath, trigger_kwargs = deferred.trigger.serialize()
             # The triggerer rebuilds the trigger from its serialised form in another process.

@@ -57,17 +57,22 @@ def status(slow_dataset, job_arn: str) -> str:
 
 
 def test_poke_mode_returns_once_the_running_job_is_active(slow_dataset):
-    job_arn = start_import(slow_dataset, "good.csv")
-    assert status(slow_dataset, job_arn) != "ACTIVE"
+    with slow_dataset["server"].backend.worker.held():  # not ACTIVE yet, however slow this machine is
+        job_arn = start_import(slow_dataset, "good.csv")
+        assert status(slow_dataset, job_arn) != "ACTIVE"
     sensor = import_sensor(slow_dataset, job_arn, poke_interval=0.5, timeout=120)
     sensor.execute(make_context(sensor))
     assert status(slow_dataset, job_arn) == "ACTIVE"
 
 
 def test_reschedule_mode_frees_the_worker_between_pokes(slow_dataset):
-    job_arn = start_import(slow_dataset, "good.csv")
-    sensor = import_sensor(slow_dataset, job_arn, mode="reschedule", poke_interval=0.5, timeout=120)
-    reschedules = 0
+    # The first poke sees the job pending however slow this machine is: the service holds it.
+    with slow_dataset["server"].backend.worker.held():
+        job_arn = start_import(slow_dataset, "good.csv")
+        sensor = import_sensor(slow_dataset, job_arn, mode="reschedule", poke_interval=0.5, timeout=120)
+        with pytest.raises(AirflowRescheduleException):
+            sensor.execute(make_context(sensor))
+    reschedules = 1
     while True:
         try:
             sensor.execute(make_context(sensor))
@@ -76,7 +81,6 @@ def test_reschedule_mode_frees_the_worker_between_pokes(slow_dataset):
             reschedules += 1
             assert reschedules < 200
             asyncio.run(asyncio.sleep(0.5))
-    assert reschedules >= 1, "the job was never seen running"
     assert status(slow_dataset, job_arn) == "ACTIVE"
 
 
