@@ -24,6 +24,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 from personalize_contract.names import NAME_MAX_LENGTH
 
+from personalize.create_kwargs import personalize_tags, with_create_kwargs
 from personalize.hooks import (
     ACTIVE,
     BATCH_INFERENCE_JOB,
@@ -43,8 +44,6 @@ from personalize.hooks import (
     ResourceKind,
     effective_status,
     failure_reason,
-    personalize_tags,
-    with_create_kwargs,
 )
 from personalize.links import (
     PersonalizeCampaignLink,

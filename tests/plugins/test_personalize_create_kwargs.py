@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from personalize.hooks import personalize_tags, with_create_kwargs
+from personalize.create_kwargs import personalize_tags, with_create_kwargs
 from personalize.operators import (
     PersonalizeCreateBatchInferenceJobOperator,
     PersonalizeCreateDatasetImportJobOperator,
