@@ -181,6 +181,10 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
             merged["tags"] = personalize_tags(self.tags)
         return merged
 
+    def create_params(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A single-resource Create* call's parameters plus the task's tags and extra_create_kwargs."""
+        return with_create_kwargs(operation, params, self.create_kwargs(self.extra_create_kwargs))
+
     def execute(self, context: Context) -> Any:
         return self._converge(context, **self.initial_state())
 
@@ -545,9 +549,7 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
             }
             if self.role_arn:
                 params["roleArn"] = self.role_arn
-            params = with_create_kwargs(
-                "CreateDatasetImportJob", params, self.create_kwargs(self.extra_create_kwargs)
-            )
+            params = self.create_params("CreateDatasetImportJob", params)
             return hook.conn.create_dataset_import_job(**params)["datasetImportJobArn"]
 
         arn = self._adopt_or_create_attempt(
@@ -603,9 +605,7 @@ class PersonalizeCreateSolutionVersionOperator(PersonalizeBaseOperator):
                 "Training solution version %s of %s (%s)", name, self.solution_arn, self.training_mode
             )
             params = {"solutionArn": self.solution_arn, "name": name, "trainingMode": self.training_mode}
-            params = with_create_kwargs(
-                "CreateSolutionVersion", params, self.create_kwargs(self.extra_create_kwargs)
-            )
+            params = self.create_params("CreateSolutionVersion", params)
             return hook.conn.create_solution_version(**params)["solutionVersionArn"]
 
         arn = self._adopt_or_create_attempt(
@@ -688,11 +688,7 @@ class PersonalizeDeployCampaignOperator(PersonalizeBaseOperator):
                 "campaign",
                 self.campaign_name,
                 lambda: hook.conn.create_campaign(
-                    **with_create_kwargs(
-                        "CreateCampaign",
-                        {"name": self.campaign_name, **requested},
-                        self.create_kwargs(self.extra_create_kwargs),
-                    )
+                    **self.create_params("CreateCampaign", {"name": self.campaign_name, **requested})
                 )["campaignArn"],
                 lambda: (hook.find_campaign(self.campaign_name) or {}).get("campaignArn"),
             )
@@ -804,9 +800,7 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
             }
             if self.filter_arn:
                 params["filterArn"] = self.filter_arn
-            params = with_create_kwargs(
-                "CreateBatchInferenceJob", params, self.create_kwargs(self.extra_create_kwargs)
-            )
+            params = self.create_params("CreateBatchInferenceJob", params)
             self.log.info("Starting batch inference job %s on %s", job_name, self.input_path)
             return hook.conn.create_batch_inference_job(**params)["batchInferenceJobArn"]
 
