@@ -6,13 +6,12 @@ Each measurement runs in a fresh subprocess so its peak RSS is its own. Goals (i
 validated/baseline <= 1.3, and peak RSS of the validated run equal within 10% at 1M and 10M rows.
 The data: one day of events, one row in a thousand without a user (quarantined by the validated run).
 
-Measured on the shared 2-core dev machine (load 5-6 from other work), 2026-11-23:
-         rows  baseline s  validated s  ratio  RSS base MiB  RSS valid MiB
-    1,000,000         5.2          5.9   1.14           188            190
-   10,000,000        49.6         44.9   0.91           190            197   (RSS +3.3% vs 1M)
-Repeated 1M runs gave ratios 0.79-1.14 (1.60 once with a test suite running alongside).
+Single runs on the shared 2-core machine read ratios of 1.14, 0.91 and 1.60: noise. So each size is
+measured `--repeats` times (default 5) with baseline and validated runs interleaved, their order
+alternating (bench/repeats.py), and the ratios print as median, interquartile range and range.
+The README's performance table quotes the medians.
 
-    .venv/bin/python bench/bench_extract.py --rows 1000000 10000000
+    .venv/bin/python bench/bench_extract.py --rows 1000000 10000000 --repeats 5
 """
 
 from __future__ import annotations
@@ -31,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from repeats import interleaved, ratio_spreads, spread  # noqa: E402 - bench/ is the script's folder
+
 # Everything talks to a local moto server: fake credentials only, never a real profile.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
@@ -162,7 +163,7 @@ def measure(mode: str, table: str, endpoint: str) -> dict:
     return figures
 
 
-def bench(rows: int, endpoint: str) -> dict:
+def bench(rows: int, endpoint: str, repeats: int) -> dict:
     import psycopg
 
     schema = f"bench_extract_{uuid.uuid4().hex[:8]}"
@@ -173,17 +174,23 @@ def bench(rows: int, endpoint: str) -> dict:
             seeding = time.perf_counter()
             conn.execute(SEED_SQL.format(table=table, rows=rows))
             print(f"seeded {rows:,} rows in {time.perf_counter() - seeding:.1f}s", file=sys.stderr)
-        baseline = measure("baseline", table, endpoint)
-        validated = measure("validated", table, endpoint)
+        pairs = interleaved(
+            repeats,
+            lambda: measure("baseline", table, endpoint),
+            lambda: measure("validated", table, endpoint),
+        )
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    return {"rows": rows, "baseline": baseline, "validated": validated}
+    return {"rows": rows, "pairs": pairs}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="interleaved baseline/validated pairs per size"
+    )
     parser.add_argument("--child", choices=["baseline", "validated"])
     parser.add_argument("--table")
     parser.add_argument("--endpoint")
@@ -207,25 +214,33 @@ def main() -> int:
                 break
             except Exception:
                 time.sleep(0.1)
-        results = [bench(rows, endpoint) for rows in args.rows]
+        results = [bench(rows, endpoint, args.repeats) for rows in args.rows]
     finally:
         moto.terminate()
         moto.wait(timeout=30)
 
-    print(
-        f"{'rows':>11} {'baseline s':>11} {'validated s':>12} {'ratio':>6} {'RSS base MiB':>13} {'RSS valid MiB':>14}"
-    )
     for r in results:
-        b, v = r["baseline"], r["validated"]
-        print(
-            f"{r['rows']:>11,} {b['seconds']:>11.1f} {v['seconds']:>12.1f} {v['seconds'] / b['seconds']:>6.2f} "
-            f"{b['peak_rss_mib']:>13.0f} {v['peak_rss_mib']:>14.0f}"
-        )
-        print(f"    validated: {json.dumps(v)}")
+        pairs = r["pairs"]
+        print(f"{r['rows']:,} rows, {len(pairs)} interleaved pairs (seconds, peak RSS MiB):")
+        for index, (b, v) in enumerate(pairs):
+            order = "baseline first" if index % 2 == 0 else "validated first"
+            print(
+                f"  {index + 1}. baseline {b['seconds']:.1f} s {b['peak_rss_mib']:.0f} MiB, validated "
+                f"{v['seconds']:.1f} s {v['peak_rss_mib']:.0f} MiB, ratio {v['seconds'] / b['seconds']:.2f} ({order})"
+            )
+        print(f"  baseline s:  {spread([b['seconds'] for b, _ in pairs])}")
+        print(f"  validated s: {spread([v['seconds'] for _, v in pairs])}")
+        for label, figure in ratio_spreads(
+            pairs, {"time ratio validated/baseline": "seconds", "peak RSS ratio": "peak_rss_mib"}
+        ).items():
+            print(f"  {label}: {figure}")
+        print(f"  validated run: {json.dumps(pairs[-1][1])}")
     if len(results) > 1:
-        low, high = results[0]["validated"]["peak_rss_mib"], results[-1]["validated"]["peak_rss_mib"]
+        low = spread([v["peak_rss_mib"] for _, v in results[0]["pairs"]]).median
+        high = spread([v["peak_rss_mib"] for _, v in results[-1]["pairs"]]).median
         print(
-            f"validated peak RSS {results[-1]['rows']:,} vs {results[0]['rows']:,} rows: {high / low - 1:+.1%}"
+            f"validated peak RSS (medians) {results[-1]['rows']:,} vs {results[0]['rows']:,} rows: "
+            f"{high / low - 1:+.1%}"
         )
     return 0
 

@@ -36,7 +36,8 @@ os.environ["S3_UPLOAD_PART_MIN_SIZE"] = "1"
 # Test tiers, applied here from what a test uses (its fixtures, its folder) so no test file carries
 # them: `fast` needs no server, no subprocess server and no DAG run (`make test-fast`); `server`
 # talks to a real local server (moto S3, the local Personalize service, PostgreSQL); `dag` runs
-# DAGs or Airflow's metadata DB. A new fixture that starts a server belongs in SERVER_FIXTURES.
+# DAGs or Airflow's metadata DB (servers too, often). Each test is in exactly one tier. A new
+# fixture that starts a server belongs in SERVER_FIXTURES.
 SERVER_FIXTURES = frozenset(
     {
         "s3_endpoint",  # moto's S3 server (and everything built on it: s3_client, s3_bucket, ...)
@@ -60,10 +61,10 @@ def pytest_collection_modifyitems(config, items):
         if "postgres" in params.values() and "app_db" in fixtures:
             item.add_marker(pytest.mark.postgres)
         slow_folder = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts[0] in SLOW_FOLDERS
-        if fixtures & SERVER_FIXTURES or item.get_closest_marker("postgres"):
-            item.add_marker(pytest.mark.server)
-        if fixtures & DAG_FIXTURES:
+        if fixtures & DAG_FIXTURES:  # DAG runs use servers too; the tiers stay disjoint
             item.add_marker(pytest.mark.dag)
+        elif fixtures & SERVER_FIXTURES or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.server)
         if not (slow_folder or item.get_closest_marker("server") or item.get_closest_marker("dag")):
             item.add_marker(pytest.mark.fast)
 

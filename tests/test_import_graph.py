@@ -146,6 +146,18 @@ def test_rooms_depend_one_way():
     assert sorted(pair for pair in edges if pair in forbidden) == []
 
 
+def test_contract_package_needs_only_the_standard_library():
+    """Every component imports personalize_contract (the triggerer, the local service's container):
+    it must not bring Airflow, pandas or anything else with it."""
+    modules = module_files()
+    for name, path in modules.items():
+        if name.split(".")[0] != "personalize_contract":
+            continue
+        roots = {imported.split(".")[0] for imported in imported_names(ast.parse(path.read_text()))}
+        outside = sorted(roots - set(sys.stdlib_module_names) - {"personalize_contract", "__future__"})
+        assert outside == [], f"{name} imports {outside}"
+
+
 if __name__ == "__main__":
     graph = import_graph()
     for (source, target), count in sorted(room_graph(graph).items()):

@@ -9,12 +9,42 @@ from __future__ import annotations
 
 from include.local_personalize.backend.batch import BatchJobsMixin
 from include.local_personalize.backend.campaigns import CampaignsMixin
-from include.local_personalize.backend.core import BackendCore, freeze_long_lived_objects
+from include.local_personalize.backend.core import (  # the shared names keep their old import path
+    ACCOUNT_ID,
+    DEFAULT_NUM_RESULTS,
+    KINDS,
+    LATEST_VERSION,
+    MAX_NUM_RESULTS,
+    MAX_PENDING_IMPORT_JOBS,
+    MAX_TAGS,
+    RUNNING,
+    BackendCore,
+    GroupFrames,
+    Kind,
+    camel_to_field,
+    freeze_long_lived_objects,
+    public,
+)
 from include.local_personalize.backend.dataset_groups import DatasetGroupsMixin
 from include.local_personalize.backend.events import EventsMixin
 from include.local_personalize.backend.solutions import SolutionsMixin
 
-__all__ = ["PersonalizeBackend", "freeze_long_lived_objects"]
+__all__ = [
+    "ACCOUNT_ID",
+    "DEFAULT_NUM_RESULTS",
+    "KINDS",
+    "LATEST_VERSION",
+    "MAX_NUM_RESULTS",
+    "MAX_PENDING_IMPORT_JOBS",
+    "MAX_TAGS",
+    "RUNNING",
+    "GroupFrames",
+    "Kind",
+    "PersonalizeBackend",
+    "camel_to_field",
+    "freeze_long_lived_objects",
+    "public",
+]
 
 
 class PersonalizeBackend(

@@ -25,6 +25,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 from personalize_contract.names import NAME_MAX_LENGTH
 
+from personalize.create_kwargs import personalize_tags, with_create_kwargs
 from personalize.hooks import (
     ACTIVE,
     BATCH_INFERENCE_JOB,
@@ -44,8 +45,6 @@ from personalize.hooks import (
     ResourceKind,
     effective_status,
     failure_reason,
-    personalize_tags,
-    with_create_kwargs,
 )
 from personalize.links import (
     PersonalizeCampaignLink,
@@ -221,6 +220,10 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
                 raise ValueError("tags are set both by `tags` and in extra_create_kwargs: use `tags`")
             merged["tags"] = personalize_tags(self.tags)
         return merged
+
+    def create_params(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A single-resource Create* call's parameters plus the task's tags and extra_create_kwargs."""
+        return with_create_kwargs(operation, params, self.create_kwargs(self.extra_create_kwargs))
 
     def execute(self, context: Context) -> Any:
         return self._converge(context, **self.initial_state())
@@ -589,9 +592,7 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
             }
             if self.role_arn:
                 params["roleArn"] = self.role_arn
-            params = with_create_kwargs(
-                "CreateDatasetImportJob", params, self.create_kwargs(self.extra_create_kwargs)
-            )
+            params = self.create_params("CreateDatasetImportJob", params)
             return hook.conn.create_dataset_import_job(**params)["datasetImportJobArn"]
 
         arn = self._adopt_or_create_attempt(
@@ -647,9 +648,7 @@ class PersonalizeCreateSolutionVersionOperator(PersonalizeBaseOperator):
                 "Training solution version %s of %s (%s)", name, self.solution_arn, self.training_mode
             )
             params = {"solutionArn": self.solution_arn, "name": name, "trainingMode": self.training_mode}
-            params = with_create_kwargs(
-                "CreateSolutionVersion", params, self.create_kwargs(self.extra_create_kwargs)
-            )
+            params = self.create_params("CreateSolutionVersion", params)
             return hook.conn.create_solution_version(**params)["solutionVersionArn"]
 
         arn = self._adopt_or_create_attempt(
@@ -732,11 +731,7 @@ class PersonalizeDeployCampaignOperator(PersonalizeBaseOperator):
                 "campaign",
                 self.campaign_name,
                 lambda: hook.conn.create_campaign(
-                    **with_create_kwargs(
-                        "CreateCampaign",
-                        {"name": self.campaign_name, **requested},
-                        self.create_kwargs(self.extra_create_kwargs),
-                    )
+                    **self.create_params("CreateCampaign", {"name": self.campaign_name, **requested})
                 )["campaignArn"],
                 lambda: (hook.find_campaign(self.campaign_name) or {}).get("campaignArn"),
             )
@@ -848,9 +843,7 @@ class PersonalizeCreateBatchInferenceJobOperator(PersonalizeBaseOperator):
             }
             if self.filter_arn:
                 params["filterArn"] = self.filter_arn
-            params = with_create_kwargs(
-                "CreateBatchInferenceJob", params, self.create_kwargs(self.extra_create_kwargs)
-            )
+            params = self.create_params("CreateBatchInferenceJob", params)
             self.log.info("Starting batch inference job %s on %s", job_name, self.input_path)
             return hook.conn.create_batch_inference_job(**params)["batchInferenceJobArn"]
 

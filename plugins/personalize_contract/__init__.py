@@ -8,7 +8,7 @@ reading them from here, so a misreading shared by the validator and the service 
 
 | Module | Contents |
 | --- | --- |
-| `names` | resource name pattern and the 63-character limit, `fit_name` |
+| `names` | resource name pattern and the 63-character limit |
 | `data_rules` | dataset types, required and record-key fields, schema and value rules, training minimums |
 | `metrics` | the keys GetSolutionMetrics returns |
 | `recipes` | recipe ARNs, Personalize's recipes and their types, which accept trainingMode UPDATE |

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from personalize.hooks import personalize_tags, with_create_kwargs
+from personalize.create_kwargs import personalize_tags, with_create_kwargs
 from personalize.operators import (
     PersonalizeCreateBatchInferenceJobOperator,
     PersonalizeCreateDatasetImportJobOperator,
@@ -101,3 +101,37 @@ def test_ensure_resources_tags_everything_it_creates_and_passes_extras(
     clash = ensure_operator(unique_name("clash"), extra_create_kwargs={"filter": {"filterExpression": "x"}})
     with pytest.raises(ValueError, match=r"CreateFilter: extra create kwargs set \['filterExpression'\]"):
         clash.execute(make_context(clash))
+
+
+def test_single_resource_operators_add_tags_and_extras_to_their_create_call():
+    operator = PersonalizeDeployCampaignOperator(
+        task_id="deploy",
+        campaign_name="c",
+        solution_version_arn="arn:aws:personalize:us-east-1:123456789012:solution/s/v1",
+        tags={"team": "recs"},
+        extra_create_kwargs={"campaignConfig": {"enableMetadataWithRecommendations": True}},
+    )
+    assert operator.create_params("CreateCampaign", {"name": "c", "minProvisionedTPS": 1}) == {
+        "name": "c",
+        "minProvisionedTPS": 1,
+        "tags": [{"tagKey": "team", "tagValue": "recs"}],
+        "campaignConfig": {"enableMetadataWithRecommendations": True},
+    }
+    with pytest.raises(ValueError, match=r"CreateCampaign: extra create kwargs set \['campaignConfig'\]"):
+        operator.create_params("CreateCampaign", {"name": "c", "campaignConfig": {}})
+
+
+def test_a_created_campaign_carries_the_tasks_tags(trained, personalize_client):
+    name = unique_name("tagged-campaign")
+    operator = PersonalizeDeployCampaignOperator(
+        task_id="deploy",
+        campaign_name=name,
+        solution_version_arn=trained["version_arn"],
+        aws_conn_id=trained["conn_id"],
+        tags={"team": "recs", "run": "{{ run_id }}"},
+        waiter_delay=1,
+        waiter_max_attempts=300,
+    )
+    operator.render_template_fields({"run_id": "manual__1"})
+    campaign_arn = operator.execute(make_context(operator))
+    assert tags_of(personalize_client, campaign_arn) == {"team": "recs", "run": "manual__1"}

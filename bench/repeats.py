@@ -1,0 +1,66 @@
+"""Repeated, interleaved measurements and their summary, for every benchmark with a baseline.
+
+One sample of a ratio on a shared machine is noise: the extraction ratio read 1.14, 0.91 and 1.60 in
+three single runs. So a benchmark runs baseline and ours `repeats` times, alternating which goes
+first (AB, BA, AB, ...) so a change in the machine's load hits both alike, takes the ratio within
+each pair, and reports the median with its spread (interquartile range and full range).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+def interleaved(
+    repeats: int, baseline: Callable[[], dict], ours: Callable[[], dict]
+) -> list[tuple[dict, dict]]:
+    """`repeats` (baseline, ours) pairs of measurements, the order alternating from pair to pair."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    pairs = []
+    for index in range(repeats):
+        if index % 2 == 0:
+            first = baseline()
+            pairs.append((first, ours()))
+        else:
+            second = ours()
+            pairs.append((baseline(), second))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median of some samples and how far they spread."""
+
+    median: float
+    low: float  # smallest sample
+    high: float  # largest sample
+    q1: float  # interquartile range: the middle half of the samples
+    q3: float
+    n: int
+
+    def __str__(self) -> str:
+        if self.n == 1:
+            return f"{self.median:.2f} (one sample: no spread)"
+        return (
+            f"{self.median:.2f} (IQR {self.q1:.2f}-{self.q3:.2f}, range {self.low:.2f}-{self.high:.2f}, "
+            f"n={self.n})"
+        )
+
+
+def spread(samples: list[float]) -> Spread:
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        q1 = q3 = ordered[0]
+    else:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    return Spread(statistics.median(ordered), ordered[0], ordered[-1], q1, q3, len(ordered))
+
+
+def ratio_spreads(pairs: list[tuple[dict, dict]], keys: Mapping[str, str]) -> dict[str, Spread]:
+    """For each `label: key`, the spread of ours[key] / baseline[key] over the pairs."""
+    return {label: spread([ours[key] / base[key] for base, ours in pairs]) for label, key in keys.items()}
