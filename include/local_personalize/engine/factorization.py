@@ -25,6 +25,7 @@ from implicit.cpu.topk import topk
 from include.local_personalize.engine.api import TrainingStopped
 from include.local_personalize.engine.base import ArrayModel, single_blas_thread, softmax, top_k
 from include.local_personalize.engine.interactions import Events, IdIndex, weight_matrix
+from include.local_personalize.engine.item_metadata import item_metadata_rows
 from include.local_personalize.engine.popularity import popularity
 
 # Chosen on the benchmark's clustered data (bench/bench_engine.py), where users have ~20 events:
@@ -112,8 +113,13 @@ def fit_factors(
         if should_stop():
             raise TrainingStopped("solution version creation stopped while training")
 
+    user_items = confidence(weights)
+    metadata = item_metadata_rows(events, items) if params.get("item_metadata") else None
+    if metadata is not None:  # -v2: categorical values as extra rows (item_metadata.py)
+        user_items = sp.vstack([user_items, metadata], format="csr")
     with single_blas_thread():
-        solver.fit(confidence(weights), show_progress=False, callback=stop_between_iterations)
+        solver.fit(user_items, show_progress=False, callback=stop_between_iterations)
+    solver.user_factors = solver.user_factors[: len(users)]  # the real users only
     return users, items, weights, solver
 
 

@@ -32,9 +32,10 @@ class Events:
 
     frame: pd.DataFrame
     catalog_item_ids: frozenset[str]  # every item in the datasets (interactions and items): coverage's base
+    item_metadata: pd.DataFrame | None = None  # the items dataset as given (ITEM_ID + fields), if any
 
     def subset(self, mask: np.ndarray) -> Events:
-        return Events(self.frame[mask].reset_index(drop=True), self.catalog_item_ids)
+        return Events(self.frame[mask].reset_index(drop=True), self.catalog_item_ids, self.item_metadata)
 
 
 def select_events(request: TrainingRequest, data: TrainingData) -> Events:
@@ -88,7 +89,7 @@ def select_events(request: TrainingRequest, data: TrainingData) -> Events:
     catalog = set(interactions["ITEM_ID"].astype(str).unique())
     if data.items is not None and "ITEM_ID" in data.items.columns:
         catalog.update(data.items["ITEM_ID"].astype(str))
-    return Events(frame, frozenset(catalog))
+    return Events(frame, frozenset(catalog), data.items)
 
 
 def _timestamps(interactions: pd.DataFrame) -> np.ndarray:

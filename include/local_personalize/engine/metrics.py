@@ -3,7 +3,12 @@
 Protocol: a seeded random 90% of users, with all their interactions, is the training set. For each
 of the other 10%, the oldest 90% of their interactions is given to the model as input (folded in,
 not trained on) and the model's top 25 is scored against their newest 10%. Then the served model
-is trained on all the data (registry.py). The same events and seed give the same metrics.
+is trained on all the data (registry.py).
+
+The split's seed comes from the selected events' content (`split_seed`): the same data always gets
+the same split, in any row order, and different data a different one, so no single fixed split is
+kinder to every version than chance. One split's figure is noisy (bench/bench_quality.py prints the
+spread over several); GetSolutionMetrics reports it alone, without a spread, as Personalize does.
 
 Where Personalize's docs are silent, this module chooses:
 - Test users: drawn with numpy's default_rng(seed) from users with at least 2 selected events
@@ -28,10 +33,12 @@ Where Personalize's docs are silent, this module chooses:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from include.local_personalize.engine.interactions import Events
 from include.pipeline.metric_names import METRIC_NAMES
@@ -76,6 +83,20 @@ def score_rankings(
     metrics = {"coverage": len(recommended) / catalog_size if catalog_size else 0.0}
     metrics.update({name: total / len(scored) if scored else 0.0 for name, total in totals.items()})
     return {name: round(metrics[name], 4) for name in METRIC_NAMES}
+
+
+def split_seed(events: Events, seed: int) -> int:
+    """The evaluation split's seed for these events: a digest of their content mixed with `seed`.
+
+    Each event (user, item, timestamp, weight) is hashed and the hashes are summed, so the digest
+    ignores row order but changes with any added, removed or altered event. `seed` (the training
+    request's, 42 in the service) picks one of many splits of the same data, for the benchmark.
+    """
+    columns = events.frame[["user", "item", "timestamp", "weight"]]
+    row_hashes = pd.util.hash_pandas_object(columns, index=False).to_numpy(dtype=np.uint64)
+    digest = int(row_hashes.sum(dtype=np.uint64))  # wraps modulo 2**64
+    mixed = hashlib.blake2b(f"{digest}:{len(columns)}:{seed}".encode(), digest_size=8).digest()
+    return int.from_bytes(mixed, "big")
 
 
 class Holdout:

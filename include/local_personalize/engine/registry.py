@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from include.local_personalize.engine import factorization, metrics
+from include.local_personalize.engine import defaults, factorization, metrics
 from include.local_personalize.engine.api import (
     RecipeInfo,
     TrainedModel,
@@ -23,6 +24,7 @@ from include.local_personalize.engine.api import (
     TrainingStopped,
 )
 from include.local_personalize.engine.base import ArrayModel, read_saved
+from include.local_personalize.engine.ease import EaseModel
 from include.local_personalize.engine.factorization import FactorModel, ItemSimilarityModel
 from include.local_personalize.engine.interactions import Events, select_events
 from include.local_personalize.engine.popularity import PopularityModel
@@ -49,11 +51,12 @@ def _ignore_params(model_fit: Callable[[str, Events], ArrayModel]) -> Fit:
 
 
 def _factor_recipe(name: str, recipe_type: str, description: str, *, update: bool) -> Recipe:
+    # -v2 recipes also learn from the items dataset's categorical fields, as AWS's v2 can.
     return Recipe(
         RecipeInfo(name, recipe_type, description, update),
-        FactorModel.fit,
-        factorization.params_from_config,
-        factorization.search_space,
+        partial(defaults.fit, use_metadata=name.endswith("-v2")),
+        defaults.params_from_config,
+        defaults.search_space,
         supports_update=update,
     )
 
@@ -70,9 +73,10 @@ def _similar_items_recipe(name: str) -> Recipe:
 
 
 _USER_PERSONALIZATION = (
-    "Items for a user from implicit-feedback ALS; new events folded in, cold users get popular items."
+    "Items for a user from EASE (small catalogues) or implicit-feedback ALS; new events folded in, "
+    "cold users get popular items."
 )
-_RANKING = "Reorders a list of items for a user by implicit-feedback ALS scores."
+_RANKING = "Reorders a list of items for a user by EASE or implicit-feedback ALS scores."
 _RECIPE_LIST = [
     _factor_recipe("aws-user-personalization", "USER_PERSONALIZATION", _USER_PERSONALIZATION, update=True),
     _factor_recipe("aws-user-personalization-v2", "USER_PERSONALIZATION", _USER_PERSONALIZATION, update=True),
@@ -102,7 +106,7 @@ _RECIPE_LIST = [
 _RECIPES: dict[str, Recipe] = {recipe.info.name: recipe for recipe in _RECIPE_LIST}
 RECIPES: dict[str, RecipeInfo] = {name: recipe.info for name, recipe in _RECIPES.items()}
 MODEL_CLASSES: dict[str, type[ArrayModel]] = {
-    cls.kind: cls for cls in (PopularityModel, TrendingModel, FactorModel, ItemSimilarityModel)
+    cls.kind: cls for cls in (PopularityModel, TrendingModel, FactorModel, EaseModel, ItemSimilarityModel)
 }
 
 
@@ -123,7 +127,7 @@ def train(
             raise ValueError(
                 f"trainingMode UPDATE is not supported by recipe {request.recipe}; use trainingMode FULL"
             )
-        if not isinstance(previous, FactorModel) or previous.recipe != request.recipe:
+        if not isinstance(previous, FactorModel | EaseModel) or previous.recipe != request.recipe:
             raise ValueError("trainingMode UPDATE needs an active FULL solution version of the same solution")
     params = recipe.params(request.solution_config)
     events = select_events(request, data)
@@ -133,7 +137,7 @@ def train(
         model.metrics = dict(previous.metrics)
         return model, dict(model.metrics)
 
-    holdout = metrics.Holdout(events, request.seed)
+    holdout = metrics.Holdout(events, metrics.split_seed(events, request.seed))
     if request.perform_hpo and recipe.search_space is not None:
         params = _tune(recipe, holdout.training, params, request, should_stop)
     evaluated = recipe.fit(request.recipe, holdout.training, params, request.seed, should_stop)

@@ -81,10 +81,8 @@ def test_similar_items_are_of_the_same_cluster(clustered):
         assert metrics[NDCG_25] > 0
 
 
-def test_update_folds_in_a_new_item_without_retraining(clustered, personalization):
-    model, metrics = personalization
-    before = model.recommend("u2", num_results=25)
-    # Cluster-2 users take up a brand-new item "fresh" the day after training.
+def _with_fresh_item(clustered):
+    """`clustered` plus a brand-new item "fresh" that cluster-2 users take up the day after training."""
     takers = [f"u{n}" for n in range(2, 1000, 10)][:60]
     later = pd.DataFrame(
         {
@@ -95,21 +93,36 @@ def test_update_folds_in_a_new_item_without_retraining(clustered, personalizatio
             "EVENT_VALUE": 0.5,
         }
     )
-    grown = pd.concat([clustered, later], ignore_index=True)
+    return pd.concat([clustered, later], ignore_index=True), takers
+
+
+@pytest.mark.parametrize("model_kind", ["als", "ease"])
+def test_update_folds_in_a_new_item(clustered, model_kind):
+    # hidden_dimension asks for ALS; the default on 200 items is EASE (defaults.py).
+    config = {"algorithmHyperParameters": {"hidden_dimension": "32"}} if model_kind == "als" else None
+    model, metrics = api.train(
+        TrainingRequest("aws-user-personalization", solution_config=config), TrainingData(clustered)
+    )
+    assert model.params["model"] == model_kind
+    before = model.recommend("u2", num_results=25)
+    grown, takers = _with_fresh_item(clustered)
     updated, update_metrics = api.train(
-        TrainingRequest("aws-user-personalization", training_mode="UPDATE"),
+        TrainingRequest("aws-user-personalization", training_mode="UPDATE", solution_config=config),
         TrainingData(grown),
         previous=model,
     )
     assert "fresh" in updated.item_ids and "fresh" not in model.item_ids
-    # No retraining: every item the previous version knew keeps its factors.
-    known = len(model.item_ids)
-    np.testing.assert_array_equal(updated.arrays["item_factors"][:known], model.arrays["item_factors"])
+    if model_kind == "als":
+        # No retraining: every item the previous version knew keeps its factors.
+        known = len(model.item_ids)
+        np.testing.assert_array_equal(updated.arrays["item_factors"][:known], model.arrays["item_factors"])
+    else:
+        assert updated.params == model.params  # re-solved with the version's hyperparameters
     assert update_metrics == metrics
 
     # The new item reaches cluster-2 users who did not interact with it, not cluster-7 users.
     def rank_of_fresh(user):
-        items = [item for item, _ in updated.recommend(user, num_results=200)]
+        items = [item for item, _ in updated.recommend(user, num_results=len(updated.item_ids))]
         return items.index("fresh")
 
     assert rank_of_fresh("u992") < 10 and "u992" not in takers
