@@ -21,7 +21,7 @@ Measured on bench/bench_quality.py (MovieLens 100K, UCI Online Retail sample, de
 with the discount matched or beat implicit's ALS and a tuned EASE on NDCG@25 and covered more of
 the catalogue than ALS; l2 = 200 was best or within noise on all three.
 
-Memory and time of EASE grow with I^2 and I^3: at EASE_MAX_ITEMS = 5000 items the Gram matrix
+Memory and time of EASE grow with I^2 and I^3: at EASE_MAX_ITEMS = 3000 items the Gram matrix
 and its inverse take 2 x 200 MB (float64) and the weights 100 MB (float32) while training, and
 one inversion takes ~3 s on one core of the 2-core machine; FULL training inverts three times
 (validation, evaluation, served model).
@@ -44,7 +44,7 @@ from include.local_personalize.engine.ease import EaseModel
 from include.local_personalize.engine.factorization import FactorModel, confidence
 from include.local_personalize.engine.interactions import Events, IdIndex, weight_matrix
 
-EASE_MAX_ITEMS = 5000
+EASE_MAX_ITEMS = 3000
 EASE_L2 = 200.0
 POPULARITY_DISCOUNTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 NEAR_BEST = 0.95
