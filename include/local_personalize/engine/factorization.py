@@ -1,7 +1,7 @@
 """Implicit-feedback matrix factorization (implicit's ALS) behind the personalised recipes.
 
-aws-user-personalization(-v2) and aws-personalized-ranking(-v2) serve `FactorModel`;
-aws-similar-items and aws-sims serve `ItemSimilarityModel`, cosine similarity of the same item
+aws-user-personalization(-v2) and aws-personalized-ranking(-v2) serve `FactorModel` when
+defaults.py picks ALS (large catalogues, or hidden_dimension given); aws-similar-items and aws-sims serve `ItemSimilarityModel`, cosine similarity of the same item
 factors (item-item co-occurrence would need an items x items matrix; the factors are already a
 compressed co-occurrence and keep inference to one vector product).
 
@@ -30,6 +30,8 @@ from include.local_personalize.engine.popularity import popularity
 
 # Chosen on the benchmark's clustered data (bench/bench_engine.py), where users have ~20 events:
 # strong regularisation and a modest dimension generalise best; performHPO searches around them.
+# The similar-items recipes use them as they are; user-personalization and ranking start from them
+# and take factors and alpha from the data's shape (defaults.py).
 DEFAULTS = {"factors": 32, "regularization": 10.0, "alpha": 10.0, "iterations": 15}
 # What AWS's algorithmHyperParameters mean here; the others are accepted and ignored, as AWS does.
 HYPERPARAMETER_NAMES = {"hidden_dimension": "factors", "item_id_hidden_dimension": "factors"}
