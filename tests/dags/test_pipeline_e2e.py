@@ -124,7 +124,7 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
     from include.pipeline.history import history_key, read_history
 
     name = f"e2e_{kind}"
-    dags, path, overrides = seeded_pipeline(kind, name, users=600, days=DAYS)
+    dags, path, overrides = seeded_pipeline(kind, name, users=900, days=DAYS)
     config_dir = path.parent
     config = dags["config"]
     personalize, s3 = local_aws["personalize"], local_aws["s3"]
