@@ -35,6 +35,7 @@ from personalize.ui.data import (
     read_object,
     reconcile_rows,
     report_key,
+    s3_for,
 )
 
 if TYPE_CHECKING:
@@ -171,14 +172,12 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
 
     @app.get("/pipelines/{name}/reports/{run_id}", response_class=HTMLResponse)
     def report(request: Request, name: str, run_id: str, user: User):
-        from include.pipeline import tasks
-
         config = config_named(user, name)
         snapshot = app.state.cache.get(config)
         run = next((r for r in snapshot.runs if r.run_id == run_id), None)
         if run is None:
             raise HTTPException(404, f"run {run_id!r} is not in {name}'s metrics history")
-        body = read_object(tasks.s3_client(config), config.s3.bucket, report_key(config, run_id, "report.md"))
+        body = read_object(s3_for(config), config.s3.bucket, report_key(config, run_id, "report.md"))
         return render(
             request,
             "report.html",
@@ -192,12 +191,10 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
 
     @app.get("/pipelines/{name}/reports/{run_id}/{filename}")
     def report_file(name: str, run_id: str, filename: str, user: User):
-        from include.pipeline import tasks
-
         if filename not in REPORT_FILES:
             raise HTTPException(404, f"a report has no file {filename!r}")
         config = config_named(user, name)
-        body = read_object(tasks.s3_client(config), config.s3.bucket, report_key(config, run_id, filename))
+        body = read_object(s3_for(config), config.s3.bucket, report_key(config, run_id, filename))
         if body is None:
             raise HTTPException(404, f"run {run_id!r} has no {filename} on S3")
         return Response(body, media_type=REPORT_FILES[filename])
