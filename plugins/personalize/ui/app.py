@@ -117,6 +117,7 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
     env.filters["ago"] = _ago
     env.filters["ts"] = _timestamp
     env.globals["verdict_class"] = lambda verdict: VERDICT_CLASSES.get(verdict, "")
+    env.globals["gate_findings"] = gate_findings
 
     def render(request: Request, template: str, **context: Any) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
@@ -326,6 +327,19 @@ def _pipeline_context(snapshot: Snapshot, now: datetime) -> dict:
         "reconcile": snapshot.reconcile,
         "reconcile_rows": list(reversed(reconcile_rows(snapshot.reconcile))),
     }
+
+
+def gate_findings(run, record: dict) -> str:
+    """What the gate found, without the numbers the table's columns already show."""
+    decision = record.get("decision")
+    if not isinstance(decision, dict) or not isinstance(decision.get("failures"), list):
+        return run.reason
+    findings = "; ".join(str(f) for f in decision["failures"]) or "every rule passed"
+    if decision.get("forced_reason"):
+        findings += f"; forced: {decision['forced_reason']}"
+    if record.get("dry_run"):
+        findings += "; dry run"
+    return findings
 
 
 def _metric_rows(run) -> list[tuple[str, float | None, float | None]]:

@@ -150,7 +150,13 @@ def test_pipeline_page_has_one_chart_point_per_version_the_gate_table_and_the_re
         assert coverage.count("<circle") == 3
         decisions = re.findall(r'<tr class="decision" data-run-id="([^"]+)"', html)
         assert decisions == ["manual__run-3", "scheduled__run-2", "scheduled__run-1"]  # newest first
-        assert "trails the champion" in html  # the rejected run's reason
+        findings = dict(
+            re.findall(
+                r'<tr class="decision" data-run-id="([^"]+)".*?<td class="reason"[^>]*>([^<]*)<', html, re.S
+            )
+        )
+        assert findings["manual__run-3"] == "every rule passed"
+        assert "trails the champion" in findings["scheduled__run-2"]
         assert "No reconcile data yet" in html
 
     report = client.get(f"/personalize/pipelines/{pipeline.name}/reports/scheduled__run-2", headers=auth())
