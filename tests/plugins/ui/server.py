@@ -235,7 +235,7 @@ def main() -> None:
         print("api-server", url, "log", work / "api-server.log")
         pages = {
             "personalize_overview.png": (f"{url}/plugin/personalize", 760),
-            "personalize_pipeline.png": (f"{url}/dags/demo_retail_train_deploy/plugin/personalize-dag", 1900),
+            "personalize_pipeline.png": (f"{url}/dags/demo_retail_train_deploy/plugin/personalize-dag", 2700),
         }
         for name, (page, height) in pages.items():
             screenshot(page, args.screenshots / name, height=height)
