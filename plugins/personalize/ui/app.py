@@ -43,13 +43,19 @@ if TYPE_CHECKING:
 
 URL_PREFIX = "/personalize"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# Report files a run folder holds (include/pipeline/report.py FILES) that the view serves.
-REPORT_FILES = {
-    "metrics_history.png": "image/png",
-    "coverage.png": "image/png",
-    "report.md": "text/plain; charset=utf-8",
-    "report.json": "application/json",
-}
+
+
+def report_files() -> dict[str, str]:
+    """File name -> content type of a run's report folder (report.py's FILES); Markdown as plain text
+    so a browser shows it instead of downloading it. Imported late: report.py loads matplotlib."""
+    from include.pipeline.report import FILES
+
+    return {
+        name: "text/plain; charset=utf-8" if name.endswith(".md") else content_type
+        for name, content_type in FILES.values()
+    }
+
+
 VERDICT_CLASSES = {"ACCEPTED": "accepted", "FORCED": "forced", "REJECTED": "rejected"}
 
 
@@ -186,19 +192,20 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
             run=run,
             record=snapshot.record(run),
             markdown=None if body is None else body.decode("utf-8", "replace"),
-            files=REPORT_FILES,
+            files=report_files(),
             metric_rows=_metric_rows(run),
         )
 
     @app.get("/pipelines/{name}/reports/{run_id}/{filename}")
     def report_file(name: str, run_id: str, filename: str, user: User):
-        if filename not in REPORT_FILES:
+        files = report_files()
+        if filename not in files:
             raise HTTPException(404, f"a report has no file {filename!r}")
         config = config_named(user, name)
         body = read_object(s3_for(config), config.s3.bucket, report_key(config, run_id, filename))
         if body is None:
             raise HTTPException(404, f"run {run_id!r} has no {filename} on S3")
-        return Response(body, media_type=REPORT_FILES[filename])
+        return Response(body, media_type=files[filename])
 
     return app
 
