@@ -35,6 +35,7 @@ from personalize.ui.data import (
     read_object,
     reconcile_rows,
     report_key,
+    s3_for,
 )
 
 if TYPE_CHECKING:
@@ -42,13 +43,19 @@ if TYPE_CHECKING:
 
 URL_PREFIX = "/personalize"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# Report files a run folder holds (include/pipeline/report.py FILES) that the view serves.
-REPORT_FILES = {
-    "metrics_history.png": "image/png",
-    "coverage.png": "image/png",
-    "report.md": "text/plain; charset=utf-8",
-    "report.json": "application/json",
-}
+
+
+def report_files() -> dict[str, str]:
+    """File name -> content type of a run's report folder (report.py's FILES); Markdown as plain text
+    so a browser shows it instead of downloading it. Imported late: report.py loads matplotlib."""
+    from include.pipeline.report import FILES
+
+    return {
+        name: "text/plain; charset=utf-8" if name.endswith(".md") else content_type
+        for name, content_type in FILES.values()
+    }
+
+
 VERDICT_CLASSES = {"ACCEPTED": "accepted", "FORCED": "forced", "REJECTED": "rejected"}
 
 
@@ -116,6 +123,7 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
     env.filters["ago"] = _ago
     env.filters["ts"] = _timestamp
     env.globals["verdict_class"] = lambda verdict: VERDICT_CLASSES.get(verdict, "")
+    env.globals["gate_findings"] = gate_findings
 
     def render(request: Request, template: str, **context: Any) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
@@ -171,14 +179,12 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
 
     @app.get("/pipelines/{name}/reports/{run_id}", response_class=HTMLResponse)
     def report(request: Request, name: str, run_id: str, user: User):
-        from include.pipeline import tasks
-
         config = config_named(user, name)
         snapshot = app.state.cache.get(config)
         run = next((r for r in snapshot.runs if r.run_id == run_id), None)
         if run is None:
             raise HTTPException(404, f"run {run_id!r} is not in {name}'s metrics history")
-        body = read_object(tasks.s3_client(config), config.s3.bucket, report_key(config, run_id, "report.md"))
+        body = read_object(s3_for(config), config.s3.bucket, report_key(config, run_id, "report.md"))
         return render(
             request,
             "report.html",
@@ -186,21 +192,20 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
             run=run,
             record=snapshot.record(run),
             markdown=None if body is None else body.decode("utf-8", "replace"),
-            files=REPORT_FILES,
+            files=report_files(),
             metric_rows=_metric_rows(run),
         )
 
     @app.get("/pipelines/{name}/reports/{run_id}/{filename}")
     def report_file(name: str, run_id: str, filename: str, user: User):
-        from include.pipeline import tasks
-
-        if filename not in REPORT_FILES:
+        files = report_files()
+        if filename not in files:
             raise HTTPException(404, f"a report has no file {filename!r}")
         config = config_named(user, name)
-        body = read_object(tasks.s3_client(config), config.s3.bucket, report_key(config, run_id, filename))
+        body = read_object(s3_for(config), config.s3.bucket, report_key(config, run_id, filename))
         if body is None:
             raise HTTPException(404, f"run {run_id!r} has no {filename} on S3")
-        return Response(body, media_type=REPORT_FILES[filename])
+        return Response(body, media_type=files[filename])
 
     return app
 
@@ -329,6 +334,19 @@ def _pipeline_context(snapshot: Snapshot, now: datetime) -> dict:
         "reconcile": snapshot.reconcile,
         "reconcile_rows": list(reversed(reconcile_rows(snapshot.reconcile))),
     }
+
+
+def gate_findings(run, record: dict) -> str:
+    """What the gate found, without the numbers the table's columns already show."""
+    decision = record.get("decision")
+    if not isinstance(decision, dict) or not isinstance(decision.get("failures"), list):
+        return run.reason
+    findings = "; ".join(str(f) for f in decision["failures"]) or "every rule passed"
+    if decision.get("forced_reason"):
+        findings += f"; forced: {decision['forced_reason']}"
+    if record.get("dry_run"):
+        findings += "; dry run"
+    return findings
 
 
 def _metric_rows(run) -> list[tuple[str, float | None, float | None]]:

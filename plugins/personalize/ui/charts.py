@@ -16,7 +16,7 @@ from html import escape
 from markupsafe import Markup
 
 WIDTH, HEIGHT = 960, 300
-LEFT, RIGHT, TOP, BOTTOM = 64, 20, 16, 44
+LEFT, RIGHT, TOP, BOTTOM = 64, 44, 16, 44
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CACHE_TTL_SECONDS = 60.0
+# Creating a boto3 client costs about as much as all of a page's reads (botocore loads its service
+# model), so clients are reused per connection; refreshable credentials renew themselves inside.
+CLIENT_TTL_SECONDS = 600.0
 # Consecutive rejected challengers (newest first) that make an alert.
 REPEATED_REJECTIONS = 2
 # The share by which the imported records may trail the app DB before the shrink alert, unless the
@@ -39,6 +42,8 @@ REPEATED_REJECTIONS = 2
 DEFAULT_MAX_DATA_SHRINK = 0.05
 # Ledger partition records written further apart than this belong to different ingest runs.
 INGEST_RUN_GAP_SECONDS = 15 * 60
+# How long after an ingest period ends its data may still be on its way before the freshness alert.
+INGEST_GRACE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,28 @@ class Snapshot:
                 )
             )
         alerts.extend(self._data_alerts())
+        if freshness := self.freshness_warning(now):
+            alerts.append(Alert("freshness", freshness))
         return alerts
+
+    def freshness_warning(self, now: datetime) -> str | None:
+        """Set when the newest ingested day is older than the last complete ingest period."""
+        from include.pipeline.schedule import last_complete_period
+
+        if self.ingest is None or not self.ingest.days:
+            return None
+        newest = max(self.ingest.days)
+        try:
+            newest_end = date.fromisoformat(newest) + timedelta(days=1)
+        except ValueError:
+            return None
+        _, period_end = last_complete_period(self.config.schedule.ingest, now - INGEST_GRACE)
+        if newest_end >= period_end.date():
+            return None
+        return (
+            f"data: the newest ingested day is {newest}; the ingest period that ended "
+            f"{period_end.date().isoformat()} has not arrived"
+        )
 
     def _data_alerts(self) -> list[Alert]:
         alerts = []
@@ -183,8 +209,39 @@ def _safe_error(source: str, err: Exception) -> str:
     return f"could not read {source}: {type(err).__name__}"
 
 
+class _Clients:
+    """S3 clients and Personalize hooks per (connection, region), each kept `CLIENT_TTL_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, str | None, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, config: PipelineConfig, kind: str) -> Any:
+        from include.pipeline import tasks
+
+        key = (config.aws_conn_id, config.region_name, kind)
+        with self._lock:
+            made = self._made.get(key)
+            if made is not None and time.monotonic() - made[0] < CLIENT_TTL_SECONDS:
+                return made[1]
+        client = tasks.s3_client(config) if kind == "s3" else tasks.personalize_hook(config)
+        with self._lock:
+            self._made[key] = (time.monotonic(), client)
+        return client
+
+    def clear(self) -> None:
+        with self._lock:
+            self._made.clear()
+
+
+CLIENTS = _Clients()
+
+
+def s3_for(config: PipelineConfig) -> Any:
+    return CLIENTS.get(config, "s3")
+
+
 def load_snapshot(config: PipelineConfig, now: datetime | None = None) -> Snapshot:
-    from include.pipeline import tasks
     from include.pipeline.history import history_key, read_history
     from include.pipeline.report import parse_records
 
@@ -192,7 +249,7 @@ def load_snapshot(config: PipelineConfig, now: datetime | None = None) -> Snapsh
     snapshot = Snapshot(config=config, fetched_at=now or datetime.now(UTC))
     bucket = config.s3.bucket
     try:
-        s3 = tasks.s3_client(config)
+        s3 = s3_for(config)
     except Exception as err:  # a missing or broken connection: show the page, say what is missing
         snapshot.errors["s3"] = _safe_error("S3 (the pipeline's AWS connection)", err)
         s3 = None
@@ -242,9 +299,7 @@ def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
 
 
 def serving(config: PipelineConfig) -> Serving:
-    from include.pipeline import tasks
-
-    hook = tasks.personalize_hook(config)
+    hook = CLIENTS.get(config, "personalize")
     campaign = hook.find_campaign(config.campaign.name)
     if campaign is None:
         return Serving(config.campaign.name, None, None, None)

@@ -154,8 +154,9 @@ def screenshot(url: str, path: Path, *, width: int = 1400, height: int = 1000, d
 # ------------------------------------------------------------------------------ demo world
 
 
-def build_world(work: Path) -> dict[str, str]:
-    """Local S3 and Personalize with a deployed version and 60 days of pipeline history; env for Airflow."""
+def build_world(work: Path, *, runs: int = 53, every_days: int = 7) -> dict[str, str]:
+    """Local S3 and Personalize with a deployed version and `runs` training runs `every_days` apart
+    (default: weekly over a year), the last ingest and 14 days of reconcile rows; env for Airflow."""
     os.environ.setdefault("S3_UPLOAD_PART_MIN_SIZE", "1")
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
@@ -198,10 +199,9 @@ def build_world(work: Path) -> dict[str, str]:
     )["campaignArn"]
     hook.wait_until_active(CAMPAIGN, campaign, waiter_delay=1)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    # Weekly training over a year, the newest version being the one the campaign serves.
-    for run in daily_runs(
-        config, today - timedelta(days=364), 53, every=7, last_version=trained["version_arn"]
-    ):
+    # The newest version is the one the campaign serves.
+    start = today - timedelta(days=(runs - 1) * every_days)
+    for run in daily_runs(config, start, runs, every=every_days, last_version=trained["version_arn"]):
         record(config, run)
     s3 = boto3.client("s3", endpoint_url=s3_url)
     days = [(today - timedelta(days=n)).date().isoformat() for n in range(14, 0, -1)]
@@ -221,6 +221,7 @@ def build_world(work: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--screenshots", type=Path, required=True, help="folder for the PNG files")
+    parser.add_argument("--dark", action="store_true", help="also *_dark.png with the browser in dark mode")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pp-ui-stack-"))
     extra = build_world(work)
@@ -232,14 +233,17 @@ def main() -> None:
     args.screenshots.mkdir(parents=True, exist_ok=True)
     with api_server(env, work / "api-server.log") as url:
         print("api-server", url, "log", work / "api-server.log")
-        assert httpx.get(f"{url}/personalize/", timeout=30).status_code == 401
         pages = {
             "personalize_overview.png": (f"{url}/plugin/personalize", 760),
-            "personalize_pipeline.png": (f"{url}/dags/demo_retail_train_deploy/plugin/personalize-dag", 1900),
+            "personalize_pipeline.png": (f"{url}/dags/demo_retail_train_deploy/plugin/personalize-dag", 2700),
         }
         for name, (page, height) in pages.items():
             screenshot(page, args.screenshots / name, height=height)
             print("wrote", args.screenshots / name)
+            if args.dark:
+                dark = args.screenshots / name.replace(".png", "_dark.png")
+                screenshot(page, dark, height=height, dark=True)
+                print("wrote", dark)
 
 
 if __name__ == "__main__":

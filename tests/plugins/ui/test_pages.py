@@ -40,7 +40,10 @@ def view(airflow_app, pipeline):
     from starlette.routing import Mount
 
     mounted = next(r.app for r in airflow_app.routes if isinstance(r, Mount) and r.path == "/personalize")
+    from personalize.ui.data import CLIENTS
+
     mounted.state.cache.clear()
+    CLIENTS.clear()
     mounted.state.configs.get(refresh=True)
     return mounted, TestClient(airflow_app)
 
@@ -117,7 +120,7 @@ def test_overview_lists_the_pipeline_with_its_serving_version_last_decision_and_
     assert yesterday in row and "1,210 read / 1,200 written / 10 rejected" in row
     # Age: the version was created moments ago, so not red; no alerts.
     assert "too-old" not in row
-    assert 'data-kind="rejections"' not in row
+    assert 'data-kind="rejections"' not in row and 'data-kind="freshness"' not in row
     assert "cached for 60 s" in html
 
 
@@ -147,7 +150,13 @@ def test_pipeline_page_has_one_chart_point_per_version_the_gate_table_and_the_re
         assert coverage.count("<circle") == 3
         decisions = re.findall(r'<tr class="decision" data-run-id="([^"]+)"', html)
         assert decisions == ["manual__run-3", "scheduled__run-2", "scheduled__run-1"]  # newest first
-        assert "trails the champion" in html  # the rejected run's reason
+        findings = dict(
+            re.findall(
+                r'<tr class="decision" data-run-id="([^"]+)".*?<td class="reason"[^>]*>([^<]*)<', html, re.S
+            )
+        )
+        assert findings["manual__run-3"] == "every rule passed"
+        assert "trails the champion" in findings["scheduled__run-2"]
         assert "No reconcile data yet" in html
 
     report = client.get(f"/personalize/pipelines/{pipeline.name}/reports/scheduled__run-2", headers=auth())
@@ -209,6 +218,13 @@ def test_reconcile_table_and_alerts_for_shrink_stale_model_and_repeated_rejectio
     table = re.search(r'<table id="reconcile">.*?</table>', html, re.S).group(0)
     assert re.findall(r"<td>(2026-11-\d\d)</td>", table) == ["2026-11-29", "2026-11-28"]
     assert '<tr class="mismatch"><td>2026-11-29</td>' in table
+
+    # Freshness: the newest ingested day is 5 days old.
+    old_day = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
+    record_ingest(s3_client, pipeline, [old_day], read=100, rejected=0)
+    mounted.state.cache.clear()
+    html = client.get(f"/personalize/pipelines/{pipeline.name}", headers=auth()).text
+    assert f'data-kind="freshness">data: the newest ingested day is {old_day}' in html
 
     # Stale: the same page a month later (the serving version's age is computed at render time).
     later = datetime.now(UTC) + timedelta(days=30)

@@ -112,7 +112,11 @@ def daily_runs(
     for day in range(days):
         precision = 0.02 + 0.01 * ((day * 7) % 11) / 10 - (0.008 if day % 4 == 3 else 0)
         values = metrics(precision, 0.3 + 0.4 * ((day * 5) % 13) / 13)
-        arn = last_version if last_version and day == days - 1 else version_arn(config, day + 1)
+        arn = last_version if last_version is not None and day == days - 1 else version_arn(config, day + 1)
+        is_last = last_version is not None and day == days - 1
+        if is_last and champion_metrics and values[config.gate.metric] < champion_metrics[config.gate.metric]:
+            # The version the campaign serves passed the gate: it beat the champion.
+            values = metrics(champion_metrics[config.gate.metric] + 0.002, values["coverage"])
         verdict = decide(
             values,
             champion_metrics,
@@ -120,7 +124,7 @@ def daily_runs(
             thresholds=dict(config.gate.thresholds),
             tolerance=config.gate.tolerance,
         )
-        deployed = verdict.accepted or (last_version is not None and day == days - 1)
+        deployed = verdict.accepted
         runs.append(
             TrainingRun(
                 run_id=f"scheduled__{(start + timedelta(days=day * every)).isoformat()}",
