@@ -34,7 +34,8 @@ def test_scheduled_ingest_runs_trigger_training_through_the_asset_and_deploy(sta
 
     run, tis = stack.wait_for(deployed_run, RUN_DEADLINE, f"an asset-triggered {train} run that trains")
     assert run["state"] == "success", {k: v["state"] for k, v in tis.items()}
-    assert tis["deploy_campaign"]["state"] == "success"
+    decision = stack.xcom(train, run["dag_run_id"], "evaluate", "decision")
+    assert tis["deploy_campaign"]["state"] == "success", decision
     assert tis["smoke_test"]["state"] == "success"
     personalize = stack.personalize_client()
     (campaign,) = [
