@@ -64,9 +64,10 @@ def tier_config(folder: Path) -> Path:
     data["tasks"].update(
         retries=1, retry_delay_seconds=5, poll_seconds=2, defer_after_seconds=1, wait_timeout_minutes=20
     )
-    # The tier checks Airflow's mechanics, not model quality: three days of a small shop are too few
-    # for the demo's quality floor, and a rejected challenger would leave nothing to deploy.
-    data["gate"]["thresholds"] = {data["gate"]["metric"]: 0.0}
+    # The tier checks Airflow's mechanics, not model quality: a few days of a small shop are too few
+    # for the demo's quality floor, and the asset-triggered training must deploy even when the run
+    # train_deploy's own schedule made at unpause already deployed a model on the first day's data.
+    data["gate"].update(thresholds={data["gate"]["metric"]: 0.0}, tolerance=1.0)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / source.name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
