@@ -34,3 +34,31 @@ def test_a_second_shell_rebuilds_the_same_environment_from_the_state_file(tmp_pa
     assert again.env()["AIRFLOW__API_AUTH__JWT_SECRET"] == stack.settings.jwt_secret
     assert again.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == stack.settings.db_url
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in again.env()
+
+
+def fake_airflow(folder, script: str):
+    binary = folder / "airflow"
+    binary.write_text("#!/bin/sh\n" + script)
+    binary.chmod(0o755)
+    return folder
+
+
+def test_make_airflow_reruns_a_command_sqlite_refused_as_locked(tmp_path, monkeypatch, capsys):
+    attempts = tmp_path / "attempts"
+    script = (
+        f"echo x >> {attempts}\n"
+        f'if [ $(wc -l < {attempts}) -lt 2 ]; then echo "sqlite3.OperationalError: database is locked" >&2; exit 1; fi\n'
+        'echo "$@"\n'
+    )
+    monkeypatch.setattr("include.stack.BIN", fake_airflow(tmp_path, script))
+    assert Stack(tmp_path / "stack").cli(["backfill", "create"]) == 0
+    assert attempts.read_text().count("x") == 2
+    assert "Running it again (2/5)" in capsys.readouterr().out
+
+
+def test_make_airflow_does_not_rerun_other_failures(tmp_path, monkeypatch):
+    attempts = tmp_path / "attempts"
+    script = f'echo x >> {attempts}\necho "DAG not found" >&2\nexit 3\n'
+    monkeypatch.setattr("include.stack.BIN", fake_airflow(tmp_path, script))
+    assert Stack(tmp_path / "stack").cli(["dags", "unpause", "nope"]) == 3
+    assert attempts.read_text().count("x") == 1
