@@ -41,6 +41,7 @@ test-fast: $(STAMP)
 
 # The real Airflow stack on loopback, state in .stack/ (include/stack.py): UI and REST API at
 # http://127.0.0.1:$(UI_PORT); `make airflow ARGS="dags list"` runs the CLI against it from any shell.
+# STACK_DB_URL=postgresql+psycopg2://... puts the metadata DB on PostgreSQL instead of SQLite.
 UI_PORT ?= 8080
 ui: $(STAMP)
 	$(BIN)/python -m include.stack up --port $(UI_PORT)

@@ -48,6 +48,13 @@ HOST = "127.0.0.1"
 SERVICES = ("s3", "personalize")
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 STATE_FILE = "stack.json"
+# SQLite metadata DB: scheduler, API server, DAG processor, triggerer and CLI commands write at once;
+# a writer waits up to a minute for the lock (sqlite3's default is 5 s). A transaction that read
+# before another process wrote cannot write at all (WAL refuses to upgrade a stale snapshot:
+# "database is locked" at once); SQLite rolled it back whole, so `make airflow` runs the command again.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+SQLITE_LOCKED = "database is locked"
+CLI_ATTEMPTS = 5
 
 
 @dataclass
@@ -208,6 +215,9 @@ class Stack:
                 "S3_UPLOAD_PART_MIN_SIZE": "1",
             }
         )
+        if self.db_url.startswith("sqlite"):
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "include.stack.SQLITE_CONNECT_ARGS"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "include.stack.SQLITE_CONNECT_ARGS"
         if settings.config_dir:
             from include.pipeline.config import CONFIG_DIR_ENV
 
@@ -292,7 +302,7 @@ class Stack:
     # ------------------------------------------------------------------------------ start up
 
     def up(self, *, wait_seconds: float = 300) -> None:
-        """Start everything not running yet; return when the API server answers."""
+        """Start everything; return when the API server answers and lists every DAG."""
         if self.running():
             raise SystemExit(
                 f"stack: already running in {self.root}: {self.running()} (`make ui-stop` first)"
@@ -326,6 +336,7 @@ class Stack:
         for name in AIRFLOW_COMPONENTS:
             self.start(name)
         self.wait_for(self.api_healthy, wait_seconds, "the API server")
+        self.wait_for(self.dags_parsed, wait_seconds, "the DAG processor to parse the DAGs")
         say(f"local S3 at {self.s3_url}, local Personalize at {self.personalize_url}")
         say(f"Airflow UI and REST API at {self.base_url} (loopback only)")
 
@@ -348,6 +359,19 @@ class Stack:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
+
+    def dags_parsed(self) -> bool:
+        """Every DAG of every config is in the API (so the UI lists it and REST calls find it)."""
+        expected = {dag_id for config in self.configs() for dag_id in config.dag_ids.values()}
+        request = urllib.request.Request(
+            f"{self.base_url}/api/v2/dags?limit=1000", headers={"Authorization": f"Bearer {self.token()}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                listed = {dag["dag_id"] for dag in json.loads(response.read())["dags"]}
+        except (urllib.error.URLError, OSError):
+            return False
+        return expected <= listed
 
     def seed_app_db(self) -> None:
         from include.demo_data import generate
@@ -372,6 +396,28 @@ class Stack:
         if not quiet:
             print(result.stdout, end="")
         return result
+
+    def cli(self, args: list[str]) -> int:
+        """Run `airflow ARGS` for a person (output streamed); again when SQLite refused a stale write."""
+        for attempt in range(1, CLI_ATTEMPTS + 1):
+            process = subprocess.Popen(
+                [str(BIN / "airflow"), *args],
+                env=self.env(),
+                cwd=REPO_ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            locked = False
+            for line in process.stderr:
+                sys.stderr.write(line)
+                locked = locked or SQLITE_LOCKED in line
+            if process.wait() == 0 or not (locked and self.db_url.startswith("sqlite")):
+                return process.returncode
+            say(
+                f"SQLite was busy ({SQLITE_LOCKED}); nothing was written. Running it again ({attempt + 1}/{CLI_ATTEMPTS})"
+            )
+            time.sleep(attempt)
+        return process.returncode
 
     def run_python_setup(self) -> None:
         """Pool and connections in the metadata DB, in one process with the stack's environment."""
@@ -482,8 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["airflow"]:  # everything after is Airflow's, flags included
         stack = Stack.load(Path(os.environ.get("STACK_DIR", DEFAULT_ROOT)))
-        os.chdir(REPO_ROOT)
-        os.execve(str(BIN / "airflow"), [str(BIN / "airflow"), *argv[1:]], stack.env())
+        return stack.cli(argv[1:])
     if argv[:1] == ["_setup-airflow"]:
         setup_airflow(json.loads(argv[1]))
         return 0
@@ -492,6 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack; return when the UI answers")
     up.add_argument("--port", type=int, default=8080, help="API server / UI port (default 8080)")
+    up.add_argument(
+        "--db-url",
+        default=os.environ.get("STACK_DB_URL") or None,
+        help="metadata DB, e.g. postgresql+psycopg2://USER@127.0.0.1:5432/DB (default: SQLite in the stack folder)",
+    )
     commands.add_parser("down", help="stop every process of the stack")
     commands.add_parser("env", help="print the stack's environment as shell exports")
     commands.add_parser("data-days", help="first and last day of the app DB's events")
@@ -500,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         stack = Stack.load(args.dir) if (args.dir / STATE_FILE).exists() else Stack(args.dir)
         stack.settings.api_port = args.port
+        stack.settings.db_url = args.db_url
         try:
             stack.up()
         except BaseException:

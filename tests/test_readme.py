@@ -71,9 +71,9 @@ def test_dag_ids_and_commands_in_the_readme_exist():
         if not dag_id.startswith("<"):
             assert dag_id in dag_ids, f"README names DAG {dag_id}, which no config yields"
     commands = {c.name for c in cli_config.core_commands}
-    for command in re.findall(r"^airflow ([a-z-]+)", README, re.M):
+    for command in re.findall(r'^(?:airflow |make airflow ARGS=")([a-z-]+)', README, re.M):
         assert command in commands, f"README runs `airflow {command}`, not an Airflow 3 command"
-    backfill = re.findall(r"^airflow backfill create (.+)$", README, re.M)
+    backfill = re.findall(r'^(?:airflow |make airflow ARGS=")backfill create (.+)$', README, re.M)
     assert backfill
     for line in backfill:
         for flag in re.findall(r"--[a-z-]+", line):
@@ -96,6 +96,7 @@ def test_troubleshooting_messages_are_ones_the_code_raises():
         "Executor ",
         "httpx.ConnectError",
         "FileNotFoundError",
+        "Database migration required",
         "Personalize solution version ",
         "Personalize dataset import job ",
     )
@@ -108,3 +109,28 @@ def test_troubleshooting_messages_are_ones_the_code_raises():
             assert fragment.strip() in sources, (
                 f"troubleshooting quotes {fragment.strip()!r}, not found in the code"
             )
+
+
+def test_make_targets_in_the_readme_exist():
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    used = set(re.findall(r"`make ([a-z][a-z-]*)", README)) | set(
+        re.findall(r"^make ([a-z][a-z-]*)", README, re.M)
+    )
+    assert {"ui", "ui-stop", "airflow", "test-stack"} <= used
+    assert used <= targets, f"README runs make targets the Makefile lacks: {used - targets}"
+
+
+def test_backfill_dates_come_from_the_demo_data(tmp_path):
+    """The README derives the backfill bounds with `include.stack data-days`, not hard-coded dates."""
+    from datetime import UTC, datetime
+
+    from include.demo_data import generate
+    from include.stack import Stack
+
+    ui = section("Running it in the Airflow UI")
+    assert "include.stack data-days" in ui
+    assert not re.search(r"--from-date 20\d\d-", ui), "hard-coded backfill dates drift from the demo data"
+    stack = Stack(tmp_path)
+    summary = generate(stack.app_db, users=40, items=20, days=5, end=datetime(2026, 3, 10, tzinfo=UTC))
+    assert stack.data_days() == (summary["start"][:10], "2026-03-09")

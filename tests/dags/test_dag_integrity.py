@@ -81,6 +81,8 @@ def test_ingest_owns_real_intervals_one_run_at_a_time_catching_up_only_when_conf
         # "@daily" would give a zero-width data interval on Airflow 3: each run must own [start, end).
         assert isinstance(ingest.timetable, CronDataIntervalTimetable)
         assert ingest.catchup is config.schedule.catchup and ingest.max_active_runs == 1
+        # A first unpause of a shipped config makes one run, not one per day since start_date.
+        assert not config.schedule.catchup, f"{config.name}: shipped with catch-up on"
         imports = ingest.get_task("import_datasets")
         assert imports.partial_kwargs.get("pool", getattr(imports, "pool", None)) == config.tasks.import_pool
         assert {"start", "end", "full_import"} <= set(ingest.params)
