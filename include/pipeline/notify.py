@@ -4,8 +4,8 @@ Channels: an SNS topic through the Amazon provider's `SnsNotifier`, e-mail throu
 provider's `SmtpNotifier`. Events: a task failed (`task_failure`, as `on_failure_callback`), the gate
 rejected a challenger (`gate_rejected`, with the metrics table), N rejections in a row
 (`rejections_in_a_row`), the serving model is older than `campaign.max_serving_age_days`
-(`serving_model_too_old`), and the data-shrink guard stopped an import (`data_shrink`: call
-`notify(config, DATA_SHRINK, ...)` from the guard).
+(`serving_model_too_old`), and a data-shrink guard stopped a run (`data_shrink`: a FULL import
+that would shrink the dataset, or training on a dataset that shrank; `tasks` calls `data_shrink`).
 
 A notification that cannot be sent is logged as NOTIFICATION FAILED and never fails the pipeline
 task that sent it: the task's own outcome stays what it was.
@@ -160,7 +160,8 @@ def serving_model_too_old(config, warning: str) -> int:
 
 
 def data_shrink(config, message: str) -> int:
-    """For the data-shrink guard: the extracted data shrank more than allowed and the import stopped."""
+    """For the data-shrink guards: a FULL import that would shrink the dataset, or training on a
+    dataset that shrank since the champion was trained, was stopped."""
     return notify(
-        config, DATA_SHRINK, "data-shrink guard stopped the import", f"Pipeline {config.name}: {message}"
+        config, DATA_SHRINK, "data-shrink guard stopped the run", f"Pipeline {config.name}: {message}"
     )

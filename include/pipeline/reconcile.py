@@ -98,8 +98,8 @@ def format_table(rows: list[DayRow]) -> str:
 
 def reconcile(config: PipelineConfig, *, start: date | None = None, end: date | None = None) -> list[DayRow]:
     """Gather the three sides for every day of the dataset's history (or [start, end))."""
+    from include.pipeline.clients import ledger, personalize_hook, s3_client
     from include.pipeline.extract import count_days
-    from include.pipeline.tasks import ledger, personalize_hook, s3_client
 
     s3, book = s3_client(config), ledger(config)
     client = personalize_hook(config).conn
@@ -135,7 +135,7 @@ def reconcile(config: PipelineConfig, *, start: date | None = None, end: date | 
 def write_latest(config: PipelineConfig, rows: list[DayRow], s3: Any = None) -> str:
     """`s3://BUCKET/PREFIX/reconcile/latest.json`, the shape the Airflow UI page reads."""
     if s3 is None:
-        from include.pipeline.tasks import s3_client
+        from include.pipeline.clients import s3_client
 
         s3 = s3_client(config)
     key = config.s3.key("reconcile", "latest.json")

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from include.pipeline import days, notify
 from include.pipeline import imports as imp
+from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
 from include.pipeline.history import append_record, history_key, read_history
@@ -40,32 +41,6 @@ class SmokeTestFailed(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ clients
-
-
-def s3_client(config: PipelineConfig):
-    """The pipeline's S3 client: every object it writes gets the config's `s3.sse` encryption."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    from include.pipeline.s3_writer import encrypt_writes
-
-    client = S3Hook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).get_conn()
-    return encrypt_writes(client, config.s3.sse, config.s3.kms_key_id)
-
-
-def personalize_hook(config: PipelineConfig):
-    from personalize.hooks import PersonalizeHook
-
-    return PersonalizeHook(aws_conn_id=config.aws_conn_id, region_name=config.region_name)
-
-
-def runtime_client(config: PipelineConfig):
-    from personalize.hooks import PersonalizeRuntimeHook
-
-    return PersonalizeRuntimeHook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).conn
-
-
-def ledger(config: PipelineConfig) -> imp.Ledger:
-    return imp.Ledger(config.s3.bucket, config.s3.prefix)
 
 
 def on_failure_summary(context: Mapping[str, Any]) -> None:
@@ -278,12 +253,14 @@ def plan_dataset_imports(
     if full and plan.batches and record.active:
         after = sum(p.records for p in partitions)
         if after < record.held_records and not params.get("allow_shrink"):
-            raise AirflowFailException(
+            message = (
                 f"a FULL import of INTERACTIONS would leave {after} records ({len(partitions)} day(s) in "
                 f"{config.s3.uri('interactions')}/), but the dataset holds {record.held_records} now (by the "
                 "manifests of its ACTIVE import jobs). Re-extract the missing days first, or trigger with "
                 "allow_shrink to replace the dataset anyway."
             )
+            notify.data_shrink(config, message)
+            raise AirflowFailException(message)
     for batch in plan.batches:
         location = imp.data_location(s3, book, "INTERACTIONS", batch)
         # The manifest is written before the job exists, so the job can always be mapped back to its days.
@@ -540,6 +517,7 @@ def check_data_shrink(
     if forced:
         log.warning("SHRINK GUARD overridden by force_deploy: %s", message)
         return
+    notify.data_shrink(config, message)
     raise AirflowFailException(message)
 
 

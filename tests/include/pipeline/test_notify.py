@@ -164,7 +164,7 @@ def test_stale_model_and_data_shrink_notify_and_events_can_be_left_out(tmp_path,
     assert notify.gate_rejected(config, rejected_decision(), "arn:champion") == 0  # not in events
     subjects = sorted(m["Subject"] for m in topic["received"](2))
     assert subjects == [
-        "[demo_retail] data-shrink guard stopped the import",
+        "[demo_retail] data-shrink guard stopped the run",
         "[demo_retail] serving model too old",
     ]
 

@@ -40,7 +40,7 @@ def view(airflow_app, pipeline):
     from starlette.routing import Mount
 
     mounted = next(r.app for r in airflow_app.routes if isinstance(r, Mount) and r.path == "/personalize")
-    from personalize.ui.data import CLIENTS
+    from personalize_view.data import CLIENTS
 
     mounted.state.cache.clear()
     CLIENTS.clear()

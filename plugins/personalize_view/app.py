@@ -26,8 +26,8 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from personalize.ui import charts
-from personalize.ui.data import (
+from personalize_view import charts
+from personalize_view.data import (
     CACHE_TTL_SECONDS,
     Snapshot,
     SnapshotCache,
