@@ -371,7 +371,8 @@ def _num(value: Any) -> str:
     return format_number(float(value))
 
 
-def _ago(moment: datetime | str | None, now: datetime | None = None) -> str:
+def _as_utc(moment: datetime | str | None) -> datetime | str:
+    """An aware datetime, or the text to show as it is (empty: "-", unparseable: itself)."""
     if moment is None or moment == "":
         return "-"
     if isinstance(moment, str):
@@ -379,7 +380,13 @@ def _ago(moment: datetime | str | None, now: datetime | None = None) -> str:
             moment = datetime.fromisoformat(moment)
         except ValueError:
             return moment
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _ago(moment: datetime | str | None, now: datetime | None = None) -> str:
+    moment = _as_utc(moment)
+    if isinstance(moment, str):
+        return moment
     seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if abs(seconds) >= size:
@@ -388,12 +395,7 @@ def _ago(moment: datetime | str | None, now: datetime | None = None) -> str:
 
 
 def _timestamp(moment: datetime | str | None) -> str:
-    if moment is None or moment == "":
-        return "-"
+    moment = _as_utc(moment)
     if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError:
-            return moment
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -142,15 +142,18 @@ class DeferredRun:
     deferrals: list[tuple[str, dict, dict]]
 
 
-def run_deferrable(operator, context) -> DeferredRun:
-    """Run a deferrable operator the way Airflow does with a triggerer, deferral after deferral."""
+def run_deferrable(operator, context, *, hold_worker: bool = True) -> DeferredRun:
+    """Run a deferrable operator the way Airflow does with a triggerer, deferral after deferral.
+
+    hold_worker=False lets the slow service progress while the operator runs (for a grace period
+    that is meant to see the resource become ACTIVE in the worker)."""
     from airflow.providers.common.compat.sdk import TaskDeferred
     from airflow.sdk.module_loading import import_string
 
     method, kwargs, deferrals = operator.execute, {}, []
     # On the slow service, each step's resource stays pending while the operator runs, so the
     # operator really defers however slow this machine is (the trigger then runs unheld).
-    slow = SLOW_SERVERS.get(getattr(operator, "aws_conn_id", None))
+    slow = SLOW_SERVERS.get(getattr(operator, "aws_conn_id", None)) if hold_worker else None
     while True:
         try:
             with slow.backend.worker.held() if slow else contextlib.nullcontext():

@@ -119,7 +119,7 @@ def test_a_deferrable_operator_with_a_grace_period_finishes_short_waits_without_
     # level (test_ensure_resources_deferrable_waits_level_by_level_in_the_triggerer).
     conn = {"aws_conn_id": slow_personalize["conn_id"]}
     operator = ensure_operator(unique_name("ensure-grace"), deferrable=True, defer_after_seconds=300, **conn)
-    run = run_deferrable(operator, make_context(operator))
+    run = run_deferrable(operator, make_context(operator), hold_worker=False)
     assert run.deferrals == []
     assert run.result["new_datasets"] == ["INTERACTIONS"]
     assert run.result["solution_arns"] and run.result["filter_arns"]
