@@ -889,7 +889,8 @@ def count_days(source, mapping: DatasetMapping, day_starts: Sequence[datetime]) 
         dialect = _dialect_of(conn)
         if dialect is POSTGRES:
             _use_utc_session(conn)
-        column = dialect.time_filter_column(mapping.time_column)
+        unit = mapping.time_column_unit
+        column = dialect.time_filter_column(mapping.time_column, unit)
         table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
         sql = (
             f"SELECT COUNT(*) FROM {table} WHERE {column} >= {dialect.parameter('start')} "
@@ -901,7 +902,7 @@ def count_days(source, mapping: DatasetMapping, day_starts: Sequence[datetime]) 
             bounds = {"start": day_start, "end": day_start + timedelta(days=1)}
             cursor = conn.cursor()
             try:
-                cursor.execute(sql, {k: dialect.bound_time(v) for k, v in bounds.items()})
+                cursor.execute(sql, {k: dialect.bound_time(v, unit) for k, v in bounds.items()})
                 counts[days.partition_name(day_start)] = int(cursor.fetchone()[0])
             finally:
                 cursor.close()
