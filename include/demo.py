@@ -106,18 +106,13 @@ def run_pipeline(args, config_path: Path, s3_url: str, personalize_url: str, sta
     import boto3
 
     from include.demo_data import generate
+    from include.local_personalize.connection import aws_connection
     from include.pipeline.config import CONFIG_DIR_ENV, load_config
 
     config = load_config(config_path)
     say(f"local S3 (moto) at {s3_url}; local Personalize at {personalize_url}; state in {DEMO_DIR}/")
-    services = {
-        "personalize": {"endpoint_url": personalize_url},
-        "personalize-runtime": {"endpoint_url": personalize_url},
-        "personalize-events": {"endpoint_url": personalize_url},
-        "s3": {"endpoint_url": s3_url},
-    }
     os.environ[f"AIRFLOW_CONN_{config.aws_conn_id.upper()}"] = json.dumps(
-        {"conn_type": "aws", "extra": {"region_name": "us-east-1", "service_config": services}}
+        aws_connection(personalize_url, s3_url)
     )
     app_db = DEMO_DIR / "app.db"
     os.environ[f"AIRFLOW_CONN_{config.app_db_conn_id.upper()}"] = json.dumps(

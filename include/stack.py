@@ -430,13 +430,9 @@ class Stack:
         )
 
     def aws_connection_extra(self) -> dict:
-        services = {
-            "s3": {"endpoint_url": self.s3_url},
-            "personalize": {"endpoint_url": self.personalize_url},
-            "personalize-runtime": {"endpoint_url": self.personalize_url},
-            "personalize-events": {"endpoint_url": self.personalize_url},
-        }
-        return {"region_name": "us-east-1", "service_config": services}
+        from include.local_personalize.connection import aws_connection_extra
+
+        return aws_connection_extra(self.personalize_url, self.s3_url)
 
     def configs(self):
         from include.pipeline.config import load_configs
@@ -450,22 +446,18 @@ class Stack:
                 s3.create_bucket(Bucket=bucket)
 
     def s3_client(self):
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return self._local_client("s3", self.s3_url)
 
     def personalize_client(self):
+        return self._local_client("personalize", self.personalize_url)
+
+    @staticmethod
+    def _local_client(service: str, endpoint_url: str):
         import boto3
 
         return boto3.client(
-            "personalize",
-            endpoint_url=self.personalize_url,
+            service,
+            endpoint_url=endpoint_url,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",

@@ -36,6 +36,11 @@ def to_utc(value: Any, name: str = "moment", *, naive_is_utc: bool = True) -> da
     return datetime.fromtimestamp(value.timestamp(), UTC)
 
 
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of `day`."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def maybe_utc(value: Any) -> datetime | None:
     return None if value is None else to_utc(value)
 

@@ -102,8 +102,9 @@ def reconcile(config: PipelineConfig, *, start: date | None = None, end: date | 
     from include.pipeline.extract import count_days
 
     s3, book = s3_client(config), ledger(config)
-    client = personalize_hook(config).conn
-    arn = _interactions_dataset_arn(client, config)
+    hook = personalize_hook(config)
+    client = hook.conn
+    arn = _interactions_dataset_arn(hook, config)
     record = imp.read_dataset_record(client, s3, book, "INTERACTIONS", arn) if arn else imp.DatasetRecord()
     partitions = {
         p.name: p for p in imp.discover_partitions(s3, book, "INTERACTIONS", config.s3.key("interactions"))
@@ -111,13 +112,15 @@ def reconcile(config: PipelineConfig, *, start: date | None = None, end: date | 
     quarantined = _quarantined(s3, config)
     names = set(record.held) | set(partitions) | set(quarantined) | set(record.claimed)
     if start is not None and end is not None:
-        names |= {days.partition_name(d) for d, _ in days.whole_days(_midnight(start), _midnight(end))}
+        names |= {
+            days.partition_name(d) for d, _ in days.whole_days(days.day_start(start), days.day_start(end))
+        }
     names = {
         n
         for n in names
         if (start is None or days.partition_day(n) >= start) and (end is None or days.partition_day(n) < end)
     }
-    moments = [_midnight(days.partition_day(n)) for n in sorted(names)]
+    moments = [days.day_start(days.partition_day(n)) for n in sorted(names)]
     app_db = count_days(config.app_db_conn_id, config.mappings["INTERACTIONS"], moments) if moments else {}
     unknown = {n for job in record.active for n, fp in job.partitions.items() if fp is None}
     running = {n for job in record.running for n in job.partitions}
@@ -132,13 +135,18 @@ def reconcile(config: PipelineConfig, *, start: date | None = None, end: date | 
     )
 
 
+def latest_key(config: PipelineConfig) -> str:
+    """`PREFIX/reconcile/latest.json`: the newest reconcile table, which the Airflow UI page reads."""
+    return config.s3.key("reconcile", "latest.json")
+
+
 def write_latest(config: PipelineConfig, rows: list[DayRow], s3: Any = None) -> str:
     """`s3://BUCKET/PREFIX/reconcile/latest.json`, the shape the Airflow UI page reads."""
     if s3 is None:
         from include.pipeline.clients import s3_client
 
         s3 = s3_client(config)
-    key = config.s3.key("reconcile", "latest.json")
+    key = latest_key(config)
     body = {
         "generated_at": datetime.now(UTC).isoformat(),
         "config": config.name,
@@ -150,18 +158,11 @@ def write_latest(config: PipelineConfig, rows: list[DayRow], s3: Any = None) -> 
     return f"s3://{config.s3.bucket}/{key}"
 
 
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _interactions_dataset_arn(client: Any, config: PipelineConfig) -> str | None:
-    groups = client.get_paginator("list_dataset_groups").paginate()
-    group = next(
-        (g for page in groups for g in page["datasetGroups"] if g["name"] == config.dataset_group), None
-    )
-    if group is None:
+def _interactions_dataset_arn(hook: Any, config: PipelineConfig) -> str | None:
+    group_arn = hook.find_dataset_group(config.dataset_group)
+    if group_arn is None:
         return None
-    datasets = client.list_datasets(datasetGroupArn=group["datasetGroupArn"])["datasets"]
+    datasets = hook.conn.list_datasets(datasetGroupArn=group_arn)["datasets"]
     return next((d["datasetArn"] for d in datasets if d["datasetType"].upper() == "INTERACTIONS"), None)
 
 

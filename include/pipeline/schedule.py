@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from include.pipeline.days import to_utc
+from include.pipeline.days import day_start, to_utc
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def _parse_moment(value: str | date | datetime, name: str) -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
+        moment = day_start(value)
     else:
         try:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))

@@ -217,14 +217,14 @@ class _Clients:
         self._lock = threading.Lock()
 
     def get(self, config: PipelineConfig, kind: str) -> Any:
-        from include.pipeline import tasks
+        from include.pipeline import clients
 
         key = (config.aws_conn_id, config.region_name, kind)
         with self._lock:
             made = self._made.get(key)
             if made is not None and time.monotonic() - made[0] < CLIENT_TTL_SECONDS:
                 return made[1]
-        client = tasks.s3_client(config) if kind == "s3" else tasks.personalize_hook(config)
+        client = clients.s3_client(config) if kind == "s3" else clients.personalize_hook(config)
         with self._lock:
             self._made[key] = (time.monotonic(), client)
         return client
@@ -243,6 +243,7 @@ def s3_for(config: PipelineConfig) -> Any:
 
 def load_snapshot(config: PipelineConfig, now: datetime | None = None) -> Snapshot:
     from include.pipeline.history import history_key, read_history
+    from include.pipeline.reconcile import latest_key
     from include.pipeline.report import parse_records
 
     started = time.perf_counter()
@@ -265,7 +266,7 @@ def load_snapshot(config: PipelineConfig, now: datetime | None = None) -> Snapsh
         except Exception as err:
             snapshot.errors["ingest"] = _safe_error("the import ledger", err)
         try:
-            snapshot.reconcile = read_json(s3, bucket, reconcile_key(config))
+            snapshot.reconcile = read_json(s3, bucket, latest_key(config))
         except Exception as err:
             snapshot.errors["reconcile"] = _safe_error("the reconcile table", err)
     try:
@@ -274,10 +275,6 @@ def load_snapshot(config: PipelineConfig, now: datetime | None = None) -> Snapsh
         snapshot.errors["personalize"] = _safe_error("Personalize", err)
     snapshot.load_seconds = time.perf_counter() - started
     return snapshot
-
-
-def reconcile_key(config: PipelineConfig) -> str:
-    return config.s3.key("reconcile", "latest.json")
 
 
 def report_key(config: PipelineConfig, run_id: str, filename: str) -> str:
@@ -299,6 +296,8 @@ def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
 
 
 def serving(config: PipelineConfig) -> Serving:
+    from include.pipeline.days import maybe_utc
+
     hook = CLIENTS.get(config, "personalize")
     campaign = hook.find_campaign(config.campaign.name)
     if campaign is None:
@@ -307,13 +306,14 @@ def serving(config: PipelineConfig) -> Serving:
     created = None
     if arn:
         version = hook.conn.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]
-        created = _utc(version.get("creationDateTime"))
+        created = maybe_utc(version.get("creationDateTime"))
     return Serving(config.campaign.name, campaign.get("status"), arn, created)
 
 
 def last_ingest(s3: Any, config: PipelineConfig) -> Ingest | None:
     """The interactions partitions of the newest ingest run: those the ledger recorded together."""
-    from include.pipeline.tasks import ledger
+    from include.pipeline.clients import ledger
+    from include.pipeline.days import maybe_utc
 
     folder = ledger(config).partition_key("INTERACTIONS", "x").rsplit("/", 1)[0] + "/"
     objects = []
@@ -337,16 +337,8 @@ def last_ingest(s3: Any, config: PipelineConfig) -> Ingest | None:
         rejected=None
         if any(not isinstance(r, Mapping) for r in rejected)
         else sum(int(v) for r in rejected for v in r.values()),
-        recorded_at=_utc(newest[0]["LastModified"]),
+        recorded_at=maybe_utc(newest[0]["LastModified"]),
     )
-
-
-def _utc(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # -------------------------------------------------------------------------------------- cache

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from include.local_personalize.connection import aws_connection as local_aws_connection
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO_ROOT / "dags" / "personalize_pipelines.py"
 DEMO_CONFIG = REPO_ROOT / "include" / "config" / "demo_retail.yaml"
@@ -15,13 +17,7 @@ DEMO_CONFIG = REPO_ROOT / "include" / "config" / "demo_retail.yaml"
 
 def aws_connection(personalize_url: str, s3_url: str) -> str:
     """The Airflow AWS connection (as an AIRFLOW_CONN_* JSON value) pointing at the local servers."""
-    services = {
-        "personalize": {"endpoint_url": personalize_url},
-        "personalize-runtime": {"endpoint_url": personalize_url},
-        "personalize-events": {"endpoint_url": personalize_url},
-        "s3": {"endpoint_url": s3_url},
-    }
-    return json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1", "service_config": services}})
+    return json.dumps(local_aws_connection(personalize_url, s3_url))
 
 
 def app_db_connection(url: str) -> str:

@@ -48,16 +48,9 @@ def aws_default_connection(personalize_endpoint, s3_endpoint):
 
 
 def connection_uri(personalize_url: str, s3_url: str) -> str:
-    extra = {
-        "region_name": REGION,
-        "service_config": {
-            "personalize": {"endpoint_url": personalize_url},
-            "personalize-runtime": {"endpoint_url": personalize_url},
-            "personalize-events": {"endpoint_url": personalize_url},
-            "s3": {"endpoint_url": s3_url},
-        },
-    }
-    return json.dumps({"conn_type": "aws", "extra": extra})
+    from include.local_personalize.connection import aws_connection
+
+    return json.dumps(aws_connection(personalize_url, s3_url, REGION))
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,12 @@
 - training runs: `include.pipeline.tasks.record_training` (the metrics history line and the run
   report) with a real `gate.decide` decision, at chosen times;
 - ingest: `imports.Ledger.record_partition`, as `extract_interactions` records each day;
-- reconcile: `reconcile/latest.json` in the shape the reconcile step writes (w11's writer is not
-  on this branch yet, so it is written here as JSON).
+- reconcile: `reconcile/latest.json` through `reconcile.write_latest`, as the reconcile task writes it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +21,7 @@ from include.pipeline import imports as imp
 from include.pipeline import tasks
 from include.pipeline.config import CONFIG_DIR, PipelineConfig, load_config
 from include.pipeline.gate import decide
+from include.pipeline.reconcile import DayRow, write_latest
 
 ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
 
@@ -161,10 +160,5 @@ def record_ingest(s3, config: PipelineConfig, days: Sequence[str], *, read: int,
 
 
 def write_reconcile(s3, config: PipelineConfig, rows: list[dict]) -> None:
-    body = {"generated_at": datetime.now(UTC).isoformat(), "config": config.name, "rows": rows}
-    s3.put_object(
-        Bucket=config.s3.bucket,
-        Key=config.s3.key("reconcile", "latest.json"),
-        Body=json.dumps(body).encode(),
-        ContentType="application/json",
-    )
+    """`reconcile/latest.json` as the pipeline's reconcile task writes it, with these rows."""
+    write_latest(config, [DayRow(**row) for row in rows], s3)
