@@ -87,7 +87,8 @@ def child(mode: str, table: str, endpoint: str, prefix: str) -> dict:
     from airflow.models.connection import Connection
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from include.pipeline.extract import POSTGRES, build_query, extract_interval
+    from include.pipeline.extract import extract_interval
+    from include.pipeline.extract_sql import POSTGRES, build_query
     from include.pipeline.s3_writer import MultipartObjectWriter
 
     mapping = mapping_for(table)

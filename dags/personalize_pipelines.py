@@ -1,7 +1,7 @@
 """Amazon Personalize pipelines: three DAGs for every config in include/config/ (wiring only).
 
 `<name>_ingest`, `<name>_train_deploy`, `<name>_batch_inference`; what each step does lives in
-include/pipeline/tasks.py. Parsing reads only the YAML configs: no network, no database.
+include/pipeline/tasks/. Parsing reads only the YAML configs: no network, no database.
 """
 
 from __future__ import annotations
@@ -24,10 +24,14 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import notify, tasks
+from include.pipeline import notify
 from include.pipeline.config import PipelineConfig, load_configs_isolated
 from include.pipeline.failures import no_retry_policy
 from include.pipeline.params import check_run_params, dag_params
+from include.pipeline.tasks import batch as batch_tasks
+from include.pipeline.tasks import ingest as ingest_tasks
+from include.pipeline.tasks import on_failure_summary
+from include.pipeline.tasks import training as training_tasks
 
 
 def default_args(config: PipelineConfig) -> dict:
@@ -38,7 +42,7 @@ def default_args(config: PipelineConfig) -> dict:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(seconds=config.tasks.max_retry_delay_seconds),
         # The log line always; the config's SNS / e-mail notifiers when `notifications` names any.
-        "on_failure_callback": [tasks.on_failure_summary, *notify.failure_callbacks(config)],
+        "on_failure_callback": [on_failure_summary, *notify.failure_callbacks(config)],
         "retry_policy": no_retry_policy(),
     }
 
@@ -129,15 +133,15 @@ A manual run uses the form's **start**/**end**, or else the last complete period
     def ingest():
         @task
         def resolve_interval(**context) -> dict:
-            return tasks.resolve_interval(config, context)
+            return ingest_tasks.resolve_interval(config, context)
 
         @task
         def extract_interactions(interval: dict) -> dict:
-            return tasks.extract_interactions(config, interval)
+            return ingest_tasks.extract_interactions(config, interval)
 
         @task
         def extract_snapshots(interval: dict) -> dict:
-            return tasks.extract_snapshots(config, interval)
+            return ingest_tasks.extract_snapshots(config, interval)
 
         interval = resolve_interval()
         check_params(config, "ingest") >> interval
@@ -147,7 +151,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 
         @task
         def plan_imports(resources: dict, snapshots: dict, **context) -> list[dict]:
-            plan = tasks.plan_dataset_imports(config, resources, snapshots, context["params"])
+            plan = ingest_tasks.plan_dataset_imports(config, resources, snapshots, context["params"])
             context["ti"].xcom_push(key="plan", value=plan)
             return plan["import_jobs"]
 
@@ -174,7 +178,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
                 raise AirflowFailException("no import plan: an extract or plan_imports failed")
             count = len(plan["batches"])
             arns = ti.xcom_pull(task_ids="import_datasets", map_indexes=list(range(count))) if count else []
-            extra = tasks.record_imports(
+            extra = ingest_tasks.record_imports(
                 config, plan, [arns] if isinstance(arns, str) else list(arns), interval
             )
             if extra is None:
@@ -185,7 +189,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         # none_failed: runs after a published or skipped asset, never hides a failed import.
         @task(trigger_rule="none_failed")
         def reconcile(interval: dict):
-            return tasks.reconcile_ingest(config, interval)
+            return ingest_tasks.reconcile_ingest(config, interval)
 
         published = publish_interactions(interval)
         imported >> published >> reconcile(interval)
@@ -227,7 +231,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
 
         @task.short_circuit(ignore_downstream_trigger_rules=True)
         def plan_training(resources: dict, **context):
-            plan = tasks.plan_training(config, resources, context)
+            plan = training_tasks.plan_training(config, resources, context)
             context["ti"].xcom_push(key="plan", value=plan)
             return plan["train"]
 
@@ -244,7 +248,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def evaluate(**context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            decision = tasks.evaluate_challenger(
+            decision = training_tasks.evaluate_challenger(
                 config, plan, ti.xcom_pull(task_ids="train"), context["params"]
             )
             ti.xcom_push(key="decision", value=decision.as_dict())
@@ -254,7 +258,9 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def keep_champion(**context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return tasks.keep_champion(config, plan, ti.xcom_pull(task_ids="evaluate", key="decision"))
+            return training_tasks.keep_champion(
+                config, plan, ti.xcom_pull(task_ids="evaluate", key="decision")
+            )
 
         deploy = PersonalizeDeployCampaignOperator(
             task_id="deploy_campaign",
@@ -269,7 +275,9 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def smoke_test(resources: dict, **context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return tasks.smoke_test(config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources)
+            return training_tasks.smoke_test(
+                config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources
+            )
 
         # all_done: a version that was trained is recorded whatever happened after (rejected, dry
         # run, smoke test rolled back); the run still fails when a step failed.
@@ -278,7 +286,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
             from airflow.sdk.exceptions import AirflowFailException
 
             ti = context["ti"]
-            outcome = tasks.finish_training(
+            outcome = training_tasks.finish_training(
                 config,
                 plan=ti.xcom_pull(task_ids="plan_training", key="plan"),
                 decision=ti.xcom_pull(task_ids="evaluate", key="decision"),
@@ -329,7 +337,7 @@ published as asset `{output_asset.name}`.
 
         @task(multiple_outputs=True)
         def prepare(resources: dict, **context):
-            return tasks.prepare_batch_inference(config, resources, context["run_id"])
+            return batch_tasks.prepare_batch_inference(config, resources, context["run_id"])
 
         prepared = prepare(resources.output)
         job = PersonalizeCreateBatchInferenceJobOperator(
@@ -346,7 +354,7 @@ published as asset `{output_asset.name}`.
 
         @task(outlets=[output_asset])
         def publish_output(prepared: dict, job_arn: str, **context):
-            extra = tasks.publish_batch_output(config, prepared, job_arn)
+            extra = batch_tasks.publish_batch_output(config, prepared, job_arn)
             context["outlet_events"][output_asset].extra = extra
             return extra
 

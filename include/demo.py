@@ -169,7 +169,7 @@ def show_results(config, s3, personalize_url: str) -> None:
     import boto3
 
     from include.pipeline.history import history_key, read_history
-    from include.pipeline.tasks import top_users
+    from include.pipeline.tasks.training import top_users
 
     control = boto3.client("personalize", endpoint_url=personalize_url, region_name="us-east-1")
     runtime = boto3.client("personalize-runtime", endpoint_url=personalize_url, region_name="us-east-1")

@@ -31,20 +31,23 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+
+from include.stack_processes import HOST, alive, free_port, port_open
+from include.stack_setup import Shop, StackSettings, new_fernet_key, setup_airflow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO_ROOT / ".stack"
 BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
+
+
 SERVICES = ("s3", "personalize")
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 STATE_FILE = "stack.json"
@@ -55,65 +58,6 @@ STATE_FILE = "stack.json"
 SQLITE_CONNECT_ARGS = {"timeout": 60}
 SQLITE_LOCKED = "database is locked"
 CLI_ATTEMPTS = 5
-
-
-@dataclass
-class Shop:
-    """The demo shop seeded into an empty app DB (include/demo_data.py)."""
-
-    users: int = 1000
-    items: int = 500
-    days: int = 60
-    seed: int = 42
-
-
-@dataclass
-class StackSettings:
-    """What a second shell needs to reach the same stack; saved as stack.json."""
-
-    api_port: int = 8080
-    s3_port: int = 0
-    personalize_port: int = 0
-    # None: SQLite in the Airflow home. The test tier uses a fresh PostgreSQL database per run.
-    db_url: str | None = None
-    # None: the shipped configs (include/config/).
-    config_dir: str | None = None
-    # Seconds between the local Personalize service's status steps.
-    personalize_delay: float = 0.2
-    parallelism: int = 4
-    shop: Shop = field(default_factory=Shop)
-    jwt_secret: str = ""
-    api_secret_key: str = ""
-    fernet_key: str = ""
-    pids: dict[str, int] = field(default_factory=dict)
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own child that exited) still answers kill(0): reap it if it is ours.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
 
 
 class Stack:
@@ -313,7 +257,7 @@ class Stack:
         settings.personalize_port = free_port()
         settings.jwt_secret = settings.jwt_secret or secrets.token_urlsafe(48)
         settings.api_secret_key = settings.api_secret_key or secrets.token_urlsafe(32)
-        settings.fernet_key = settings.fernet_key or _fernet_key()
+        settings.fernet_key = settings.fernet_key or new_fernet_key()
         if port_open(settings.api_port):
             raise SystemExit(f"stack: port {settings.api_port} is taken; choose another (make ui PORT=...)")
         self.airflow_home.mkdir(parents=True, exist_ok=True)
@@ -479,37 +423,6 @@ class Stack:
         if first is None:
             raise SystemExit(f"stack: {self.app_db} has no events")
         return str(first)[:10], str(last)[:10]
-
-
-def _fernet_key() -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
-
-
-def setup_airflow(spec: dict) -> None:
-    """Runs inside the stack's environment: the import pool and both connections, replaced if present."""
-    from airflow.models.connection import Connection
-    from airflow.utils.session import create_session
-    from sqlalchemy import delete
-
-    from include.pipeline.config import load_configs
-    from include.pipeline.setup import ensure_import_pool
-
-    configs = load_configs()
-    for pool in sorted({config.tasks.import_pool for config in configs}):
-        ensure_import_pool(pool)
-    wanted = {}
-    for config in configs:
-        wanted[config.aws_conn_id] = Connection(
-            conn_id=config.aws_conn_id, conn_type="aws", extra=json.dumps(spec["aws"])
-        )
-        wanted[config.app_db_conn_id] = Connection(
-            conn_id=config.app_db_conn_id, conn_type="sqlite", host=spec["app_db"]
-        )
-    with create_session() as session:
-        session.execute(delete(Connection).where(Connection.conn_id.in_(list(wanted))))
-        session.add_all(wanted.values())
 
 
 def say(message: str) -> None:

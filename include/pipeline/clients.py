@@ -6,8 +6,8 @@ importing each other.
 
 from __future__ import annotations
 
-from include.pipeline import imports as imp
 from include.pipeline.config import PipelineConfig
+from include.pipeline.import_ledger import Ledger
 
 
 def s3_client(config: PipelineConfig):
@@ -32,5 +32,5 @@ def runtime_client(config: PipelineConfig):
     return PersonalizeRuntimeHook(aws_conn_id=config.aws_conn_id, region_name=config.region_name).conn
 
 
-def ledger(config: PipelineConfig) -> imp.Ledger:
-    return imp.Ledger(config.s3.bucket, config.s3.prefix)
+def ledger(config: PipelineConfig) -> Ledger:
+    return Ledger(config.s3.bucket, config.s3.prefix)

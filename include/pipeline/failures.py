@@ -13,7 +13,7 @@ PERMANENT_ERRORS = (
     "include.pipeline.mapping.MappingError",
     "include.pipeline.rules.SchemaError",
     # the app database's data breaks the rules beyond datasets.max_rejected_share
-    "include.pipeline.extract.RejectedShareExceeded",
+    "include.pipeline.extract_result.RejectedShareExceeded",
     # the import plan cannot be made (e.g. one file over the import size limit)
     "include.pipeline.imports.ImportPlanError",
     # a Personalize resource exists with other, unchangeable settings (schema, recipe, filter)

@@ -23,6 +23,7 @@ from typing import Any
 from include.pipeline import days, rules
 from include.pipeline import imports as imp
 from include.pipeline.config import PipelineConfig
+from include.pipeline.import_ledger import count_csv_rows, discover_partitions
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def reconcile(config: PipelineConfig, *, start: date | None = None, end: date | 
     arn = _interactions_dataset_arn(hook, config)
     record = imp.read_dataset_record(client, s3, book, "INTERACTIONS", arn) if arn else imp.DatasetRecord()
     partitions = {
-        p.name: p for p in imp.discover_partitions(s3, book, "INTERACTIONS", config.s3.key("interactions"))
+        p.name: p for p in discover_partitions(s3, book, "INTERACTIONS", config.s3.key("interactions"))
     }
     quarantined = _quarantined(s3, config)
     names = set(record.held) | set(partitions) | set(quarantined) | set(record.claimed)
@@ -173,7 +174,7 @@ def _quarantined(s3: Any, config: PipelineConfig) -> dict[str, int]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.s3.bucket, Prefix=folder):
         for obj in page.get("Contents", []):
             if name := days.partition_in_key(obj["Key"]):
-                counts[name] = counts.get(name, 0) + imp.count_csv_rows(s3, config.s3.bucket, obj["Key"])
+                counts[name] = counts.get(name, 0) + count_csv_rows(s3, config.s3.bucket, obj["Key"])
     return counts
 
 

@@ -15,17 +15,17 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 
-from personalize.hooks import (
+from personalize.hooks import PersonalizeHook
+from personalize.kinds import (
     ACTIVE,
     BATCH_INFERENCE_JOB,
     CAMPAIGN,
     DATASET_IMPORT_JOB,
     SOLUTION_VERSION,
-    PersonalizeHook,
     ResourceKind,
     effective_status,
 )
-from personalize.operators import settles_before_deferring
+from personalize.operators.base import settles_before_deferring
 from personalize.triggers import TRIGGER_FOR_KIND, validated_resource
 
 if TYPE_CHECKING:

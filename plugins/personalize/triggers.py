@@ -18,7 +18,8 @@ from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.common.compat.sdk import AirflowException
 
-from personalize.hooks import (
+from personalize.hooks import PersonalizeHook
+from personalize.kinds import (
     BATCH_INFERENCE_JOB,
     CAMPAIGN,
     DATASET,
@@ -29,7 +30,6 @@ from personalize.hooks import (
     RESOURCE_KINDS,
     SOLUTION,
     SOLUTION_VERSION,
-    PersonalizeHook,
     ResourceKind,
     status_queries,
 )

@@ -284,7 +284,7 @@ def test_full_import_that_would_shrink_fails_and_train_deploy_refuses_a_halved_d
 ):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.pipeline import tasks
+    from include.pipeline.tasks import ingest, training
 
     dags, _ = pipeline("shrink", users=400, days=5)
     config, bucket = dags["config"], dags["config"].s3.bucket
@@ -303,7 +303,7 @@ def test_full_import_that_would_shrink_fails_and_train_deploy_refuses_a_halved_d
     assert sum(dataset_days(own_personalize, config.dataset_group).values()) == before  # untouched
     resources = _resources(own_personalize["client"], config)
     with pytest.raises(AirflowFailException, match=rf"holds {before} now") as refused:
-        tasks.plan_dataset_imports(config, resources, {}, conf)
+        ingest.plan_dataset_imports(config, resources, {}, conf)
     assert "allow_shrink" in str(refused.value)
 
     # The form says allow_shrink: the dataset is cut to two days of five.
@@ -314,7 +314,7 @@ def test_full_import_that_would_shrink_fails_and_train_deploy_refuses_a_halved_d
     states = support.task_states(dag_run)
     assert states["plan_training"] == "failed" and states.get("train") != "success", states
     with pytest.raises(AirflowFailException) as stopped:
-        tasks.check_data_shrink(config, now, None)
+        training.check_data_shrink(config, now, None)
     assert f"holds {now} records now" in str(stopped.value) and f"trained on {before}" in str(stopped.value)
 
 

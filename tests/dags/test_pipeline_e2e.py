@@ -205,7 +205,7 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
 
 
 def _known_user(config) -> str:
-    from include.pipeline.tasks import top_users
+    from include.pipeline.tasks.training import top_users
 
     return top_users(config, 1)[0]
 
@@ -222,7 +222,7 @@ def _bucket_state(s3, bucket: str) -> dict[str, str]:
 
 
 def test_backfill_three_intervals_then_rerun_creates_nothing_new(local_aws, s3_bucket, seeded_pipeline):
-    from include.pipeline.imports import Ledger
+    from include.pipeline.import_ledger import Ledger
 
     dags, _, _ = seeded_pipeline("sqlite", "e2e_backfill", users=900, days=3)
     config = dags["config"]
@@ -272,7 +272,7 @@ def test_backfill_three_intervals_then_rerun_creates_nothing_new(local_aws, s3_b
 def test_interval_below_the_import_minimum_is_carried_into_the_next_run(
     local_aws, s3_bucket, seeded_pipeline
 ):
-    from include.pipeline.imports import Ledger
+    from include.pipeline.import_ledger import Ledger
 
     dags, _, _ = seeded_pipeline("sqlite", "e2e_carry", users=180, days=2)
     config = dags["config"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from include.stack import HOST, Stack, StackSettings
+from include.stack import Stack
+from include.stack_processes import HOST
+from include.stack_setup import StackSettings
 
 
 def test_the_stack_environment_keeps_everything_on_loopback_under_its_folder(tmp_path, monkeypatch):

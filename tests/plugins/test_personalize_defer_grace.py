@@ -14,8 +14,9 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
-from personalize.hooks import ACTIVE, DATASET_IMPORT_JOB, PersonalizeResourceFailedError
-from personalize.operators import GRACE_POLL_SECONDS, settles_before_deferring
+from personalize.hooks import PersonalizeResourceFailedError
+from personalize.kinds import ACTIVE, DATASET_IMPORT_JOB
+from personalize.operators.base import GRACE_POLL_SECONDS, settles_before_deferring
 from personalize.triggers import PersonalizeDatasetImportJobTrigger
 
 from tests.plugins.conftest import ensure_operator, make_context, run_deferrable, unique_name

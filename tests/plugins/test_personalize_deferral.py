@@ -13,7 +13,7 @@ import json
 import textwrap
 from contextlib import ExitStack
 
-from personalize.hooks import DATASET
+from personalize.kinds import DATASET
 
 from tests.plugins.conftest import unique_name
 

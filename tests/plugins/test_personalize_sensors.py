@@ -14,11 +14,11 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.sdk.exceptions import AirflowRescheduleException
 from personalize.hooks import (
-    CAMPAIGN,
     PersonalizeHook,
     PersonalizeResourceFailedError,
     PersonalizeResourceNotFoundError,
 )
+from personalize.kinds import CAMPAIGN
 from personalize.sensors import (
     PersonalizeBatchInferenceJobSensor,
     PersonalizeCampaignSensor,

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from botocore.exceptions import ClientError
-from personalize.hooks import DATASET_GROUP, PersonalizeHook
+from personalize.hooks import PersonalizeHook
+from personalize.kinds import DATASET_GROUP
 
 from tests.plugins.conftest import connection_uri
 

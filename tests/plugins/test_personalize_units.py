@@ -7,16 +7,8 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from personalize.hooks import (
-    CAMPAIGN,
-    SOLUTION_VERSION,
-    PersonalizeEventsHook,
-    PersonalizeHook,
-    PersonalizeRuntimeHook,
-    effective_status,
-    failure_reason,
-    schema_differences,
-)
+from personalize.hooks import PersonalizeEventsHook, PersonalizeHook, PersonalizeRuntimeHook
+from personalize.kinds import CAMPAIGN, SOLUTION_VERSION, effective_status, failure_reason, schema_differences
 from personalize.links import PersonalizeCampaignLink, console_arn
 from personalize.operators import attempt_name, run_scoped_name
 

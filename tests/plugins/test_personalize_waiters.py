@@ -11,11 +11,8 @@ import json
 import pytest
 from botocore.exceptions import WaiterError
 from botocore.stub import Stubber
-from personalize.hooks import (
-    FAILED_STATUSES,
-    RESOURCE_KINDS,
-    PersonalizeHook,
-)
+from personalize.hooks import PersonalizeHook
+from personalize.kinds import FAILED_STATUSES, RESOURCE_KINDS
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:thing/example"
 

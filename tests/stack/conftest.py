@@ -27,7 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.stack import REPO_ROOT, Shop, Stack, StackSettings, free_port
+from include.stack import REPO_ROOT, Stack
+from include.stack_processes import free_port
+from include.stack_setup import Shop, StackSettings
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

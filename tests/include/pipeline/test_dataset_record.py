@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from include.pipeline.imports import Ledger, join_jobs, reconcile_ledger
+from include.pipeline.import_ledger import Ledger
+from include.pipeline.imports import join_jobs, reconcile_ledger
 from include.pipeline.reconcile import format_table, reconcile_rows
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -12,12 +12,8 @@ from datetime import timedelta
 import psycopg2
 import pytest
 
-from include.pipeline.extract import (
-    ExtractionResult,
-    RejectedShareExceeded,
-    extract_interval,
-    extract_snapshot,
-)
+from include.pipeline.extract import extract_interval, extract_snapshot
+from include.pipeline.extract_result import ExtractionResult, RejectedShareExceeded
 from include.pipeline.mapping import DatasetMapping, FieldMapping
 from tests.conftest import TEST_DATA
 from tests.include.pipeline.appdb import PG_DSN, at, load_retail_events

@@ -11,7 +11,8 @@ import pytest
 from airflow.models.connection import Connection
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.pipeline.extract import ExtractionContractError, extract_interval, extract_snapshot
+from include.pipeline.extract import extract_interval, extract_snapshot
+from include.pipeline.extract_result import ExtractionContractError
 from include.pipeline.mapping import DEMO_INTERACTIONS, DatasetMapping
 from include.pipeline.sqlite_hook import AppSqliteHook
 from tests.conftest import TEST_DATA

@@ -7,14 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from include.pipeline.days import whole_days
-from include.pipeline.imports import (
-    DataFile,
-    ImportPlanError,
-    Ledger,
-    Partition,
-    data_location,
-    plan_imports,
-)
+from include.pipeline.import_ledger import DataFile, Ledger, Partition
+from include.pipeline.imports import ImportPlanError, data_location, plan_imports
 
 
 def part(day: int, records: int, *sizes: int, tag: str = "a") -> Partition:
@@ -124,7 +118,7 @@ def test_ledger_round_trip_and_staging(s3_client, s3_bucket):
         key = f"p/interactions/dt=2026-01-0{day}/part-00000.csv"
         s3_client.put_object(Bucket=s3_bucket, Key=key, Body=b"USER_ID,ITEM_ID,TIMESTAMP\nu,i,1\n")
         keys.append(key)
-    from include.pipeline.imports import describe_files
+    from include.pipeline.import_ledger import describe_files
 
     partitions = [
         Partition(

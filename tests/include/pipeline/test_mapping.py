@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from include.pipeline.extract import POSTGRES, SQLITE, build_query
+from include.pipeline.extract_sql import POSTGRES, SQLITE, build_query
 from include.pipeline.mapping import (
     DEMO_INTERACTIONS,
     DEMO_ITEMS,

@@ -10,9 +10,10 @@ import boto3
 import pytest
 import yaml
 
-from include.pipeline import notify, tasks
+from include.pipeline import notify
 from include.pipeline.config import CONFIG_DIR, ConfigError, load_config
 from include.pipeline.gate import decide
+from include.pipeline.tasks import training
 
 CONN_ID = "aws_notify_test"
 
@@ -76,7 +77,7 @@ def rejected_decision() -> dict:
 def test_a_gate_rejection_reaches_the_topic_with_the_metrics_table(tmp_path, topic):
     config = make_config(tmp_path, sns_topic_arn=topic["arn"])
     decision = rejected_decision()
-    tasks.keep_champion(config, {"champion_arn": "arn:champion"}, decision)
+    training.keep_champion(config, {"champion_arn": "arn:champion"}, decision)
     (message,) = topic["received"](1)
     assert message["Subject"] == "[demo_retail] challenger rejected by the gate"
     assert "keeps serving arn:champion" in message["Message"]
@@ -146,7 +147,7 @@ def test_the_nth_rejection_in_a_row_notifies_once(tmp_path, topic, s3_client, s3
     decision = rejected_decision()
     plan = {"training_mode": "FULL", "champion_arn": "arn:champion"}
     for run in ("r1", "r2", "r2", "r3"):  # r2 twice: a cleared task's rerun records nothing new
-        tasks.record_training(
+        training.record_training(
             config, plan, decision, f"arn:challenger-{run}", False, run, "demo_retail_train_deploy"
         )
     (message,) = topic["received"](1)

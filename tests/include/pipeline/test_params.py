@@ -144,7 +144,7 @@ def test_errors_a_retry_cannot_fix_fail_at_once_and_others_retry():
     from airflow.sdk.definitions.retry_policy import RetryAction
 
     from include.pipeline.config import ConfigError
-    from include.pipeline.extract import RejectedShareExceeded
+    from include.pipeline.extract_result import RejectedShareExceeded
     from include.pipeline.failures import PERMANENT_ERRORS, no_retry_policy
     from include.pipeline.imports import ImportPlanError
 

@@ -74,17 +74,18 @@ def markdown_metrics(markdown: str) -> dict[str, tuple[str, str]]:
 
 
 def test_report_numbers_equal_get_solution_metrics(versions, config):
-    from include.pipeline import tasks
+    from include.pipeline.clients import s3_client
+    from include.pipeline.tasks import training
 
     personalize, (champion_arn, challenger_arn) = versions
     first_plan = {"champion_arn": None, "training_mode": "FULL"}
-    first = tasks.evaluate_challenger(config, first_plan, champion_arn, {})
-    tasks.record_training(
+    first = training.evaluate_challenger(config, first_plan, champion_arn, {})
+    training.record_training(
         config, first_plan, first.as_dict(), champion_arn, True, "run-1", "report_metrics_train"
     )
     plan = {"champion_arn": champion_arn, "training_mode": "FULL"}
-    decision = tasks.evaluate_challenger(config, plan, challenger_arn, {})
-    recorded = tasks.record_training(
+    decision = training.evaluate_challenger(config, plan, challenger_arn, {})
+    recorded = training.record_training(
         config, plan, decision.as_dict(), challenger_arn, decision.accepted, "run-2", "report_metrics_train"
     )
     assert recorded["report"], "the report was not written"
@@ -92,7 +93,7 @@ def test_report_numbers_equal_get_solution_metrics(versions, config):
     expected_challenger = personalize.get_solution_metrics(solutionVersionArn=challenger_arn)["metrics"]
     expected_champion = personalize.get_solution_metrics(solutionVersionArn=champion_arn)["metrics"]
     assert len(expected_challenger) == 8 and expected_challenger != expected_champion
-    s3 = tasks.s3_client(config)
+    s3 = s3_client(config)
     key = recorded["report"].removeprefix(f"s3://{BUCKET}/")
     markdown = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
     shown = markdown_metrics(markdown)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import yaml
 
-from include.pipeline import tasks
+from include.pipeline import clients
 from include.pipeline.config import CONFIG_DIR, ConfigError, load_config
 from include.pipeline.history import append_record
 from include.pipeline.s3_writer import MultipartObjectWriter, encrypt_writes
@@ -75,7 +75,7 @@ def test_the_pipelines_s3_client_encrypts_as_the_config_says(tmp_path, s3_endpoi
     extra = {"region_name": "us-east-1", "service_config": {"s3": {"endpoint_url": s3_endpoint}}}
     monkeypatch.setenv("AIRFLOW_CONN_AWS_SSE_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
     config = _config(tmp_path, sse="aws:kms", kms_key_id=KMS_KEY)
-    client = tasks.s3_client(config)
+    client = clients.s3_client(config)
     for key in _write_every_kind_of_object(client, s3_bucket):
         head = client.head_object(Bucket=s3_bucket, Key=key)
         assert (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == ("aws:kms", KMS_KEY), key

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.pipeline import tasks
 from include.pipeline.config import CONFIG_DIR, load_config
+from include.pipeline.tasks import ingest, training
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ class FakeHook:
 @pytest.fixture
 def fakes(monkeypatch):
     hook = FakeHook()
-    monkeypatch.setattr(tasks, "top_users", lambda config, count: ["u1", "u2"][:count])
-    monkeypatch.setattr(tasks, "personalize_hook", lambda config: hook)
+    monkeypatch.setattr(training, "top_users", lambda config, count: ["u1", "u2"][:count])
+    monkeypatch.setattr(training, "personalize_hook", lambda config: hook)
     return hook
 
 
@@ -52,8 +52,8 @@ RESOURCES = {"filter_arns": {"demo-retail-exclude-purchased": "arn:filter"}}
 
 def test_smoke_test_asks_each_user_with_and_without_each_filter(config, fakes, monkeypatch):
     runtime = FakeRuntime(["i1", "i2"])
-    monkeypatch.setattr(tasks, "runtime_client", lambda config: runtime)
-    result = tasks.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+    monkeypatch.setattr(training, "runtime_client", lambda config: runtime)
+    result = training.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
     assert result["users"] == ["u1", "u2"]
     assert sorted((r["userId"], r.get("filterArn", "")) for r in runtime.requests) == [
         ("u1", ""), ("u1", "arn:filter"), ("u2", ""), ("u2", "arn:filter"),
@@ -62,17 +62,17 @@ def test_smoke_test_asks_each_user_with_and_without_each_filter(config, fakes, m
 
 
 def test_empty_recommendations_roll_the_campaign_back_and_fail(config, fakes, monkeypatch):
-    monkeypatch.setattr(tasks, "runtime_client", lambda config: FakeRuntime([]))
+    monkeypatch.setattr(training, "runtime_client", lambda config: FakeRuntime([]))
     with pytest.raises(AirflowFailException, match="rolled back to arn:v1"):
-        tasks.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+        training.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
     assert fakes.updates == [{"campaignArn": "arn:campaign", "solutionVersionArn": "arn:v1"}]
     assert fakes.waits == ["arn:campaign"]
 
 
 def test_first_deployment_failing_the_smoke_test_fails_without_rollback(config, fakes, monkeypatch):
-    monkeypatch.setattr(tasks, "runtime_client", lambda config: FakeRuntime([]))
+    monkeypatch.setattr(training, "runtime_client", lambda config: FakeRuntime([]))
     with pytest.raises(AirflowFailException, match="no previous version to roll back to"):
-        tasks.smoke_test(config, {"champion_arn": None}, "arn:campaign", RESOURCES)
+        training.smoke_test(config, {"champion_arn": None}, "arn:campaign", RESOURCES)
     assert fakes.updates == []
 
 
@@ -89,9 +89,9 @@ class FailingRuntime:
 
 
 def test_recommendation_errors_roll_the_campaign_back_and_fail(config, fakes, monkeypatch):
-    monkeypatch.setattr(tasks, "runtime_client", lambda config: FailingRuntime())
+    monkeypatch.setattr(training, "runtime_client", lambda config: FailingRuntime())
     with pytest.raises(AirflowFailException, match=r"InvalidInputException.*rolled back to arn:v1"):
-        tasks.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+        training.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
     assert fakes.updates == [{"campaignArn": "arn:campaign", "solutionVersionArn": "arn:v1"}]
     assert fakes.waits == ["arn:campaign"]
 
@@ -101,12 +101,12 @@ def test_rejection_is_not_a_failure_unless_config_says(config, tmp_path):
         "verdict": "REJECTED",
         "summary": "gate REJECTED on precision_at_25: challenger 0.01 vs champion 0.02",
     }
-    message = tasks.keep_champion(config, {"champion_arn": "arn:v1", "dry_run": False}, decision)
+    message = training.keep_champion(config, {"champion_arn": "arn:v1", "dry_run": False}, decision)
     assert "CHALLENGER REJECTED, campaign keeps serving arn:v1" in message
     strict = config.model_copy(update={"gate": config.gate.model_copy(update={"fail_on_reject": True})})
     with pytest.raises(AirflowFailException, match="fail_on_reject"):
-        tasks.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": False}, decision)
-    assert "DRY RUN" in tasks.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": True}, decision)
+        training.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": False}, decision)
+    assert "DRY RUN" in training.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": True}, decision)
 
 
 @pytest.fixture
@@ -117,14 +117,14 @@ def recorded(monkeypatch):
         calls.append({"deployed": deployed, "verdict": decision["verdict"]})
         return {"deployed": deployed}
 
-    monkeypatch.setattr(tasks, "record_training", fake_record)
+    monkeypatch.setattr(training, "record_training", fake_record)
     return calls
 
 
 def finish(
     config, *, train=True, dry_run=False, accepted=True, verdict="ACCEPTED", smoke=True, evaluated=True
 ):
-    return tasks.finish_training(
+    return training.finish_training(
         config,
         plan={"train": train, "dry_run": dry_run, "champion_arn": "arn:v1"},
         decision={"accepted": accepted, "verdict": verdict, "summary": "s"} if evaluated else None,
@@ -136,7 +136,7 @@ def finish(
 
 
 def test_every_trained_version_is_recorded_and_failures_still_fail_the_run(config, recorded):
-    assert finish(config) == tasks.TrainingOutcome({"deployed": True}, None)
+    assert finish(config) == training.TrainingOutcome({"deployed": True}, None)
     rejected = finish(config, accepted=False, verdict="REJECTED", smoke=False)
     assert rejected.failure is None and recorded[-1] == {"deployed": False, "verdict": "REJECTED"}
     dry = finish(config, dry_run=True, smoke=False)
@@ -149,10 +149,10 @@ def test_every_trained_version_is_recorded_and_failures_still_fail_the_run(confi
 
 
 def test_nothing_trained_records_nothing_and_failed_training_fails(config, recorded):
-    assert finish(config, train=False) == tasks.TrainingOutcome(None, None)
+    assert finish(config, train=False) == training.TrainingOutcome(None, None)
     # record_history is the run's only leaf, so it alone decides the run's state: no plan means
     # ensure_resources or plan_training failed (a skipped plan skips record_history too).
-    no_plan = tasks.finish_training(
+    no_plan = training.finish_training(
         config, plan=None, decision=None, challenger_arn=None, smoke_result=None, run_id="r", dag_id="d"
     )
     assert no_plan.asset_extra is None and "plan_training" in no_plan.failure
@@ -165,10 +165,10 @@ def test_finished_imports_are_recorded_even_when_another_job_of_the_run_failed(
 ):
     """An unrecorded finished job would be planned again by the next run, merged with new data under
     a new job name, and import its interactions twice."""
-    from include.pipeline.imports import Ledger
+    from include.pipeline.import_ledger import Ledger
 
     config = config.model_copy(update={"s3": config.s3.model_copy(update={"bucket": s3_bucket})})
-    monkeypatch.setattr(tasks, "s3_client", lambda config: s3_client)
+    monkeypatch.setattr(ingest, "s3_client", lambda config: s3_client)
     plan = {
         "batches": [
             {"job_name": "j-interactions", "import_mode": "INCREMENTAL", "dataset_type": "INTERACTIONS",
@@ -181,7 +181,7 @@ def test_finished_imports_are_recorded_even_when_another_job_of_the_run_failed(
     }  # fmt: skip
     interval = {"start": "2026-03-01T00:00:00+00:00", "end": "2026-03-02T00:00:00+00:00"}
     with pytest.raises(RuntimeError, match="j-items"):
-        tasks.record_imports(config, plan, ["arn:job/j-interactions", None], interval)
+        ingest.record_imports(config, plan, ["arn:job/j-interactions", None], interval)
     book = Ledger(s3_bucket, config.s3.prefix)
     assert book.imported_fingerprints(s3_client, "INTERACTIONS") == {"dt=2026-03-01": "fp1"}
     assert book.imports(s3_client, "ITEMS") == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from personalize.hooks import CAMPAIGN
+from personalize.kinds import CAMPAIGN
 
 from tests.plugins.ui.world import write_config
 

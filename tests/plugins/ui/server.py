@@ -179,7 +179,7 @@ def build_world(work: Path, *, runs: int = 53, every_days: int = 7) -> dict[str,
     os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = connection_uri(service.url, s3_url)
     trained = build_trained("aws_default", s3_url)
     hook = trained["hook"]
-    from personalize.hooks import CAMPAIGN
+    from personalize.kinds import CAMPAIGN
 
     from tests.plugins.ui.world import (
         daily_runs,

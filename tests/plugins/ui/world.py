@@ -1,8 +1,8 @@
 """A pipeline's S3 history written by the pipeline's own writers, for the Personalize view's tests and bench.
 
-- training runs: `include.pipeline.tasks.record_training` (the metrics history line and the run
+- training runs: `include.pipeline.tasks.training.record_training` (the metrics history line and the run
   report) with a real `gate.decide` decision, at chosen times;
-- ingest: `imports.Ledger.record_partition`, as `extract_interactions` records each day;
+- ingest: `import_ledger.Ledger.record_partition`, as `extract_interactions` records each day;
 - reconcile: `reconcile/latest.json` through `reconcile.write_latest`, as the reconcile task writes it.
 """
 
@@ -17,11 +17,12 @@ from unittest import mock
 
 import yaml
 
-from include.pipeline import imports as imp
-from include.pipeline import tasks
+from include.pipeline.clients import ledger
 from include.pipeline.config import CONFIG_DIR, PipelineConfig, load_config
 from include.pipeline.gate import decide
+from include.pipeline.import_ledger import Partition, describe_files
 from include.pipeline.reconcile import DayRow, write_latest
+from include.pipeline.tasks import training
 
 ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
 
@@ -49,7 +50,7 @@ def frozen_now(moment: datetime) -> Iterator[None]:
         def now(cls, tz=None):
             return moment if tz is not None else moment.replace(tzinfo=None)
 
-    with mock.patch.object(tasks, "datetime", Frozen):
+    with mock.patch.object(training, "datetime", Frozen):
         yield
 
 
@@ -85,7 +86,7 @@ def record(config: PipelineConfig, run: TrainingRun) -> dict:
         "training_data": None,
     }
     with frozen_now(run.at):
-        return tasks.record_training(
+        return training.record_training(
             config, plan, decision, run.version_arn, run.deployed, run.run_id, config.dag_ids["train_deploy"]
         )
 
@@ -142,15 +143,15 @@ def daily_runs(
 
 def record_ingest(s3, config: PipelineConfig, days: Sequence[str], *, read: int, rejected: int) -> None:
     """The ledger records of one ingest run, one per day, as extract_interactions writes them."""
-    book = tasks.ledger(config)
+    book = ledger(config)
     for day in days:
         key = f"{config.s3.key('interactions', f'dt={day}')}/part-00000.csv"
         s3.put_object(Bucket=config.s3.bucket, Key=key, Body=b"USER_ID,ITEM_ID,TIMESTAMP\n")
         start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-        partition = imp.Partition(
+        partition = Partition(
             f"dt={day}",
             read - rejected,
-            imp.describe_files(s3, config.s3.bucket, [key]),
+            describe_files(s3, config.s3.bucket, [key]),
             key.rsplit("/", 1)[0],
         )
         book.record_partition(
