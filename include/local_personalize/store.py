@@ -152,3 +152,17 @@ class StateStore:
     def delete_events(self, dataset_group_arn: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM events WHERE dataset_group_arn = ?", (dataset_group_arn,))
+
+    def delete_user_events(self, dataset_group_arn: str, user_ids: list[str]) -> int:
+        """Forget these users' recorded events (a data deletion job); returns how many were deleted."""
+        with self._lock:
+            deleted = 0
+            for start in range(0, len(user_ids), 500):  # SQLite's bound-parameter limit
+                chunk = user_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor = self._db.execute(
+                    f"DELETE FROM events WHERE dataset_group_arn = ? AND user_id IN ({marks})",
+                    (dataset_group_arn, *chunk),
+                )
+                deleted += cursor.rowcount
+            return deleted

@@ -50,7 +50,14 @@ class DatasetGroupsMixin:
         with self.store.lock:
             users = [
                 f"{kind} {body[KINDS[kind].arn_key]}"
-                for kind in ("dataset", "solution", "filter", "eventTracker")
+                for kind in (
+                    "dataset",
+                    "solution",
+                    "filter",
+                    "eventTracker",
+                    "recommender",
+                    "metricAttribution",
+                )
                 for body in self.store.list(kind, datasetGroupArn=arn)
             ]
             if users:

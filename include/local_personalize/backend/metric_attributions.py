@@ -1,0 +1,233 @@
+"""Metric attributions: what recommendations earn, from events that carry a recommendationId.
+
+GetRecommendations and GetPersonalizedRanking answer with a recommendationId; the service remembers
+which campaign or recommender issued it. A PutEvents event with that recommendationId and a metric's
+eventType adds to the metric: SAMPLECOUNT() counts events, SUM(Interactions.COL) / SUM(Items.COL)
+adds the event's (or its item's) numeric value. Totals are kept per metric, event type, source
+(EVENT_ATTRIBUTION_SOURCE) and 15-minute window, persisted with the resource, and written to the
+metricsOutputConfig path in AWS's report layout ("Publishing metric attribution reports to Amazon
+S3"): CSV `METRIC_NAME,EVENT_TYPE,VALUE,MATH_FUNCTION,EVENT_ATTRIBUTION_SOURCE,TIMESTAMP`, one file
+per window `AggregatedAttributionMetrics-PutEvents-<window start>.csv`, rewritten as the window fills.
+(AWS sends PutEvents metrics to CloudWatch and writes S3 reports for bulk imports; there is no local
+CloudWatch, so the S3 report carries both. See docs/PERSONALIZE_FACTS.md.)
+ListMetricAttributionMetrics lists the metric definitions, as botocore's output shape says.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+
+import pandas as pd
+
+from include.local_personalize import datasets as data
+from include.local_personalize.backend.core import log
+from include.local_personalize.errors import InvalidInput, ResourceAlreadyExists, ResourceInUse
+
+MAX_METRICS = 10  # CreateMetricAttribution: "Array Members: Maximum number of 10 items"
+WINDOW_SECONDS = 900  # the report's rows are 15-minute intervals (AWS's example)
+MAX_REMEMBERED_RECOMMENDATIONS = 1_000_000
+REPORT_COLUMNS = [
+    "METRIC_NAME",
+    "EVENT_TYPE",
+    "VALUE",
+    "MATH_FUNCTION",
+    "EVENT_ATTRIBUTION_SOURCE",
+    "TIMESTAMP",
+]
+EXPRESSION = re.compile(
+    r"\s*(?:(?P<count>SAMPLECOUNT)\(\s*\)|(?P<sum>SUM)\(\s*(?P<dataset>Interactions|Items)\.(?P<column>\w+)\s*\))\s*",
+    re.IGNORECASE,
+)
+_report_lock = threading.Lock()  # a report is read and rewritten whole: one writer at a time
+
+
+def parse_expression(expression: str, where: str) -> tuple[str, str | None, str | None]:
+    """(math function, dataset, column) of a metric's expression."""
+    match = EXPRESSION.fullmatch(expression)
+    if match is None:
+        raise InvalidInput(
+            f"{where}.expression {expression!r} is not SAMPLECOUNT() or SUM(Interactions.COLUMN) / SUM(Items.COLUMN)"
+        )
+    if match["count"]:
+        return "samplecount", None, None
+    return "sum", match["dataset"].capitalize(), match["column"].upper()
+
+
+class MetricAttributionsMixin:
+    """Part of `PersonalizeBackend`; uses `BackendCore`'s state and helpers through `self`."""
+
+    def _issue_recommendation_id(self, source_arn: str) -> str:
+        recommendation_id = f"RID-{uuid.uuid4()}"
+        sources = self._recommendation_sources
+        sources[recommendation_id] = source_arn
+        if len(sources) > MAX_REMEMBERED_RECOMMENDATIONS:
+            sources.pop(next(iter(sources)), None)
+        return recommendation_id
+
+    def _check_metrics(self, group_arn: str, metrics: list[dict]) -> None:
+        if len(metrics) > MAX_METRICS:
+            raise InvalidInput(f"{len(metrics)} metrics; a metric attribution has at most {MAX_METRICS}")
+        names = [m["metricName"] for m in metrics]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise InvalidInput(f"metricName given more than once: {duplicated}")
+        for index, metric in enumerate(metrics):
+            where = f"metrics[{index}]"
+            _, dataset_name, column = parse_expression(metric["expression"], where)
+            if dataset_name is None:
+                continue
+            dataset = self._group_dataset(
+                group_arn, "INTERACTIONS" if dataset_name == "Interactions" else "ITEMS"
+            )
+            if dataset is None:
+                continue
+            fields = {f.name: f for f in self._dataset_schema(dataset).fields}
+            if column not in fields:
+                raise InvalidInput(f"{where}.expression: {dataset_name} has no field {column}")
+            if fields[column].type not in ("int", "long", "float", "double"):
+                raise InvalidInput(
+                    f"{where}.expression: SUM() needs a numeric field; {column} is {fields[column].type}"
+                )
+
+    def create_metric_attribution(self, params: dict) -> dict:
+        group = self._get("datasetGroup", params["datasetGroupArn"])
+        self._check_metrics(group["datasetGroupArn"], params["metrics"])
+        arn = self.arn(f"metric-attribution/{params['name']}")
+        with self.store.lock:
+            existing = self.store.list("metricAttribution", datasetGroupArn=group["datasetGroupArn"])
+            if existing and self.store.get(arn) is None:
+                raise ResourceAlreadyExists(
+                    f"Dataset group {group['datasetGroupArn']} already has metric attribution "
+                    f"{existing[0]['metricAttributionArn']}; update it instead"
+                )
+            body = {
+                "name": params["name"],
+                "datasetGroupArn": group["datasetGroupArn"],
+                "metricsOutputConfig": params["metricsOutputConfig"],
+                "status": "CREATE PENDING",
+                "_metrics": params["metrics"],
+                "_totals": [],
+            }
+            self._new("metricAttribution", arn, body)
+        self._activate_later(arn)
+        return {"metricAttributionArn": arn}
+
+    def describe_metric_attribution(self, params: dict) -> dict:
+        return self._describe("metricAttribution", params["metricAttributionArn"])
+
+    def list_metric_attributions(self, params: dict) -> dict:
+        return self._summaries("metricAttribution", params)
+
+    def list_metric_attribution_metrics(self, params: dict) -> dict:
+        if not params.get("metricAttributionArn"):
+            raise InvalidInput("metricAttributionArn is required")
+        attribution = self._get("metricAttribution", params["metricAttributionArn"])
+        return self._paginate(attribution["_metrics"], params, "metrics")
+
+    def update_metric_attribution(self, params: dict) -> dict:
+        if not params.get("metricAttributionArn"):
+            raise InvalidInput("metricAttributionArn is required")
+        arn = params["metricAttributionArn"]
+        with self.store.lock:
+            attribution = self._get("metricAttribution", arn)
+            if attribution["status"] != "ACTIVE":
+                raise ResourceInUse(f"Metric attribution {arn} is {attribution['status']}, not ACTIVE")
+            known = {m["metricName"] for m in attribution["_metrics"]}
+            unknown = sorted(set(params.get("removeMetrics") or []) - known)
+            if unknown:
+                raise InvalidInput(f"removeMetrics names metrics the attribution does not have: {unknown}")
+            kept = [
+                m
+                for m in attribution["_metrics"]
+                if m["metricName"] not in set(params.get("removeMetrics") or [])
+            ]
+            metrics = kept + list(params.get("addMetrics") or [])
+            self._check_metrics(attribution["datasetGroupArn"], metrics)
+            changes: dict = {"_metrics": metrics}
+            if params.get("metricsOutputConfig"):
+                changes["metricsOutputConfig"] = params["metricsOutputConfig"]
+            self._set(arn, **changes)
+        return {"metricAttributionArn": arn}
+
+    def delete_metric_attribution(self, params: dict) -> None:
+        arn = params["metricAttributionArn"]
+        self._get("metricAttribution", arn)
+        self.store.delete(arn)
+
+    # attributing events ---------------------------------------------------------------------------
+    def _attribute_events(self, group_arn: str, events: list[dict]) -> None:
+        """events: {"eventType", "recommendationId", "itemId", "values" (field -> text), "sentAt"}."""
+        attributions = [
+            a
+            for a in self.store.list("metricAttribution", datasetGroupArn=group_arn)
+            if a["status"] == "ACTIVE"
+        ]
+        events = [e for e in events if e["recommendationId"] in self._recommendation_sources]
+        if not attributions or not events:
+            return
+        for attribution in attributions:
+            with self.store.lock:
+                current = self.store.get(attribution["metricAttributionArn"])
+                if current is None:
+                    continue
+                totals = {tuple(row[:2] + row[3:]): row[2] for row in current["_totals"]}
+                windows = set()
+                for event in events:
+                    for metric in current["_metrics"]:
+                        if metric["eventType"] != event["eventType"]:
+                            continue
+                        value = self._metric_value(group_arn, metric, event)
+                        if value is None:
+                            continue
+                        function = parse_expression(metric["expression"], "metric")[0]
+                        window = int(event["sentAt"]) // WINDOW_SECONDS * WINDOW_SECONDS
+                        source = self._recommendation_sources[event["recommendationId"]]
+                        key = (metric["metricName"], metric["eventType"], function, source, window)
+                        totals[key] = totals.get(key, 0.0) + value
+                        windows.add(window)
+                rows = [[k[0], k[1], v, k[2], k[3], k[4]] for k, v in totals.items()]
+                self._set(current["metricAttributionArn"], _totals=rows)
+            for window in windows:
+                self.worker.submit(
+                    lambda a=current["metricAttributionArn"], w=window: self._write_report(a, w)
+                )
+
+    def _metric_value(self, group_arn: str, metric: dict, event: dict) -> float | None:
+        function, dataset_name, column = parse_expression(metric["expression"], "metric")
+        if function == "samplecount":
+            return 1.0
+        if dataset_name == "Interactions":
+            raw = event["values"].get(column)
+        else:
+            item = self._group_frames_for(group_arn).item(event.get("itemId"))
+            raw = (item or {}).get(column)
+        try:
+            return float(raw) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    def _write_report(self, attribution_arn: str, window: int) -> None:
+        with _report_lock:
+            attribution = self.store.get(attribution_arn)
+            if attribution is None or not attribution["metricsOutputConfig"].get("s3DataDestination"):
+                return
+            rows = [r for r in attribution["_totals"] if r[5] == window]
+            frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+            frame["VALUE"] = frame["VALUE"].astype(float)
+            try:
+                bucket, prefix = data.split_s3_uri(
+                    attribution["metricsOutputConfig"]["s3DataDestination"]["path"]
+                )
+                if prefix and not prefix.endswith("/"):
+                    prefix += "/"
+                key = f"{prefix}AggregatedAttributionMetrics-PutEvents-{window}.csv"
+                body = frame.to_csv(index=False, lineterminator="\n").encode()
+                data.s3_client().put_object(Bucket=bucket, Key=key, Body=body)
+            except Exception as err:  # the events are recorded either way; the report says why it is missing
+                log.warning("metric attribution %s: report not written: %s", attribution_arn, err)
+                self._set(attribution_arn, failureReason=f"report for window {window} not written: {err}")
+                return
+            if attribution.get("failureReason"):
+                self._set(attribution_arn, failureReason=None)
