@@ -21,6 +21,13 @@ from include.local_personalize import seed, shapes
 
 # Every operation whose response passed the shape check, for the coverage test.
 VALIDATED_OPERATIONS: set[str] = set()
+# Operations the local service answers only with their documented errors (no Actions datasets locally,
+# backend/actions.py): test_conformance checks those errors instead of a response.
+ERROR_ONLY_OPERATIONS = {
+    "personalize-runtime:GetActionRecommendations",
+    "personalize-events:PutActions",
+    "personalize-events:PutActionInteractions",
+}
 
 
 def _check_response(operation_model, response_dict, **_) -> None:
@@ -155,5 +162,5 @@ def every_operation_is_validated(request):
         if Path(str(item.fspath)).parent == folder
     }
     if ran >= own_modules and request.session.testsfailed == 0:
-        missing = implemented_operations() - VALIDATED_OPERATIONS
+        missing = implemented_operations() - VALIDATED_OPERATIONS - ERROR_ONLY_OPERATIONS
         assert not missing, f"implemented but never called and checked through boto3: {sorted(missing)}"
