@@ -25,7 +25,8 @@ class CatalogMixin:
             "recipeArn": use_case.recipe_arn,
             "status": "ACTIVE",
             "description": f"{use_case.title} ({use_case.domain} use case, served by a recommender)",
-            "recipeType": "DOMAIN",
+            # The type of the engine recipe that serves it (backend/recommenders.py).
+            "recipeType": self._recipes()[self._engine_recipe(use_case)].recipe_type,
             "creationDateTime": PUBLISHED,
             "lastUpdatedDateTime": PUBLISHED,
         }

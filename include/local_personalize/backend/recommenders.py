@@ -68,6 +68,9 @@ class RecommendersMixin:
             )
         return found
 
+    def _engine_recipe(self, use_case: domains.UseCase) -> str:
+        return ENGINE_RECIPES[use_case.kind]
+
     def create_recommender(self, params: dict) -> dict:
         group = self._get("datasetGroup", params["datasetGroupArn"])
         domain = group.get("domain")
@@ -104,7 +107,7 @@ class RecommendersMixin:
     def _train_recommender(self, recommender: dict) -> dict[str, float]:
         use_case = self._use_case(recommender["recipeArn"])
         data = use_case_data(self.training_data(recommender["datasetGroupArn"]), use_case)
-        request = engine.TrainingRequest(recipe=ENGINE_RECIPES[use_case.kind], event_type=use_case.event_type)
+        request = engine.TrainingRequest(recipe=self._engine_recipe(use_case), event_type=use_case.event_type)
         model, metrics = engine.train(request, data)
         directory = self._recommender_model_dir(recommender)
         shutil.rmtree(directory, ignore_errors=True)
