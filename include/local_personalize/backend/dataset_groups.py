@@ -218,6 +218,8 @@ class DatasetGroupsMixin:
             self._set(arn, status="CREATE FAILED", failureReason=f"{type(err).__name__}: {err}")
             return
         self._group_data_changed(dataset["datasetGroupArn"])
+        if job.get("publishAttributionMetricsToS3") and dataset["datasetType"] == "INTERACTIONS":
+            self._publish_bulk_attribution(dataset["datasetGroupArn"], frame, job["importMode"])
         self._set(arn, status="ACTIVE")
 
     def describe_dataset_import_job(self, params: dict) -> dict:

@@ -182,18 +182,20 @@ class EventsMixin:
             record |= {k: str(v) for k, v in optional.items() if v is not None and k in schema.field_names}
             self._check_against(schema, record, where)
             records.append(record)
-            if event.get("recommendationId"):
-                values = self._properties(event.get("properties"), where)
-                values |= {k: str(v) for k, v in optional.items() if v is not None}
-                attributed.append(
-                    {
-                        "eventType": event["eventType"],
-                        "recommendationId": event["recommendationId"],
-                        "itemId": event["itemId"],
-                        "values": values,
-                        "sentAt": float(event["sentAt"]),
-                    }
-                )
+            values = self._properties(event.get("properties"), where)
+            values |= {k: str(v) for k, v in optional.items() if v is not None}
+            attributed.append(
+                {
+                    "eventType": event["eventType"],
+                    "recommendationId": event.get("recommendationId"),
+                    "eventAttributionSource": (event.get("metricAttribution") or {}).get(
+                        "eventAttributionSource"
+                    ),
+                    "itemId": event["itemId"],
+                    "values": values,
+                    "sentAt": float(event["sentAt"]),
+                }
+            )
         received = time.time()
         with self.store.lock:
             rows = [
@@ -211,8 +213,7 @@ class EventsMixin:
             self.store.add_events(rows)
             for row in rows:
                 self._remember_event(*row)
-        if attributed:
-            self._attribute_events(group_arn, attributed)
+        self._attribute_events(group_arn, attributed)
 
     def _put_records(self, params: dict, dataset_type: str, key: str, id_key: str, id_field: str) -> None:
         dataset = self._get("dataset", params["datasetArn"])

@@ -1,15 +1,19 @@
 """Metric attributions: what recommendations earn, from events that carry a recommendationId.
 
 GetRecommendations and GetPersonalizedRanking answer with a recommendationId; the service remembers
-which campaign or recommender issued it. A PutEvents event with that recommendationId and a metric's
-eventType adds to the metric: SAMPLECOUNT() counts events, SUM(Interactions.COL) / SUM(Items.COL)
-adds the event's (or its item's) numeric value. Totals are kept per metric, event type, source
-(EVENT_ATTRIBUTION_SOURCE) and 15-minute window, persisted with the resource, and written to the
+which campaign or recommender issued it. A PutEvents event of a metric's eventType adds to the
+metric: SAMPLECOUNT() counts events, SUM(Interactions.COL) / SUM(Items.COL) adds the event's (or its
+item's) numeric value. Its source (EVENT_ATTRIBUTION_SOURCE) is, as AWS documents ("Event metrics
+and attribution reports"), its metricAttribution.eventAttributionSource, else the campaign or
+recommender that issued its recommendationId, else SOURCE_NAME_UNDEFINED. Totals are kept per
+metric, event type, source and 15-minute window, persisted with the resource, and written to the
 metricsOutputConfig path in AWS's report layout ("Publishing metric attribution reports to Amazon
 S3"): CSV `METRIC_NAME,EVENT_TYPE,VALUE,MATH_FUNCTION,EVENT_ATTRIBUTION_SOURCE,TIMESTAMP`, one file
 per window `AggregatedAttributionMetrics-PutEvents-<window start>.csv`, rewritten as the window fills.
 (AWS sends PutEvents metrics to CloudWatch and writes S3 reports for bulk imports; there is no local
-CloudWatch, so the S3 report carries both. See docs/PERSONALIZE_FACTS.md.)
+CloudWatch, so the S3 report carries both. See docs/PERSONALIZE_FACTS.md.) An import job with
+publishAttributionMetricsToS3 writes a new report of its records,
+`AggregatedAttributionMetrics-<importMode>-<epoch seconds>.csv`.
 ListMetricAttributionMetrics lists the metric definitions, as botocore's output shape says.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 
 import pandas as pd
@@ -40,6 +45,7 @@ EXPRESSION = re.compile(
     r"\s*(?:(?P<count>SAMPLECOUNT)\(\s*\)|(?P<sum>SUM)\(\s*(?P<dataset>Interactions|Items)\.(?P<column>\w+)\s*\))\s*",
     re.IGNORECASE,
 )
+UNDEFINED_SOURCE = "SOURCE_NAME_UNDEFINED"  # AWS's label for events without a source
 _report_lock = threading.Lock()  # a report is read and rewritten whole: one writer at a time
 
 
@@ -157,42 +163,78 @@ class MetricAttributionsMixin:
         self.store.delete(arn)
 
     # attributing events ---------------------------------------------------------------------------
-    def _attribute_events(self, group_arn: str, events: list[dict]) -> None:
-        """events: {"eventType", "recommendationId", "itemId", "values" (field -> text), "sentAt"}."""
-        attributions = [
+    def _event_source(self, event: dict) -> str:
+        """AWS: eventAttributionSource wins; else the campaign or recommender that issued the
+        recommendationId; else SOURCE_NAME_UNDEFINED (also for an ID this service never issued)."""
+        if event.get("eventAttributionSource"):
+            return event["eventAttributionSource"]
+        return self._recommendation_sources.get(event.get("recommendationId") or "", UNDEFINED_SOURCE)
+
+    def _add_up(self, group_arn: str, metrics: list[dict], events: list[dict], totals: dict) -> set[int]:
+        """Adds the events to `totals` ((metric, event type, function, source, window) -> value);
+        returns the windows that changed."""
+        windows = set()
+        for event in events:
+            for metric in metrics:
+                if metric["eventType"] != event["eventType"]:
+                    continue
+                value = self._metric_value(group_arn, metric, event)
+                if value is None:
+                    continue
+                function = parse_expression(metric["expression"], "metric")[0]
+                window = int(event["sentAt"]) // WINDOW_SECONDS * WINDOW_SECONDS
+                key = (metric["metricName"], metric["eventType"], function, self._event_source(event), window)
+                totals[key] = totals.get(key, 0.0) + value
+                windows.add(window)
+        return windows
+
+    def _active_attributions(self, group_arn: str) -> list[dict]:
+        return [
             a
             for a in self.store.list("metricAttribution", datasetGroupArn=group_arn)
             if a["status"] == "ACTIVE"
         ]
-        events = [e for e in events if e["recommendationId"] in self._recommendation_sources]
-        if not attributions or not events:
-            return
-        for attribution in attributions:
+
+    def _attribute_events(self, group_arn: str, events: list[dict]) -> None:
+        """PutEvents' events: {"eventType", "recommendationId", "eventAttributionSource", "itemId",
+        "values" (field -> text), "sentAt"}; totals persist with the attribution, reports per window."""
+        for attribution in self._active_attributions(group_arn):
             with self.store.lock:
                 current = self.store.get(attribution["metricAttributionArn"])
                 if current is None:
                     continue
                 totals = {tuple(row[:2] + row[3:]): row[2] for row in current["_totals"]}
-                windows = set()
-                for event in events:
-                    for metric in current["_metrics"]:
-                        if metric["eventType"] != event["eventType"]:
-                            continue
-                        value = self._metric_value(group_arn, metric, event)
-                        if value is None:
-                            continue
-                        function = parse_expression(metric["expression"], "metric")[0]
-                        window = int(event["sentAt"]) // WINDOW_SECONDS * WINDOW_SECONDS
-                        source = self._recommendation_sources[event["recommendationId"]]
-                        key = (metric["metricName"], metric["eventType"], function, source, window)
-                        totals[key] = totals.get(key, 0.0) + value
-                        windows.add(window)
+                windows = self._add_up(group_arn, current["_metrics"], events, totals)
+                if not windows:
+                    continue
                 rows = [[k[0], k[1], v, k[2], k[3], k[4]] for k, v in totals.items()]
                 self._set(current["metricAttributionArn"], _totals=rows)
             for window in windows:
                 self.worker.submit(
                     lambda a=current["metricAttributionArn"], w=window: self._write_report(a, w)
                 )
+
+    def _publish_bulk_attribution(self, group_arn: str, frame: pd.DataFrame, import_mode: str) -> None:
+        """An import job with publishAttributionMetricsToS3: one new report of the imported interactions."""
+        columns = set(frame.columns)
+        events = [
+            {
+                "eventType": row.get("EVENT_TYPE", ""),
+                "recommendationId": row.get("RECOMMENDATION_ID") or None,
+                "eventAttributionSource": row.get("EVENT_ATTRIBUTION_SOURCE") or None,
+                "itemId": row["ITEM_ID"],
+                "values": {c: row[c] for c in columns},
+                "sentAt": float(row["TIMESTAMP"]),
+            }
+            for row in frame.to_dict("records")
+        ]
+        for attribution in self._active_attributions(group_arn):
+            totals: dict = {}
+            self._add_up(group_arn, attribution["_metrics"], events, totals)
+            rows = [[k[0], k[1], v, k[2], k[3], k[4]] for k, v in totals.items()]
+            self._put_report(
+                attribution, rows, f"AggregatedAttributionMetrics-{import_mode}-{int(time.time())}.csv"
+            )
 
     def _metric_value(self, group_arn: str, metric: dict, event: dict) -> float | None:
         function, dataset_name, column = parse_expression(metric["expression"], "metric")
@@ -211,23 +253,29 @@ class MetricAttributionsMixin:
     def _write_report(self, attribution_arn: str, window: int) -> None:
         with _report_lock:
             attribution = self.store.get(attribution_arn)
-            if attribution is None or not attribution["metricsOutputConfig"].get("s3DataDestination"):
+            if attribution is None:
                 return
             rows = [r for r in attribution["_totals"] if r[5] == window]
-            frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
-            frame["VALUE"] = frame["VALUE"].astype(float)
-            try:
-                bucket, prefix = data.split_s3_uri(
-                    attribution["metricsOutputConfig"]["s3DataDestination"]["path"]
-                )
-                if prefix and not prefix.endswith("/"):
-                    prefix += "/"
-                key = f"{prefix}AggregatedAttributionMetrics-PutEvents-{window}.csv"
-                body = frame.to_csv(index=False, lineterminator="\n").encode()
-                data.s3_client().put_object(Bucket=bucket, Key=key, Body=body)
-            except Exception as err:  # the events are recorded either way; the report says why it is missing
-                log.warning("metric attribution %s: report not written: %s", attribution_arn, err)
-                self._set(attribution_arn, failureReason=f"report for window {window} not written: {err}")
-                return
-            if attribution.get("failureReason"):
-                self._set(attribution_arn, failureReason=None)
+            self._put_report(attribution, rows, f"AggregatedAttributionMetrics-PutEvents-{window}.csv")
+
+    def _put_report(self, attribution: dict, rows: list[list], name: str) -> None:
+        destination = attribution["metricsOutputConfig"].get("s3DataDestination")
+        if not destination:
+            return
+        frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+        frame["VALUE"] = frame["VALUE"].astype(float)
+        arn = attribution["metricAttributionArn"]
+        try:
+            bucket, prefix = data.split_s3_uri(destination["path"])
+            if prefix and not prefix.endswith("/"):
+                prefix += "/"
+            body = frame.to_csv(index=False, lineterminator="\n").encode()
+            data.s3_client().put_object(Bucket=bucket, Key=f"{prefix}{name}", Body=body)
+        except (
+            Exception
+        ) as err:  # the events are recorded either way; the resource says why a report is missing
+            log.warning("metric attribution %s: report %s not written: %s", arn, name, err)
+            self._set(arn, failureReason=f"report {name} not written: {err}")
+            return
+        if attribution.get("failureReason"):
+            self._set(arn, failureReason=None)

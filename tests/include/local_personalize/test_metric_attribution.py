@@ -93,8 +93,9 @@ def test_events_with_a_served_recommendation_id_are_counted_and_summed_per_campa
             event("click", first),
             event("click", second),
             event("purchase", first, value=9.5),
-            event("click", first, rid=None),  # not from a recommendation: not attributed
-            event("click", first, rid="RID-never-served"),  # an ID this service never issued
+            event("click", first, rid=None),  # no source: SOURCE_NAME_UNDEFINED
+            event("click", first, rid="RID-never-served"),  # no campaign to find: undefined too
+            {**event("click", first), "metricAttribution": {"eventAttributionSource": "newsletter"}},
         ],
     )
     events.put_events(
@@ -103,9 +104,13 @@ def test_events_with_a_served_recommendation_id_are_counted_and_summed_per_campa
         sessionId="s-attr",
         eventList=[event("purchase", second, value=3.0), event("view", second)],  # view: no metric
     )
-    rows = read_report(s3, REPORT, 2)
-    by_metric = {r["METRIC_NAME"]: r for r in rows}
+    rows = read_report(s3, REPORT, 4)
+    by_metric = {r["METRIC_NAME"]: r for r in rows if r["EVENT_ATTRIBUTION_SOURCE"] == world["campaign"]}
     assert set(by_metric) == {"CLICKS", "REVENUE"}
+    clicks_by_source = {
+        r["EVENT_ATTRIBUTION_SOURCE"]: r["VALUE"] for r in rows if r["METRIC_NAME"] == "CLICKS"
+    }
+    assert clicks_by_source == {world["campaign"]: "2.0", "SOURCE_NAME_UNDEFINED": "2.0", "newsletter": "1.0"}
     assert by_metric["CLICKS"] == {
         "METRIC_NAME": "CLICKS",
         "EVENT_TYPE": "click",
@@ -116,9 +121,46 @@ def test_events_with_a_served_recommendation_id_are_counted_and_summed_per_campa
     }
     deadline = time.monotonic() + 30
     while by_metric["REVENUE"]["VALUE"] != "12.5" and time.monotonic() < deadline:
-        by_metric = {r["METRIC_NAME"]: r for r in read_report(s3, REPORT, 2)}
+        by_metric = {
+            r["METRIC_NAME"]: r
+            for r in read_report(s3, REPORT, 4)
+            if r["EVENT_ATTRIBUTION_SOURCE"] == world["campaign"]
+        }
         time.sleep(0.05)
     assert by_metric["REVENUE"]["VALUE"] == "12.5" and by_metric["REVENUE"]["MATH_FUNCTION"] == "sum"
+
+    # Bulk data: an import job with publishAttributionMetricsToS3 publishes a new report of its records.
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="attr-bulk/part.csv",
+        Body=b"USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\n"
+        b"u1,i1,1700000200,click,\nu2,i2,1700000300,click,\nu2,i2,1700000400,purchase,4.0\n",
+    )
+    job = personalize.create_dataset_import_job(
+        jobName="attr-bulk",
+        datasetArn=world["INTERACTIONS"],
+        dataSource={"dataLocation": f"s3://{BUCKET}/attr-bulk/part.csv"},
+        roleArn=ROLE,
+        importMode="INCREMENTAL",
+        publishAttributionMetricsToS3=True,
+    )["datasetImportJobArn"]
+    imported = wait_for_status(
+        lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob"
+    )
+    assert imported["status"] == "ACTIVE", imported
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(
+            Bucket=BUCKET, Prefix="attribution/AggregatedAttributionMetrics-INCREMENTAL-"
+        )["Contents"]
+    ]
+    assert len(keys) == 1
+    bulk = {r["METRIC_NAME"]: r for r in read_report(s3, keys[0], 2)}
+    assert (bulk["CLICKS"]["VALUE"], bulk["CLICKS"]["EVENT_ATTRIBUTION_SOURCE"]) == (
+        "2.0",
+        "SOURCE_NAME_UNDEFINED",
+    )
+    assert (bulk["REVENUE"]["VALUE"], bulk["CLICKS"]["TIMESTAMP"]) == ("4.0", "1700000100")
 
     personalize.update_metric_attribution(metricAttributionArn=attribution, removeMetrics=["CLICKS"])
     assert [
