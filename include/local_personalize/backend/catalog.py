@@ -132,6 +132,17 @@ class CatalogMixin:
         self.worker.submit(lambda: self._finish_update(arn, "latestSolutionUpdate", applied))
         return {"solutionArn": arn}
 
+    def _resume_update(self, kind: str, body: dict) -> None:
+        """After a restart: an update still pending finishes, as a fresh one would."""
+        member = {"dataset": "latestDatasetUpdate", "solution": "latestSolutionUpdate"}.get(kind)
+        update = body.get(member) if member else None
+        if not update or update["status"] not in ("CREATE PENDING", "CREATE IN_PROGRESS"):
+            return
+        keys = ("schemaArn",) if kind == "dataset" else ("performAutoTraining", "performIncrementalUpdate")
+        applied = {k: update[k] for k in keys if update.get(k) is not None}
+        arn = body["datasetArn" if kind == "dataset" else "solutionArn"]
+        self.worker.submit(lambda: self._finish_update(arn, member, applied))
+
     def _finish_update(self, arn: str, member: str, applied: dict) -> None:
         """CREATE PENDING > CREATE IN_PROGRESS > ACTIVE for a resource's latest update; then apply it."""
         for status in ("CREATE IN_PROGRESS", "ACTIVE"):

@@ -281,6 +281,9 @@ class BackendCore:
             for body in self.store.list(kind):
                 arn = body[KINDS[kind].arn_key]
                 status = body.get("status")
+                resume_update = getattr(self, "_resume_update", None)  # UpdateDataset / UpdateSolution
+                if resume_update is not None:
+                    resume_update(kind, body)
                 own_recovery = getattr(self, f"_recover_{kind}", None)  # a family with statuses of its own
                 if own_recovery is not None:
                     own_recovery(body)

@@ -164,6 +164,9 @@ def test_recommenders_and_deletion_jobs_survive_restarts_or_end_failed(launch, s
         dataSource={"dataLocation": f"s3://{s3_bucket}/erase.csv"},
         roleArn="arn:aws:iam::123456789012:role/PersonalizeS3",
     )["dataDeletionJobArn"]
+    dataset = seeded["datasets"]["INTERACTIONS"]
+    schema = second.personalize.describe_dataset(datasetArn=dataset)["dataset"]["schemaArn"]
+    second.personalize.update_dataset(datasetArn=dataset, schemaArn=schema)
     wait_for_status(
         lambda: second.personalize.describe_recommender(recommenderArn=stopping),
         "recommender",
@@ -177,4 +180,11 @@ def test_recommenders_and_deletion_jobs_survive_restarts_or_end_failed(launch, s
     assert "restarted while this job was in progress" in interrupted["failureReason"]
     job = third.personalize.describe_data_deletion_job(dataDeletionJobArn=deletion)["dataDeletionJob"]
     assert job["status"] == "FAILED" and "restarted" in job["failureReason"]
+    update = wait_for_status(
+        lambda: {
+            "u": third.personalize.describe_dataset(datasetArn=dataset)["dataset"]["latestDatasetUpdate"]
+        },
+        "u",
+    )
+    assert update["status"] == "ACTIVE" and update["schemaArn"] == schema  # a pending update finishes
     assert third.runtime.get_recommendations(recommenderArn=recommender, userId="u1")["itemList"] == before
