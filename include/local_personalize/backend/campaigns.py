@@ -262,8 +262,9 @@ class CampaignsMixin:
         filter_values: dict,
         trained_at: float | None = None,
         also_excluded: frozenset[str] = frozenset(),
+        anonymous: bool = False,  # a use case that needs neither userId nor itemId (Trending now)
     ) -> list[tuple[str, float]]:
-        if not user_id and not item_id:
+        if not user_id and not item_id and not anonymous:
             raise InvalidInput("userId or itemId is required")
         if not 1 <= num_results <= MAX_NUM_RESULTS:
             raise InvalidInput(f"numResults {num_results} is outside 1..{MAX_NUM_RESULTS}")

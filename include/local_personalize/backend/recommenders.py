@@ -283,6 +283,7 @@ class RecommendersMixin:
             filter_values=params.get("filterValues") or {},
             trained_at=recommender.get("_trainedAt", recommender["creationDateTime"]),
             also_excluded=self._items_of_type(group_arn, user_id, use_case.filters_out),
+            anonymous=use_case.user_id == "optional" and use_case.item_id == "unused",
         )
         return arn, items
 

@@ -17,6 +17,7 @@ from include.local_personalize.seed import Seeder
 from tests.include.local_personalize.conftest import (
     INTERACTIONS_SCHEMA,
     domain_interactions_csv,
+    to_csv,
     wait_for_status,
 )
 
@@ -149,3 +150,46 @@ def test_stop_start_update_and_delete_follow_the_documented_statuses(personalize
         personalize.describe_recommender(recommenderArn=arn)
     with pytest.raises(runtime.exceptions.ResourceNotFoundException):
         runtime.get_recommendations(recommenderArn=arn, userId="u2")
+
+
+def test_video_on_demand_use_cases_serve_and_filter_watched_videos(personalize, runtime, s3_endpoint):
+    rows = [
+        [
+            f"u{user}",
+            f"v{(user * 7 + step * 3) % 50}",
+            1_700_000_000 + user * 100 + step,
+            "Watch" if step % 4 else "Click",
+            "",
+        ]
+        for user in range(40)
+        for step in range(36)
+    ]  # 1,080 Watch events, 360 Click
+    content = to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    seeder = Seeder(personalize, s3, "pp-local-recommenders", timeout=120.0, poll_seconds=0.02)
+    group = seeder.dataset_group(
+        "rec-video", {"INTERACTIONS": (INTERACTIONS_SCHEMA, content)}, domain="VIDEO_ON_DEMAND"
+    )["group"]
+    top_picks = create(personalize, "rec-top-picks", group, "arn:aws:personalize:::recipe/aws-vod-top-picks")
+    watched_x = create(
+        personalize, "rec-watched-x", group, "arn:aws:personalize:::recipe/aws-vod-because-you-watched-x"
+    )
+    trending = create(personalize, "rec-trending", group, "arn:aws:personalize:::recipe/aws-vod-trending-now")
+    assert [r["status"] for r in (top_picks, watched_x, trending)] == ["ACTIVE"] * 3
+    videos = {r[1] for r in rows}
+    watched = {r[1] for r in rows if r[0] == "u1" and r[3] == "Watch"}
+
+    picks = runtime.get_recommendations(recommenderArn=top_picks["recommenderArn"], userId="u1")["itemList"]
+    assert picks and {i["itemId"] for i in picks} <= videos
+    related = runtime.get_recommendations(
+        recommenderArn=watched_x["recommenderArn"], userId="u1", itemId="v7", numResults=10
+    )["itemList"]
+    assert related and not {i["itemId"] for i in related} & watched, (
+        "Because you watched X drops watched videos"
+    )
+    assert runtime.get_recommendations(recommenderArn=trending["recommenderArn"], numResults=5)["itemList"]
+    # A use case of the other domain is refused in a VIDEO_ON_DEMAND dataset group.
+    with pytest.raises(personalize.exceptions.InvalidInputException, match="VIDEO_ON_DEMAND"):
+        personalize.create_recommender(
+            name="rec-wrong-domain", datasetGroupArn=group, recipeArn=RECOMMENDED_FOR_YOU
+        )
