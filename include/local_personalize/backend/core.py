@@ -210,14 +210,20 @@ class BackendCore:
         self._group_data_generation: dict[str, int] = defaultdict(int)
         self._filters: dict[str, object] = {}
         # recommendationId -> the campaign or recommender that served it, for metric attributions
-        # (backend/metric_attributions.py); in memory, bounded, oldest forgotten first.
-        self._recommendation_sources: dict[str, str] = {}
+        # (backend/metric_attributions.py); bounded, oldest forgotten first, written to the store in
+        # the background (the runtime path never waits on disk).
+        self._recommendation_sources: dict[str, str] = dict(self.store.recommendations())
+        self._unsaved_recommendations: list[tuple[str, str]] = []
+        self._recommendations_lock = threading.Lock()
         for row in self.store.all_events():
             self._remember_event(*row)
         self._recover()
 
     def close(self) -> None:
         self.worker.stop()
+        flush = getattr(self, "_save_recommendations", None)
+        if flush is not None:
+            flush()
         self.store.close()
 
     # helpers -------------------------------------------------------------------------------------

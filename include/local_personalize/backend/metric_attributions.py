@@ -70,7 +70,18 @@ class MetricAttributionsMixin:
         sources[recommendation_id] = source_arn
         if len(sources) > MAX_REMEMBERED_RECOMMENDATIONS:
             sources.pop(next(iter(sources)), None)
+        with self._recommendations_lock:
+            self._unsaved_recommendations.append((recommendation_id, source_arn))
+            first = len(self._unsaved_recommendations) == 1
+        if first:  # one background save per batch of IDs issued meanwhile
+            self.worker.submit(self._save_recommendations)
         return recommendation_id
+
+    def _save_recommendations(self) -> None:
+        with self._recommendations_lock:
+            rows, self._unsaved_recommendations = self._unsaved_recommendations, []
+        if rows:
+            self.store.add_recommendations(rows, keep=MAX_REMEMBERED_RECOMMENDATIONS)
 
     def _check_metrics(self, group_arn: str, metrics: list[dict]) -> None:
         if len(metrics) > MAX_METRICS:

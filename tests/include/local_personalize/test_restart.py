@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import boto3
 import pytest
@@ -23,6 +24,7 @@ from tests.include.local_personalize.conftest import (
 from tests.include.local_personalize.test_workflow import POPULARITY
 
 FOR_YOU = "arn:aws:personalize:::recipe/aws-ecomm-recommended-for-you"
+ROLE = "arn:aws:iam::123456789012:role/PersonalizeS3"
 MOST_VIEWED = "arn:aws:personalize:::recipe/aws-ecomm-popular-items-by-views"
 
 
@@ -149,7 +151,29 @@ def test_recommenders_and_deletion_jobs_survive_restarts_or_end_failed(launch, s
         lambda: first.personalize.describe_recommender(recommenderArn=recommender), "recommender"
     )
     assert active["status"] == "ACTIVE", active
-    before = first.runtime.get_recommendations(recommenderArn=recommender, userId="u1")["itemList"]
+    served = first.runtime.get_recommendations(recommenderArn=recommender, userId="u1")
+    before = served["itemList"]
+    tracker = first.personalize.create_event_tracker(name="restart-tracker", datasetGroupArn=group)
+    attribution = first.personalize.create_metric_attribution(
+        name="restart-attribution",
+        datasetGroupArn=group,
+        metrics=[{"eventType": "View", "metricName": "VIEWS", "expression": "SAMPLECOUNT()"}],
+        metricsOutputConfig={
+            "s3DataDestination": {"path": f"s3://{s3_bucket}/attribution/"},
+            "roleArn": ROLE,
+        },
+    )["metricAttributionArn"]
+    for describe, key in (
+        (
+            lambda: first.personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]),
+            "eventTracker",
+        ),
+        (
+            lambda: first.personalize.describe_metric_attribution(metricAttributionArn=attribution),
+            "metricAttribution",
+        ),
+    ):
+        wait_for_status(describe, key)
     first.stop()
 
     second = launch(600.0)  # every status step waits 10 minutes: the kill lands mid-flight
@@ -188,3 +212,22 @@ def test_recommenders_and_deletion_jobs_survive_restarts_or_end_failed(launch, s
     )
     assert update["status"] == "ACTIVE" and update["schemaArn"] == schema  # a pending update finishes
     assert third.runtime.get_recommendations(recommenderArn=recommender, userId="u1")["itemList"] == before
+
+    # The recommendationId served before two restarts still leads to the recommender that issued it.
+    events = checked_client("personalize-events", third.url)
+    event = {"eventType": "View", "itemId": before[0]["itemId"], "sentAt": 1_700_000_123}
+    events.put_events(
+        trackingId=tracker["trackingId"],
+        userId="u1",
+        sessionId="s1",
+        eventList=[{**event, "recommendationId": served["recommendationId"]}],
+    )
+    key = "attribution/AggregatedAttributionMetrics-PutEvents-1700000100.csv"
+    report = ""
+    for _ in range(600):
+        try:
+            report = s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode()
+            break
+        except s3_client.exceptions.NoSuchKey:
+            time.sleep(0.05)
+    assert f"VIEWS,View,1.0,samplecount,{recommender},1700000100" in report.splitlines()
