@@ -152,6 +152,22 @@ class DatasetGroupsMixin:
                 for v in self.store.list("solutionVersion", datasetGroupArn=dataset["datasetGroupArn"])
                 if v["status"] in (*RUNNING, "CREATE STOPPING")
             ]
+            group_arn = dataset["datasetGroupArn"]
+            running += [
+                r["recommenderArn"]
+                for r in self.store.list("recommender", datasetGroupArn=group_arn)
+                if r["status"] in RUNNING
+            ]
+            running += [
+                j["dataDeletionJobArn"]
+                for j in self.store.list("dataDeletionJob", datasetGroupArn=group_arn)
+                if j["status"] in ("PENDING", "IN_PROGRESS")
+            ]
+            running += [
+                j["datasetExportJobArn"]
+                for j in self.store.list("datasetExportJob", datasetArn=arn)
+                if j["status"] in RUNNING
+            ]
             if running:
                 raise ResourceInUse(f"Dataset {arn} is in use by jobs in progress: {running}")
             self.store.delete(arn)
