@@ -215,6 +215,8 @@ class BackendCore:
         self._recommendation_sources: dict[str, str] = dict(self.store.recommendations())
         self._unsaved_recommendations: list[tuple[str, str]] = []
         self._recommendations_lock = threading.Lock()
+        self._recommendations_saved_at = time.monotonic()
+        self._recommendations_saving = False
         for row in self.store.all_events():
             self._remember_event(*row)
         self._recover()

@@ -33,6 +33,8 @@ from include.local_personalize.errors import InvalidInput, ResourceAlreadyExists
 MAX_METRICS = 10  # CreateMetricAttribution: "Array Members: Maximum number of 10 items"
 WINDOW_SECONDS = 900  # the report's rows are 15-minute intervals (AWS's example)
 MAX_REMEMBERED_RECOMMENDATIONS = 1_000_000
+SAVE_BATCH = 256
+SAVE_EVERY_SECONDS = 1.0
 REPORT_COLUMNS = [
     "METRIC_NAME",
     "EVENT_TYPE",
@@ -72,16 +74,29 @@ class MetricAttributionsMixin:
             sources.pop(next(iter(sources)), None)
         with self._recommendations_lock:
             self._unsaved_recommendations.append((recommendation_id, source_arn))
-            first = len(self._unsaved_recommendations) == 1
-        if first:  # one background save per batch of IDs issued meanwhile
+            due = (
+                len(self._unsaved_recommendations) >= SAVE_BATCH
+                or time.monotonic() - self._recommendations_saved_at >= SAVE_EVERY_SECONDS
+            )
+            start_saving = due and not self._recommendations_saving
+            if start_saving:
+                self._recommendations_saving = True
+        if start_saving:  # in the background, batched: a write per second or per SAVE_BATCH IDs
             self.worker.submit(self._save_recommendations)
         return recommendation_id
 
     def _save_recommendations(self) -> None:
+        """Also called by close(), so a stopped server keeps every ID it issued (a killed one may lose
+        the last second's)."""
         with self._recommendations_lock:
             rows, self._unsaved_recommendations = self._unsaved_recommendations, []
-        if rows:
-            self.store.add_recommendations(rows, keep=MAX_REMEMBERED_RECOMMENDATIONS)
+        try:
+            if rows:
+                self.store.add_recommendations(rows, keep=MAX_REMEMBERED_RECOMMENDATIONS)
+        finally:
+            with self._recommendations_lock:
+                self._recommendations_saved_at = time.monotonic()
+                self._recommendations_saving = False
 
     def _check_metrics(self, group_arn: str, metrics: list[dict]) -> None:
         if len(metrics) > MAX_METRICS:
