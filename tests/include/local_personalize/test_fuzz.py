@@ -210,6 +210,8 @@ def test_boto3_with_random_and_wrongly_typed_parameters_never_gets_a_5xx(server)
                     status = err.response["ResponseMetadata"]["HTTPStatusCode"]
                     assert status < 500, f"{service} {operation} {params!r:.300}: {status} {err}"
                     assert err.response["Error"]["Code"], err.response
+                    # every modeled operation is implemented: a fuzzed call is refused, never unknown
+                    assert err.response["Error"]["Code"] != "UnknownOperationException", (operation, err)
                 except (ParamValidationError, TypeError, ValueError, AttributeError, KeyError):
                     continue  # botocore could not even serialise it: nothing was sent
                 answered += 1
