@@ -25,7 +25,7 @@ from personalize.operators import (
 )
 
 from include.pipeline import notify
-from include.pipeline.config import PipelineConfig, load_configs_isolated
+from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
 from include.pipeline.failures import no_retry_policy
 from include.pipeline.params import check_run_params, dag_params
 from include.pipeline.tasks import batch as batch_tasks
@@ -219,7 +219,7 @@ reaches the present trains. No new data since the last trained version (serving 
 
 Steps: train `{config.solution.name}` ({config.solution.recipe}) -> GetSolutionMetrics -> gate
 (`{config.gate.metric}` thresholds {dict(config.gate.thresholds)}; never worse than the champion by more
-than {config.gate.tolerance:g}) -> deploy campaign `{config.campaign.name}` -> smoke test
+than {tolerance_text(config.gate.tolerance)}; evaluation {config.gate.evaluation}) -> deploy campaign `{config.campaign.name}` -> smoke test
 GetRecommendations (rollback to the previous version on failure) -> metrics history and report on S3.
 A rejected challenger leaves the campaign untouched: see `keep_champion`'s log for the values side by side.
 """,
