@@ -27,10 +27,13 @@ from matplotlib.figure import Figure
 from personalize_contract.metrics import METRIC_NAMES
 
 from include.pipeline.history import history_key
+from include.pipeline.report_replay import replay_markdown
 
 log = logging.getLogger(__name__)
 
 DEPLOYED_VERDICTS = frozenset({"ACCEPTED", "FORCED"})
+# Replay mode (replay_tasks.py): a version waiting for its window, or one that could not be scored.
+VERDICTS = frozenset({*DEPLOYED_VERDICTS, "REJECTED", "PENDING", "SUPERSEDED"})
 # Ranking metrics share one axis (0..1); coverage has its own plot.
 RANKING_METRICS = tuple(name for name in METRIC_NAMES if name != "coverage")
 FILES = {
@@ -64,6 +67,8 @@ class Run:
     champion_metrics: dict[str, float] | None
     deployed: bool
     details: dict[str, str]
+    # The replay gate's decision (replay_gate.ReplayDecision.as_dict()) or a PENDING one; None offline.
+    replay: dict | None = None
 
     @property
     def version_label(self) -> str:
@@ -98,8 +103,8 @@ def parse_records(records: Sequence[Mapping[str, Any]]) -> list[Run]:
         metrics = _metrics(record.get("metrics"), f"{where} metrics")
         decision = record.get("decision")
         verdict = decision.get("verdict") if isinstance(decision, Mapping) else decision
-        if not isinstance(verdict, str) or verdict.upper() not in {*DEPLOYED_VERDICTS, "REJECTED"}:
-            raise ReportError(f"{where} decision must be ACCEPTED, REJECTED or FORCED, got {decision!r}")
+        if not isinstance(verdict, str) or verdict.upper() not in VERDICTS:
+            raise ReportError(f"{where} decision must be one of {sorted(VERDICTS)}, got {decision!r}")
         reason = record.get("reason")
         if reason is None and isinstance(decision, Mapping):
             reason = decision.get("summary")
@@ -129,6 +134,7 @@ def parse_records(records: Sequence[Mapping[str, Any]]) -> list[Run]:
             if isinstance(record.get("deployed"), bool)
             else verdict.upper() in DEPLOYED_VERDICTS,
             details={k: str(record[k]) for k in DETAIL_KEYS if record.get(k) not in (None, "")},
+            replay=dict(decision) if isinstance(decision, Mapping) and decision.get("window") else None,
         )
         runs.append(run)
         if run.deployed:
@@ -170,6 +176,7 @@ def build_report(records: Sequence[Mapping[str, Any]], run_id: str | None = None
         "champion_solution_version_arn": run.champion_arn,
         "champion_metrics": run.champion_metrics,
         "deployed": run.deployed,
+        "replay": None if run.replay is None else run.replay.get("replay"),
         "history": [
             {
                 "run_id": r.run_id,
@@ -234,6 +241,8 @@ def _markdown(run: Run, shown: list[Run]) -> str:
         theirs = None if champion is None else champion.get(name)
         change = "-" if mine is None or theirs is None else f"{mine - theirs:+.4f}"
         lines.append(f"| {name} | {format_number(mine)} | {format_number(theirs)} | {change} |")
+    if run.replay is not None:
+        lines += ["", *replay_markdown(run.replay)]
     lines += [
         "",
         "## History",

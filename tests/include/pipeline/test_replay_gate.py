@@ -109,3 +109,42 @@ def test_config_errors_name_the_field(tmp_path, gate, message):
     with pytest.raises(ConfigError) as err:
         load_config(_config(tmp_path, **gate))
     assert message in str(err.value)
+
+
+def test_report_shows_offline_and_replay_metrics_with_intervals_and_a_pending_version():
+    from include.pipeline.report import build_report
+
+    offline = {"challenger": {METRIC: 0.31, "precision_at_25": 0.05}, "champion": {METRIC: 0.29}}
+    decision = decide(result(0.158, 0.160, (-0.009, 0.005)), offline=offline).as_dict()
+    records = [
+        {"run_id": "r1", "solution_version_arn": "sv/1", "metrics": {METRIC: 0.29}, "decision": "ACCEPTED"},
+        {
+            "run_id": "r2",
+            "solution_version_arn": "sv/2",
+            "metrics": offline["challenger"],
+            "decision": {"verdict": "PENDING", "window": WINDOW, "summary": "PENDING replay"},
+            "deployed": False,
+        },
+        {
+            "run_id": "r3",
+            "solution_version_arn": "sv/2",
+            "metrics": offline["challenger"],
+            "champion_metrics": offline["champion"],
+            "decision": decision,
+            "deployed": True,
+            "replay_of": "sv/2",
+        },
+    ]
+    pending = build_report(records, "r2").markdown
+    assert "Pending: scored against the champion on the window [2026-03-04, 2026-03-11)" in pending
+    report = build_report(records, "r3")
+    text = report.markdown
+    # Offline (GetSolutionMetrics) table still there, with both versions' values.
+    assert f"| {METRIC} | 0.3100 | 0.2900 | +0.0200 |" in text
+    assert "## Replay metrics: window [2026-03-04, 2026-03-11), 500 held-out users" in text
+    assert (
+        f"| **{METRIC}** (gate) | 0.1580 [0.1380, 0.1780] | 0.1600 [0.1400, 0.1800] | -0.0020 [-0.0090, +0.0050] |"
+        in text
+    )
+    assert "rule auto" in text
+    assert report.summary["replay"]["users"] == 500
