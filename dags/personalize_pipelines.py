@@ -322,7 +322,7 @@ def replay_train_deploy(config: PipelineConfig, resources, model_asset: Asset) -
     @task.branch
     def plan_training(resources: dict, **context):
         plan = training_tasks.plan_training(config, resources, context)
-        step = replay_tasks.plan_replay(config, plan, resources)
+        step = replay_tasks.plan_replay(config, plan, resources, context["run_id"])
         context["ti"].xcom_push(key="plan", value=plan)
         context["ti"].xcom_push(key="replay", value=step)
         return replay_tasks.next_task(plan, step, forced=bool(context["params"].get("force_deploy")))

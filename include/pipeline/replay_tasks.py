@@ -27,8 +27,14 @@ from include.pipeline.replay_gate import CHALLENGER, CHAMPION, decide_replay
 log = logging.getLogger(__name__)
 
 
-def plan_replay(config: PipelineConfig, plan: Mapping[str, Any], resources: Mapping[str, Any]) -> dict:
-    """plan_training's plan plus what replay does this run: {action, reason, window, pending ...}."""
+def plan_replay(
+    config: PipelineConfig, plan: Mapping[str, Any], resources: Mapping[str, Any], run_id: str
+) -> dict:
+    """plan_training's plan plus what replay does this run: {action, reason, window, pending ...}.
+
+    The history's lines of this very run are left out, so a cleared and rerun run plans what its
+    first try planned (and adopts its batch jobs) instead of seeing its own work as done.
+    """
     hook = personalize_hook(config)
     held = imp.read_dataset_record(
         hook.conn,
@@ -38,7 +44,9 @@ def plan_replay(config: PipelineConfig, plan: Mapping[str, Any], resources: Mapp
         resources["dataset_arns"]["INTERACTIONS"],
     ).held
     data_end = replay_plan.data_end(held)
-    history = read_history(s3_client(config), config.s3.bucket, history_key(config.s3.prefix))
+    everything = read_history(s3_client(config), config.s3.bucket, history_key(config.s3.prefix))
+    history = [r for r in everything if r.get("run_id") != run_id]
+    own = next((r for r in everything if r.get("run_id") == run_id and r.get("replay_of")), None)
     decided = replay_plan.plan(history, data_end)
     result = {
         "action": decided.action,
@@ -47,8 +55,14 @@ def plan_replay(config: PipelineConfig, plan: Mapping[str, Any], resources: Mapp
         "window": decided.window.as_list() if decided.window else None,
         "challenger_arn": (decided.pending or {}).get("solution_version_arn"),
         "pending_run_id": (decided.pending or {}).get("run_id"),
+        # The first try's champion on a rerun (the campaign may serve the challenger by now).
+        "champion_arn": own["champion_solution_version_arn"] if own else plan.get("champion_arn"),
     }
-    if decided.action == replay_plan.SCORE and plan.get("champion_arn"):
+    if own is not None:
+        log.info(
+            "a rerun of %s: scoring against the champion of its first try, %s", run_id, result["champion_arn"]
+        )
+    elif decided.action == replay_plan.SCORE and plan.get("champion_arn"):
         champion = plan["champion_arn"]
         record = next((r for r in reversed(history) if r["solution_version_arn"] == champion), None)
         created = days.maybe_utc(
@@ -154,8 +168,8 @@ def prepare_inputs(
         ).encode(),
     )
     models = {CHALLENGER: replay_step["challenger_arn"]}
-    if plan.get("champion_arn"):
-        models[CHAMPION] = plan["champion_arn"]
+    if replay_step.get("champion_arn"):
+        models[CHAMPION] = replay_step["champion_arn"]
     jobs = []
     for role, arn in models.items():
         name = replay_plan.job_name(config.name, arn, window)
@@ -234,7 +248,7 @@ def decide_pending(
         eligible_users=stored["eligible_users"],
         window_events=stored["window_events"],
     )
-    roles = {replay_step["challenger_arn"]: CHALLENGER, plan.get("champion_arn"): CHAMPION}
+    roles = {replay_step["challenger_arn"]: CHALLENGER, replay_step.get("champion_arn"): CHAMPION}
     hook = personalize_hook(config)
     scores, offline = {}, {}
     for job in jobs:
@@ -265,14 +279,17 @@ def decide_pending(
         offline=offline,
     )
     log.info(
-        "replay of %s vs %s\n%s", replay_step["challenger_arn"], plan.get("champion_arn"), decision.table()
+        "replay of %s vs %s\n%s",
+        replay_step["challenger_arn"],
+        replay_step.get("champion_arn"),
+        decision.table(),
     )
     log.info(decision.summary())
     if not decision.accepted or plan.get("dry_run"):
         return decision.as_dict(), "keep_champion", None
     if config.gate.replay_deploy == "retrain":
         return decision.as_dict(), "retrain", None
-    return decision.as_dict(), "deploy_campaign", replay_step["challenger_arn"]
+    return decision.as_dict(), "use_as_trained", replay_step["challenger_arn"]
 
 
 def _output_lines(config: PipelineConfig, s3, output_path: str) -> Iterator[str]:
@@ -332,7 +349,9 @@ def record(
         "metrics": metrics,
         "decision": dict(decision),
         "reason": decision["summary"],
-        "champion_solution_version_arn": plan.get("champion_arn"),
+        "champion_solution_version_arn": replay_step.get("champion_arn")
+        if scored
+        else plan.get("champion_arn"),
         "champion_metrics": champion_metrics,
         "deployed": deployed,
         "dry_run": bool(plan.get("dry_run")),
