@@ -157,11 +157,12 @@ def test_bootstrap_interval_covers_the_true_mean_about_95_percent_of_the_time():
 def test_bootstrap_coverage_counts_distinct_items_of_resampled_lists():
     lists = [("a", "b"), ("a", "c")]
     scores = _scores({"precision_at_5": [0.0, 0.0]}, lists=lists, catalog_size=4)
+    draws = np.array([[0, 0], [1, 1], [0, 1], [1, 0]])
+    # (u0, u0) covers a b, (u1, u1) a c: 2/4; a mixed resample a b c: 3/4.
+    assert replay_stats._resampled_means(scores, draws)["coverage"].tolist() == [0.5, 0.5, 0.75, 0.75]
     result = replay_stats.bootstrap({"champion": scores}, reference="champion", resamples=200, seed=1)
-    coverage = result.metrics["champion"]["coverage"]
-    # All users: a b c = 3/4. A resample of (u0, u0) or (u1, u1) covers 2/4; a mixed one 3/4.
-    assert coverage.value == 0.75 and coverage.low == 0.5 and coverage.high == 0.75
-    assert replay_stats.ReplayResult.from_dict(result.as_dict()).metrics["champion"]["coverage"].value == 0.75
+    assert result.metrics["champion"]["coverage"].value == 0.75
+    assert replay_stats.ReplayResult.from_dict(result.as_dict()) == result
 
 
 def test_bootstrap_refuses_models_scored_on_other_users():
@@ -222,3 +223,53 @@ def test_a_champion_that_may_have_trained_on_the_window_is_refused():
     assert "may have trained" in replay_plan.champion_saw_window(
         None, datetime(2026, 3, 9, tzinfo=UTC), window
     )
+
+
+# ------------------------------------------------------------------ the DAG's branch and failure
+
+
+def test_next_task_and_run_failure_rules():
+    from include.pipeline.config import CONFIG_DIR, load_config
+    from include.pipeline.replay_tasks import failure, next_task
+
+    config = load_config(CONFIG_DIR / "demo_retail.yaml")
+    plan = {"train": True, "champion_arn": "sv/0"}
+    score = {"action": "score", "challenger_arn": "sv/1", "window": ["2026-03-04", "2026-03-05"]}
+    assert next_task(plan, score, forced=False) == ["replay_inputs"]
+    assert next_task(plan, {"action": "train"}, forced=False) == ["train"]
+    assert next_task({**plan, "train": False}, {"action": "train"}, forced=False) == []
+    assert next_task(plan, {"action": "wait"}, forced=False) == []
+    assert next_task(plan, score, forced=True) == ["train"]  # a person decides: the offline path
+
+    outcome = {"trained_arn": None, "retrained_arn": None, "deployed": False}
+    assert "scoring sv/1 failed" in failure(config, plan=plan, replay_step=score, decision=None, **outcome)
+    accepted = {"accepted": True, "verdict": "ACCEPTED", "summary": "ok"}
+    assert "passed the gate but was not deployed" in failure(
+        config, plan=plan, replay_step=score, decision=accepted, **outcome
+    )
+    assert (
+        failure(config, plan=plan, replay_step=score, decision=accepted, **{**outcome, "deployed": True})
+        is None
+    )
+    pending = {"accepted": False, "verdict": "PENDING", "summary": "waits"}
+    train = {"action": "train", "data_end": "2026-03-04"}
+    assert (
+        failure(config, plan=plan, replay_step=train, decision=pending, **{**outcome, "trained_arn": "sv/2"})
+        is None
+    )
+    assert "training or evaluation failed" in failure(
+        config, plan=plan, replay_step=train, decision=None, **outcome
+    )
+    assert failure(config, plan=plan, replay_step={"action": "wait"}, decision=None, **outcome) is None
+    assert "plan_training failed" in failure(config, plan=None, replay_step=None, decision=None, **outcome)
+
+
+def test_coverage_interval_is_shifted_to_contain_its_value():
+    # 40 users, each recommending two items of their own: 80 of a 100-item catalogue covered.
+    lists = [(f"a{n}", f"b{n}") for n in range(40)]
+    scores = _scores({"precision_at_5": [0.0] * 40}, lists=lists, catalog_size=100)
+    coverage = replay_stats.bootstrap(
+        {"champion": scores}, reference="champion", resamples=300, seed=2
+    ).metrics["champion"]["coverage"]
+    # A resample covers about 63% of the users' items (~0.51), far below 0.80; shifted back it brackets 0.80.
+    assert coverage.value == 0.8 and coverage.low < 0.8 < coverage.high
