@@ -104,3 +104,38 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     )
     assert len(history()) == lines
     assert campaign(local_aws, config.campaign.name)["solutionVersionArn"] == challenger
+
+
+def test_replay_deploy_retrain_deploys_a_fresh_version_of_the_accepted_solution(
+    local_aws, s3_bucket, seeded_pipeline, monkeypatch
+):
+    from include.pipeline.history import history_key, read_history
+
+    name = "e2e_retrain"
+    _, path, overrides = seeded_pipeline("sqlite", name, users=900, days=5)
+    gate = {**REPLAY_GATE, "gate.replay_deploy": "retrain"}
+    path = support.write_config(
+        path.parent, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides, **gate
+    )
+    dags = support.load_dags(path, monkeypatch)
+    config = dags["config"]
+    personalize = local_aws["personalize"]
+
+    run(dags["ingest"], logical_date=None, run_conf={"start": day(0), "end": day(3)})
+    run(dags["train_deploy"], logical_date=None)
+    run(dags["ingest"], logical_date=None, run_conf={"start": day(3), "end": day(4)})
+    run(dags["train_deploy"], logical_date=None)
+    pending = read_history(local_aws["s3"], s3_bucket, history_key(config.s3.prefix))[-1][
+        "solution_version_arn"
+    ]
+    run(dags["ingest"], logical_date=None, run_conf={"start": day(4), "end": day(5)})
+    _, states = run(dags["train_deploy"], logical_date=None)
+    assert states["retrain"] == "success" and states["use_as_trained"] == "skipped", states
+    serving = campaign(local_aws, config.campaign.name)["solutionVersionArn"]
+    # The accepted solution, trained again on every day (the window included), serves.
+    assert serving != pending and serving.rsplit("/", 1)[0] == pending.rsplit("/", 1)[0]
+    version = personalize.describe_solution_version(solutionVersionArn=serving)["solutionVersion"]
+    assert version["trainingMode"] == "FULL"
+    last = read_history(local_aws["s3"], s3_bucket, history_key(config.s3.prefix))[-1]
+    assert last["solution_version_arn"] == serving and last["retrained_from"] == pending
+    assert last["replay"]["data_end"] == day(5) and last["deployed"] is True
