@@ -120,7 +120,8 @@ def evaluate_trained(
         }
         log.info(decision["summary"])
         return decision, "keep_champion" if plan.get("dry_run") else "hold_challenger"
-    tolerance = config.gate.tolerance if isinstance(config.gate.tolerance, float) else 0.0
+    # "auto" needs an interval, which a first version (no champion) or a forced run has no use for.
+    tolerance = 0.0 if isinstance(config.gate.tolerance, str) else config.gate.tolerance
     champion = None
     if plan.get("champion_arn"):
         champion = hook.conn.get_solution_metrics(solutionVersionArn=plan["champion_arn"])["metrics"]
