@@ -214,7 +214,7 @@ def _markdown(run: Run, shown: list[Run]) -> str:
     lines = [
         f"# Training run report: {run.run_id}",
         "",
-        f"- Challenger (this run's solution version): `{run.solution_version_arn}`",
+        f"- Challenger ({_challenger_origin(run)}): `{run.solution_version_arn}`",
         f"- Champion (served before this run): `{run.champion_arn}`"
         if run.champion_arn
         else "- Champion: none (no model was serving; this is the first deployment)",
@@ -265,6 +265,12 @@ def _markdown(run: Run, shown: list[Run]) -> str:
             f"| {r.index + 1} | {r.run_id}{marker} | `{r.version_label}` | {r.verdict} | {deployed} | {cells} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _challenger_origin(run: Run) -> str:
+    if run.replay is not None and run.replay.get("replay") is not None:
+        return "trained by an earlier run, scored on the replay window by this one"
+    return "this run's solution version"
 
 
 def _figure(width: float = 8.0, height: float = 4.5) -> Figure:

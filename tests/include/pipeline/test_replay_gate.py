@@ -148,3 +148,13 @@ def test_report_shows_offline_and_replay_metrics_with_intervals_and_a_pending_ve
     )
     assert "rule auto" in text
     assert report.summary["replay"]["users"] == 500
+
+
+def test_rejections_in_a_row_count_across_replay_pending_lines():
+    from include.pipeline.notify import trailing_rejections
+
+    rejected, pending = {"decision": {"verdict": "REJECTED"}}, {"decision": {"verdict": "PENDING"}}
+    superseded = {"decision": {"verdict": "SUPERSEDED"}}
+    # Replay mode alternates: a decision, then the next challenger waiting for its window.
+    assert trailing_rejections([rejected, pending, rejected, superseded, pending]) == 2
+    assert trailing_rejections([rejected, {"decision": {"verdict": "ACCEPTED"}}, pending]) == 0
