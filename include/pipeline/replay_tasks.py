@@ -55,6 +55,8 @@ def plan_replay(
         "window": decided.window.as_list() if decided.window else None,
         "challenger_arn": (decided.pending or {}).get("solution_version_arn"),
         "pending_run_id": (decided.pending or {}).get("run_id"),
+        # What the pending version was trained on: the shrink guard's baseline once it serves.
+        "pending_training_data": (decided.pending or {}).get("training_data"),
         # The first try's champion on a rerun (the campaign may serve the challenger by now).
         "champion_arn": own["champion_solution_version_arn"] if own else plan.get("champion_arn"),
     }
@@ -357,7 +359,9 @@ def record(
         "deployed": deployed,
         "dry_run": bool(plan.get("dry_run")),
         "campaign_name": config.campaign.name,
-        "training_data": plan.get("training_data"),
+        "training_data": replay_step.get("pending_training_data")
+        if scored and not retrained_arn
+        else plan.get("training_data"),
         "replay": {"window": decision.get("window") or replay_step.get("window"), "data_end": data_end},
     }
     if scored:
@@ -385,7 +389,7 @@ def record(
         "verdict": decision["verdict"],
         "deployed": deployed,
         "metrics": metrics,
-        "training_data": plan.get("training_data"),
+        "training_data": line["training_data"],
     }
 
 

@@ -81,6 +81,8 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     decided = history()[-1]
     decision = decided["decision"]
     assert decided["replay_of"] == challenger and decision["evaluation"] == "replay"
+    # Deployed as trained: the shrink guard's baseline is what it was trained on, not today's data.
+    assert decided["training_data"] == pending["training_data"]
     assert decision["window"] == [day(4), day(5)] and "rule auto" in decision["rule"]
     intervals = decision["replay"]["metrics"]
     low, value, high = (intervals["challenger"][config.gate.metric][i] for i in (1, 0, 2))
