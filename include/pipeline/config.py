@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from include.pipeline import days
+from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
 
@@ -390,6 +391,9 @@ class PipelineConfig(StrictModel):
     batch_inference: BatchInferenceConfig = BatchInferenceConfig()
     tasks: TasksConfig = TasksConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    # The lifecycle DAGs (include/pipeline/lifecycle_config.py): erase_users always, export when set.
+    erasure: ErasureConfig = ErasureConfig()
+    export: ExportConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:

@@ -27,6 +27,10 @@ class ResourceKind:
     arn_parameter: str
     response_key: str
     waiter_name: str
+    # The status that means done (jobs that end rather than serve, e.g. data deletion: COMPLETED)
+    # and the one that means failed, as Personalize spells them for this kind.
+    done_status: str = "ACTIVE"
+    failed_status: str = "CREATE FAILED"
 
 
 DATASET_GROUP = ResourceKind(
@@ -60,6 +64,22 @@ BATCH_INFERENCE_JOB = ResourceKind(
     "batchInferenceJob",
     "batch_inference_job_active",
 )
+DATA_DELETION_JOB = ResourceKind(
+    "data deletion job",
+    "describe_data_deletion_job",
+    "dataDeletionJobArn",
+    "dataDeletionJob",
+    "data_deletion_job_completed",
+    done_status="COMPLETED",
+    failed_status="FAILED",
+)
+DATASET_EXPORT_JOB = ResourceKind(
+    "dataset export job",
+    "describe_dataset_export_job",
+    "datasetExportJobArn",
+    "datasetExportJob",
+    "dataset_export_job_active",
+)
 RESOURCE_KINDS = {
     kind.response_key: kind
     for kind in (
@@ -72,6 +92,8 @@ RESOURCE_KINDS = {
         SOLUTION_VERSION,
         CAMPAIGN,
         BATCH_INFERENCE_JOB,
+        DATA_DELETION_JOB,
+        DATASET_EXPORT_JOB,
     )
 }
 
@@ -87,6 +109,9 @@ def effective_status(kind: ResourceKind, description: Mapping[str, Any]) -> str:
     own statuses; until the update settles the campaign is not yet what was asked for.
     """
     status = description["status"]
+    if status == kind.done_status != ACTIVE:
+        # One word for "usable" across kinds, so every wait and operator step asks the same question.
+        return ACTIVE
     if kind is CAMPAIGN and status == ACTIVE:
         return (description.get("latestCampaignUpdate") or {}).get("status", ACTIVE)
     return status

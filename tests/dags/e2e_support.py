@@ -101,3 +101,21 @@ def task_states(dag_run) -> dict[str, str]:
         ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
         for ti in dag_run.get_task_instances()
     }
+
+
+LIFECYCLE_DAG_FILE = REPO_ROOT / "dags" / "personalize_lifecycle.py"
+
+
+def load_lifecycle_dags(config_path: Path, monkeypatch) -> dict:
+    """The lifecycle DAGs (erase_users, export) for one config file, built as their DAG file does."""
+    from include.pipeline.config import CONFIG_DIR_ENV, load_config
+
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(config_path.parent))
+    spec = importlib.util.spec_from_file_location("personalize_lifecycle_under_test", LIFECYCLE_DAG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = load_config(config_path)
+    dags = {"erase_users": module.build_erase_users(config)}
+    if config.export is not None:
+        dags["export"] = module.build_export(config)
+    return dags

@@ -4,6 +4,10 @@ import them from ``personalize.operators``). The shared converging behaviour is 
 from personalize.operators.base import PersonalizeBaseOperator, attempt_name, run_scoped_name
 from personalize.operators.batch import PersonalizeCreateBatchInferenceJobOperator
 from personalize.operators.campaign import PersonalizeDeployCampaignOperator
+from personalize.operators.data_jobs import (
+    PersonalizeCreateDataDeletionJobOperator,
+    PersonalizeCreateDatasetExportJobOperator,
+)
 from personalize.operators.import_job import PersonalizeCreateDatasetImportJobOperator
 from personalize.operators.resources import PersonalizeEnsureResourcesOperator
 from personalize.operators.solution_version import PersonalizeCreateSolutionVersionOperator
@@ -11,6 +15,8 @@ from personalize.operators.solution_version import PersonalizeCreateSolutionVers
 __all__ = [
     "PersonalizeBaseOperator",
     "PersonalizeCreateBatchInferenceJobOperator",
+    "PersonalizeCreateDataDeletionJobOperator",
+    "PersonalizeCreateDatasetExportJobOperator",
     "PersonalizeCreateDatasetImportJobOperator",
     "PersonalizeCreateSolutionVersionOperator",
     "PersonalizeDeployCampaignOperator",
