@@ -1,8 +1,10 @@
 """Amazon Personalize lifecycle DAGs for every config in include/config/ (wiring only).
 
 `<name>_erase_users` (always: manual with a form of user IDs; on `erasure.schedule` reading the
-deletion-requests table) and `<name>_export` (when the config has `export:`). What each step does
-lives in include/pipeline/tasks/erasure.py and export.py. Parsing reads only the YAML configs.
+deletion-requests table), `<name>_export` (when the config has `export:`), and for a domain config
+`<name>_recommenders` (on the interactions asset) plus, with `recommender_schedule`,
+`<name>_recommenders_stop` / `_start`. What each step does lives in include/pipeline/tasks/
+(erasure, export, recommenders). Parsing reads only the YAML configs.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, task
 from personalize.operators import (
     PersonalizeCreateDataDeletionJobOperator,
     PersonalizeCreateDatasetExportJobOperator,
+    PersonalizeDeployRecommenderOperator,
 )
 
 from include.pipeline.config import PipelineConfig, load_configs_isolated
-from include.pipeline.dag_args import aws_args, check_params, default_args
+from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
 from include.pipeline.tasks import erasure as erasure_tasks
 from include.pipeline.tasks import export as export_tasks
+from include.pipeline.tasks import recommenders as recommender_tasks
 
 
 def erase_params() -> dict:
@@ -145,8 +149,93 @@ the locations are recorded in `{config.s3.uri("exports")}/YYYY-MM/index.json` an
     return export_datasets()
 
 
+def build_recommenders(config: PipelineConfig):
+    asset = interactions_asset(config)
+    listed = ", ".join(f"`{r.name}` ({r.definition.title})" for r in config.recommenders)
+
+    @dag(
+        dag_id=f"{config.name}_recommenders",
+        schedule=asset,
+        start_date=config.schedule.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(config),
+        tags=["personalize", "recommenders", *config.tags],
+        doc_md=f"""
+### {config.name}: the {config.domain} recommenders of `{config.dataset_group}`
+Runs when `{config.dag_ids["ingest"]}` lands new interactions (asset `{asset.name}`). Recommenders:
+{listed}. Each is created, or updated when its recommender_config changed, and waited on until
+ACTIVE (Personalize trains it and retrains it itself); then GetRecommendations from each, the way
+its use case is called, and their modelMetrics appended to `{config.s3.uri("history", "recommenders.jsonl")}`.
+A recommender stopped for cost stays stopped (see `{config.name}_recommenders_start`).
+""",
+    )
+    def recommenders():
+        @task
+        def find_dataset_group() -> str:
+            return recommender_tasks.dataset_group_arn(config)
+
+        group = find_dataset_group()
+        check_params(config, "recommenders", {}) >> group
+        deployed = {
+            recommender.name: PersonalizeDeployRecommenderOperator(
+                task_id=f"deploy_{recommender.name}",
+                recommender_name=recommender.name,
+                dataset_group_arn=group,
+                recipe=recommender.use_case,
+                recommender_config=recommender.recommender_config,
+                **aws_args(config),
+            ).output
+            for recommender in config.recommenders
+        }
+
+        @task
+        def smoke_test(arns: dict):
+            return recommender_tasks.smoke_test(config, arns)
+
+        @task
+        def record_metrics(smoke: dict, **context):
+            return recommender_tasks.record_metrics(config, smoke, context["run_id"])
+
+        record_metrics(smoke_test(deployed))
+
+    return recommenders()
+
+
+def build_recommender_schedule(config: PipelineConfig, action: str):
+    cron = getattr(config.recommender_schedule, action)
+
+    @dag(
+        dag_id=f"{config.name}_recommenders_{action}",
+        schedule=CronTriggerTimetable(cron, timezone="UTC"),
+        start_date=config.schedule.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(config),
+        tags=["personalize", "recommenders", *config.tags],
+        doc_md=f"""
+### {config.name}: {action} every recommender (cron `{cron}`, UTC)
+A stopped recommender is not billed and answers no requests; starting it reloads its model.
+Recommenders already {"stopped" if action == "stop" else "running"} are left as they are.
+""",
+    )
+    def recommenders_stop_start():
+        @task(task_id=f"{action}_recommenders")
+        def change():
+            return recommender_tasks.stop_or_start(config, action)
+
+        check_params(config, f"recommenders_{action}", {}) >> change()
+
+    return recommenders_stop_start()
+
+
 # Each valid config on its own, as in personalize_pipelines.py; broken files are reported there.
 for _config in load_configs_isolated().configs.values():
     build_erase_users(_config)
     if _config.export is not None:
         build_export(_config)
+    if _config.domain is not None:
+        build_recommenders(_config)
+        if _config.recommender_schedule is not None:
+            build_recommender_schedule(_config, "stop")
+            build_recommender_schedule(_config, "start")

@@ -23,15 +23,12 @@ from personalize.operators import (
 )
 
 from include.pipeline.config import PipelineConfig, load_configs_isolated
-from include.pipeline.dag_args import aws_args, check_params, default_args
+from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
+from include.pipeline.domain_config import domain_create_kwargs
 from include.pipeline.params import dag_params
 from include.pipeline.tasks import batch as batch_tasks
 from include.pipeline.tasks import ingest as ingest_tasks
 from include.pipeline.tasks import training as training_tasks
-
-
-def interactions_asset(config: PipelineConfig) -> Asset:
-    return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")
 
 
 def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperator:
@@ -44,6 +41,7 @@ def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperat
         event_tracker_name=config.event_tracker,
         role_arn=config.role_arn,
         kms_key_arn=config.kms_key_arn,
+        extra_create_kwargs=domain_create_kwargs(config),
         **aws_args(config),
     )
 
@@ -319,5 +317,6 @@ published as asset `{output_asset.name}`.
 # personalize_config_errors.py as that file's import error; every valid file still gets its DAGs.
 for _config in load_configs_isolated().configs.values():
     build_ingest(_config)
-    build_train_deploy(_config)
-    build_batch_inference(_config)
+    if _config.domain is None:  # a domain config's recommenders: dags/personalize_lifecycle.py
+        build_train_deploy(_config)
+        build_batch_inference(_config)

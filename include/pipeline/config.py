@@ -39,6 +39,12 @@ from pydantic import (
 )
 
 from include.pipeline import days
+from include.pipeline.domain_config import (
+    DOMAINS,
+    RecommenderConfig,
+    RecommenderScheduleConfig,
+    check_domain_keys,
+)
 from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
@@ -381,8 +387,9 @@ class PipelineConfig(StrictModel):
     kms_key_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:kms:.+$")] | None = None
     dataset_group: PersonalizeName
     datasets: DatasetsConfig
-    solution: SolutionConfig
-    campaign: CampaignConfig
+    # Required unless `domain` is set (include/pipeline/domain_config.py: check_domain_keys).
+    solution: SolutionConfig | None = None
+    campaign: CampaignConfig | None = None
     filters: list[FilterConfig] = []
     event_tracker: PersonalizeName | None = None
     gate: GateConfig = GateConfig()
@@ -394,9 +401,14 @@ class PipelineConfig(StrictModel):
     # The lifecycle DAGs (include/pipeline/lifecycle_config.py): erase_users always, export when set.
     erasure: ErasureConfig = ErasureConfig()
     export: ExportConfig | None = None
+    # Domain dataset groups served by recommenders instead of solution + campaign.
+    domain: Literal[DOMAINS] | None = None  # type: ignore[valid-type]
+    recommenders: list[RecommenderConfig] = []
+    recommender_schedule: RecommenderScheduleConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
+        check_domain_keys(self)
         names = [f.name for f in self.filters]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -434,6 +446,8 @@ class PipelineConfig(StrictModel):
         }
 
     def personalize_solutions(self) -> list[dict[str, Any]]:
+        if self.solution is None:  # a domain config: recommenders, no solution
+            return []
         solution: dict[str, Any] = {
             "name": self.solution.name,
             "recipe_arn": self.solution.recipe_arn,

@@ -59,3 +59,10 @@ def check_params(config: PipelineConfig, kind: str, params: dict | None = None):
         return check_run_params(kind, declared, context["dag_run"].conf, context["params"])
 
     return check_params()
+
+
+def interactions_asset(config: PipelineConfig):
+    """Published by ingest when new interactions landed; train_deploy and recommenders run on it."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")

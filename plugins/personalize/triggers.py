@@ -29,6 +29,7 @@ from personalize.kinds import (
     DATASET_IMPORT_JOB,
     EVENT_TRACKER,
     FILTER,
+    RECOMMENDER,
     RESOURCE_KINDS,
     SOLUTION,
     SOLUTION_VERSION,
@@ -152,6 +153,12 @@ class PersonalizeBatchInferenceJobTrigger(PersonalizeResourceActiveTrigger):
     kind = BATCH_INFERENCE_JOB
 
 
+class PersonalizeRecommenderTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a recommender is ACTIVE and its latest update, if any, is ACTIVE too."""
+
+    kind = RECOMMENDER
+
+
 class PersonalizeDataDeletionJobTrigger(PersonalizeResourceActiveTrigger):
     """Wait until a data deletion job is COMPLETED (the users' records erased)."""
 
@@ -176,6 +183,7 @@ TRIGGER_FOR_KIND: dict[ResourceKind, type[PersonalizeResourceActiveTrigger]] = {
         PersonalizeSolutionVersionTrigger,
         PersonalizeCampaignTrigger,
         PersonalizeBatchInferenceJobTrigger,
+        PersonalizeRecommenderTrigger,
         PersonalizeDataDeletionJobTrigger,
         PersonalizeDatasetExportJobTrigger,
     )

@@ -82,12 +82,11 @@ def load_dags(config_path: Path, monkeypatch) -> dict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = load_config(config_path)
-    return {
-        "config": config,
-        "ingest": module.build_ingest(config),
-        "train_deploy": module.build_train_deploy(config),
-        "batch_inference": module.build_batch_inference(config),
-    }
+    dags = {"config": config, "ingest": module.build_ingest(config)}
+    if config.domain is None:  # a domain config has recommenders instead (load_lifecycle_dags)
+        dags["train_deploy"] = module.build_train_deploy(config)
+        dags["batch_inference"] = module.build_batch_inference(config)
+    return dags
 
 
 def ensure_pool(name: str = "personalize_import_jobs", slots: int = 5) -> None:
@@ -118,4 +117,9 @@ def load_lifecycle_dags(config_path: Path, monkeypatch) -> dict:
     dags = {"erase_users": module.build_erase_users(config)}
     if config.export is not None:
         dags["export"] = module.build_export(config)
+    if config.domain is not None:
+        dags["recommenders"] = module.build_recommenders(config)
+        if config.recommender_schedule is not None:
+            dags["recommenders_stop"] = module.build_recommender_schedule(config, "stop")
+            dags["recommenders_start"] = module.build_recommender_schedule(config, "start")
     return dags

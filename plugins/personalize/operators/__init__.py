@@ -9,6 +9,7 @@ from personalize.operators.data_jobs import (
     PersonalizeCreateDatasetExportJobOperator,
 )
 from personalize.operators.import_job import PersonalizeCreateDatasetImportJobOperator
+from personalize.operators.recommender import PersonalizeDeployRecommenderOperator
 from personalize.operators.resources import PersonalizeEnsureResourcesOperator
 from personalize.operators.solution_version import PersonalizeCreateSolutionVersionOperator
 
@@ -20,6 +21,7 @@ __all__ = [
     "PersonalizeCreateDatasetImportJobOperator",
     "PersonalizeCreateSolutionVersionOperator",
     "PersonalizeDeployCampaignOperator",
+    "PersonalizeDeployRecommenderOperator",
     "PersonalizeEnsureResourcesOperator",
     "attempt_name",
     "run_scoped_name",
