@@ -28,6 +28,7 @@ from include.pipeline.domain_config import domain_create_kwargs
 from include.pipeline.params import dag_params
 from include.pipeline.tasks import batch as batch_tasks
 from include.pipeline.tasks import ingest as ingest_tasks
+from include.pipeline.tasks import metric_attribution as metric_attribution_tasks
 from include.pipeline.tasks import training as training_tasks
 
 
@@ -96,6 +97,13 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         interval = resolve_interval()
         check_params(config, "ingest") >> interval
         resources = ensure_resources(config)
+        if config.metric_attribution is not None:
+
+            @task
+            def ensure_metric_attribution(resources: dict) -> str:
+                return metric_attribution_tasks.ensure_metric_attribution(config, resources)
+
+            ensure_metric_attribution(resources.output)
         extracted = extract_interactions(interval)
         snapshots = extract_snapshots(interval)
 

@@ -48,6 +48,7 @@ from include.pipeline.domain_config import (
 from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
+from include.pipeline.online_metrics import MetricAttributionConfig, check_metric_attribution
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 # Lets tests and deployments point the DAG file at another folder of configs without code changes.
@@ -405,10 +406,13 @@ class PipelineConfig(StrictModel):
     domain: Literal[DOMAINS] | None = None  # type: ignore[valid-type]
     recommenders: list[RecommenderConfig] = []
     recommender_schedule: RecommenderScheduleConfig | None = None
+    # Online metrics from events with a recommendationId (include/pipeline/online_metrics.py).
+    metric_attribution: MetricAttributionConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
         check_domain_keys(self)
+        check_metric_attribution(self)
         names = [f.name for f in self.filters]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
