@@ -38,13 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from include.pipeline import days
-from include.pipeline.domain_config import (
-    DOMAINS,
-    RecommenderConfig,
-    RecommenderScheduleConfig,
-    check_domain_keys,
-)
+from include.pipeline import days, domain_config
 from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
@@ -403,15 +397,15 @@ class PipelineConfig(StrictModel):
     erasure: ErasureConfig = ErasureConfig()
     export: ExportConfig | None = None
     # Domain dataset groups served by recommenders instead of solution + campaign.
-    domain: Literal[DOMAINS] | None = None  # type: ignore[valid-type]
-    recommenders: list[RecommenderConfig] = []
-    recommender_schedule: RecommenderScheduleConfig | None = None
+    domain: Literal[domain_config.DOMAINS] | None = None  # type: ignore[valid-type]
+    recommenders: list[domain_config.RecommenderConfig] = []
+    recommender_schedule: domain_config.RecommenderScheduleConfig | None = None
     # Online metrics from events with a recommendationId (include/pipeline/online_metrics.py).
     metric_attribution: MetricAttributionConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
-        check_domain_keys(self)
+        domain_config.check_domain_keys(self)
         check_metric_attribution(self)
         names = [f.name for f in self.filters]
         repeated = sorted({n for n in names if names.count(n) > 1})
