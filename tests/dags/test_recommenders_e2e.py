@@ -1,12 +1,15 @@
 """A domain config end to end with dag.test(): ingest into an ECOMMERCE dataset group, then the
 recommenders DAG deploys two recommenders, serves both, records their modelMetrics; a changed
-recommender_config updates in place; the stop and start DAGs stop and start them."""
+recommender_config updates in place; a click on a recommendation counts for its recommender (metric
+attribution); the stop and start DAGs stop and start them."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
+import boto3
 import pytest
 import yaml
 
@@ -58,7 +61,9 @@ def domain_pipeline(s3_bucket, tmp_path, monkeypatch, request):
     return load
 
 
-def test_a_domain_config_deploys_two_recommenders_and_serves_both(local_aws, s3_bucket, domain_pipeline):
+def test_a_domain_config_deploys_two_recommenders_and_serves_both(
+    local_aws, s3_bucket, personalize_endpoint, domain_pipeline
+):
     dags = domain_pipeline({"minRecommendationRequestsPerSecond": 1})
     config = dags["config"]
     assert "train_deploy" not in dags  # recommenders instead of solution + campaign
@@ -101,9 +106,36 @@ def test_a_domain_config_deploys_two_recommenders_and_serves_both(local_aws, s3_
         assert metrics and all(0 <= value <= 1 for value in metrics.values()), metrics
         assert line["recommenders"][name]["smoke_test_items"] == config.smoke_test.num_results
 
+    # A click on a recommendation (PutEvents with its recommendationId) counts for that recommender.
+    tracker = next(
+        t for t in personalize.list_event_trackers()["eventTrackers"] if t["name"] == config.event_tracker
+    )
+    tracking_id = personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"])[
+        "eventTracker"
+    ]["trackingId"]
+    events = boto3.client("personalize-events", endpoint_url=personalize_endpoint, region_name="us-east-1")
+    events.put_events(
+        trackingId=tracking_id,
+        userId="U00001",
+        sessionId="s-1",
+        eventList=[
+            {
+                "eventType": "click",
+                "itemId": item,
+                "sentAt": time.time(),
+                "recommendationId": for_you["recommendationId"],
+            }
+        ],
+    )
+
     # A changed recommender_config updates the recommender in place; nothing new is created.
     dags = domain_pipeline({"minRecommendationRequestsPerSecond": 2})
     run(dags["recommenders"], logical_date=None)
+    lines = [
+        json.loads(text) for text in s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read().splitlines()
+    ]
+    assert lines[-1]["recommenders"][FOR_YOU]["online_totals"] == {"CLICKS": 1.0}
+    assert lines[-1]["recommenders"][ALSO_VIEWED]["online_totals"] == {}
     described = personalize.describe_recommender(recommenderArn=listed[FOR_YOU])["recommender"]
     assert described["recommenderConfig"]["minRecommendationRequestsPerSecond"] == 2
     assert len(personalize.list_recommenders(datasetGroupArn=group["datasetGroupArn"])["recommenders"]) == 2

@@ -17,6 +17,7 @@ from include.pipeline.clients import personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
 from include.pipeline.history import append_record
 from include.pipeline.mapping import quote_identifier
+from include.pipeline.online_metrics import OUTPUT_FOLDER, campaign_totals, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ def smoke_test(config: PipelineConfig, arns: Mapping[str, str]) -> dict:
 def record_metrics(config: PipelineConfig, smoke: Mapping[str, Any], run_id: str) -> dict:
     """One history line per run: every recommender's modelMetrics as DescribeRecommender reports them."""
     client = personalize_hook(config).conn
+    s3 = s3_client(config)
+    # Metric attribution output, when configured: each recommender's running online totals.
+    attributed = (
+        read_rows(s3, config.s3.bucket, config.s3.key(OUTPUT_FOLDER)) if config.metric_attribution else None
+    )
     recommenders = {}
     for recommender in config.recommenders:
         arn = smoke[recommender.name]["arn"]
@@ -98,9 +104,10 @@ def record_metrics(config: PipelineConfig, smoke: Mapping[str, Any], run_id: str
             "status": described["status"],
             "model_metrics": described.get("modelMetrics") or {},
             "smoke_test_items": smoke[recommender.name]["items"],
+            "online_totals": None if attributed is None else campaign_totals(attributed, arn),
         }
     record = {"run_id": run_id, "recorded_at": datetime.now(UTC).isoformat(), "recommenders": recommenders}
-    append_record(s3_client(config), config.s3.bucket, config.s3.key(HISTORY_KEY), record)
+    append_record(s3, config.s3.bucket, config.s3.key(HISTORY_KEY), record)
     return record
 
 
