@@ -6,8 +6,6 @@ include/pipeline/tasks/. Parsing reads only the YAML configs: no network, no dat
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
@@ -24,62 +22,15 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import notify, replay_dag
+from include.pipeline import replay_dag
 from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
-from include.pipeline.failures import no_retry_policy
-from include.pipeline.params import check_run_params, dag_params
+from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
+from include.pipeline.domain_config import domain_create_kwargs
+from include.pipeline.params import dag_params
 from include.pipeline.tasks import batch as batch_tasks
 from include.pipeline.tasks import ingest as ingest_tasks
-from include.pipeline.tasks import on_failure_summary
+from include.pipeline.tasks import metric_attribution as metric_attribution_tasks
 from include.pipeline.tasks import training as training_tasks
-
-
-def default_args(config: PipelineConfig) -> dict:
-    return {
-        "owner": config.owner,
-        "retries": config.tasks.retries,
-        "retry_delay": timedelta(seconds=config.tasks.retry_delay_seconds),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(seconds=config.tasks.max_retry_delay_seconds),
-        # The log line always; the config's SNS / e-mail notifiers when `notifications` names any.
-        "on_failure_callback": [on_failure_summary, *notify.failure_callbacks(config)],
-        "retry_policy": no_retry_policy(),
-    }
-
-
-# A trigger event within seconds of its deferral can fail the resumed try (apache/airflow#72716):
-# each trigger checks first after this long, and waits polled in the worker never defer at all.
-FIRST_TRIGGER_POLL_MIN_SECONDS = 5
-
-
-def aws_args(config: PipelineConfig) -> dict:
-    """Personalize operators wait in the triggerer (unless config says not), polling at the configured pace."""
-    poll = max(1, int(config.tasks.poll_seconds))
-    return {
-        "aws_conn_id": config.aws_conn_id,
-        "region_name": config.region_name,
-        "deferrable": config.tasks.deferrable,
-        "waiter_delay": poll,
-        "waiter_max_attempts": max(1, config.tasks.wait_timeout_minutes * 60 // poll),
-        "execution_timeout": timedelta(minutes=config.tasks.wait_timeout_minutes),
-        "defer_after_seconds": config.tasks.defer_after_seconds,
-        "first_poll_delay": max(poll, FIRST_TRIGGER_POLL_MIN_SECONDS),
-    }
-
-
-def check_params(config: PipelineConfig, kind: str):
-    """Every DAG's first task: unknown conf keys and cross-field rules fail the run at once."""
-    declared = set(dag_params(config, kind))
-
-    @task
-    def check_params(**context):
-        return check_run_params(kind, declared, context["dag_run"].conf, context["params"])
-
-    return check_params()
-
-
-def interactions_asset(config: PipelineConfig) -> Asset:
-    return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")
 
 
 def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperator:
@@ -92,6 +43,7 @@ def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperat
         event_tracker_name=config.event_tracker,
         role_arn=config.role_arn,
         kms_key_arn=config.kms_key_arn,
+        extra_create_kwargs=domain_create_kwargs(config),
         **aws_args(config),
     )
 
@@ -146,6 +98,13 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         interval = resolve_interval()
         check_params(config, "ingest") >> interval
         resources = ensure_resources(config)
+        if config.metric_attribution is not None:
+
+            @task
+            def ensure_metric_attribution(resources: dict) -> str:
+                return metric_attribution_tasks.ensure_metric_attribution(config, resources)
+
+            ensure_metric_attribution(resources.output)
         extracted = extract_interactions(interval)
         snapshots = extract_snapshots(interval)
 
@@ -370,5 +329,6 @@ published as asset `{output_asset.name}`.
 # personalize_config_errors.py as that file's import error; every valid file still gets its DAGs.
 for _config in load_configs_isolated().configs.values():
     build_ingest(_config)
-    build_train_deploy(_config)
-    build_batch_inference(_config)
+    if _config.domain is None:  # a domain config's recommenders: dags/personalize_lifecycle.py
+        build_train_deploy(_config)
+        build_batch_inference(_config)

@@ -161,10 +161,42 @@ def run_pipeline(args, config_path: Path, s3_url: str, personalize_url: str, sta
         run_dag(dags["ingest"], interval)
         say(f"running {config.dag_ids['train_deploy']} ...")
         run_dag(dags["train_deploy"], {})
+    if config.metric_attribution is not None and config.event_tracker:
+        live_traffic(config, personalize_url)
+        # A dry run: the campaign keeps the version that earned the traffic; the report shows its
+        # online metrics next to its offline ones.
+        say(f"running {config.dag_ids['train_deploy']} again (dry run): the report shows the online metrics")
+        conf = {"dry_run": True, "force_deploy": True, "force_reason": "demo: report the online metrics"}
+        run_dag(dags["train_deploy"], conf)
 
     show_results(config, s3, personalize_url)
     say(f"wall time {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def live_traffic(config, personalize_url: str, users: int = 200) -> dict:
+    """The shop's visitors act on the campaign's recommendations (PutEvents with recommendationId)."""
+    import boto3
+
+    from include.demo_events import send_recommendation_events
+    from include.pipeline.tasks.training import top_users
+
+    clients = {
+        name: boto3.client(name, endpoint_url=personalize_url, region_name="us-east-1")
+        for name in ("personalize", "personalize-runtime", "personalize-events")
+    }
+    sent = send_recommendation_events(
+        clients["personalize"],
+        clients["personalize-runtime"],
+        clients["personalize-events"],
+        campaign_name=config.campaign.name,
+        tracker_name=config.event_tracker,
+        users=top_users(config, users),
+    )
+    say(
+        f"live traffic: {sent['click']} clicks and {sent['purchase']} purchases ({sent['revenue']:.2f}) on recommendations"
+    )
+    return sent
 
 
 def load_dags(config) -> dict:

@@ -38,9 +38,11 @@ from pydantic import (
     model_validator,
 )
 
-from include.pipeline import days
+from include.pipeline import days, domain_config
+from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
+from include.pipeline.online_metrics import MetricAttributionConfig, check_metric_attribution
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 # Lets tests and deployments point the DAG file at another folder of configs without code changes.
@@ -406,8 +408,9 @@ class PipelineConfig(StrictModel):
     kms_key_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:kms:.+$")] | None = None
     dataset_group: PersonalizeName
     datasets: DatasetsConfig
-    solution: SolutionConfig
-    campaign: CampaignConfig
+    # Required unless `domain` is set (include/pipeline/domain_config.py: check_domain_keys).
+    solution: SolutionConfig | None = None
+    campaign: CampaignConfig | None = None
     filters: list[FilterConfig] = []
     event_tracker: PersonalizeName | None = None
     gate: GateConfig = GateConfig()
@@ -416,9 +419,20 @@ class PipelineConfig(StrictModel):
     batch_inference: BatchInferenceConfig = BatchInferenceConfig()
     tasks: TasksConfig = TasksConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    # The lifecycle DAGs (include/pipeline/lifecycle_config.py): erase_users always, export when set.
+    erasure: ErasureConfig = ErasureConfig()
+    export: ExportConfig | None = None
+    # Domain dataset groups served by recommenders instead of solution + campaign.
+    domain: Literal[domain_config.DOMAINS] | None = None  # type: ignore[valid-type]
+    recommenders: list[domain_config.RecommenderConfig] = []
+    recommender_schedule: domain_config.RecommenderScheduleConfig | None = None
+    # Online metrics from events with a recommendationId (include/pipeline/online_metrics.py).
+    metric_attribution: MetricAttributionConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
+        domain_config.check_domain_keys(self)
+        check_metric_attribution(self)
         names = [f.name for f in self.filters]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -456,6 +470,8 @@ class PipelineConfig(StrictModel):
         }
 
     def personalize_solutions(self) -> list[dict[str, Any]]:
+        if self.solution is None:  # a domain config: recommenders, no solution
+            return []
         solution: dict[str, Any] = {
             "name": self.solution.name,
             "recipe_arn": self.solution.recipe_arn,

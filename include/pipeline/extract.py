@@ -28,6 +28,7 @@ from functools import partial
 from itertools import islice
 
 from include.pipeline import days
+from include.pipeline.erased_users import ErasedUserFilter
 from include.pipeline.extract_output import PartitionWriter, QuarantineWriter, RecordSorter
 from include.pipeline.extract_result import ExtractionError, ExtractionResult, RejectedShareExceeded
 from include.pipeline.extract_sql import (
@@ -89,6 +90,7 @@ def _run(
     chunk_rows: int,
     part_size: int,
     use_fast_path: bool = True,
+    erased_users: frozenset[str] = frozenset(),
 ) -> ExtractionResult:
     if not 0 <= max_rejected_share <= 1:
         raise ValueError(f"max_rejected_share={max_rejected_share} must be between 0 and 1")
@@ -141,6 +143,8 @@ def _run(
         conn.close()
         raise
     existing = set(list_keys(client, bucket, data_prefix))
+    # Erased users' rows are dropped before the rules see them: written nowhere, counted as erased.
+    erased = ErasedUserFilter(header, erased_users)
     output = PartitionWriter(client, bucket, data_prefix, header, chunk_rows, part_size)
     sorter = RecordSorter(
         schema, output, partial(QuarantineWriter, client, bucket, quarantine_key, header, part_size)
@@ -150,10 +154,11 @@ def _run(
         if dialect is POSTGRES and not type(conn).__module__.startswith("psycopg2"):
             take = sorter.take_records if use_fast_path else sorter.take_records_one_by_one
             for batch in iter(partial(_next_batch, records), []):
-                take(batch)
+                take(erased.keep_records(batch))
         else:
             for row in records:
-                sorter.take_row(row)
+                if erased.keeps_row(row):
+                    sorter.take_row(row)
         sorter.close()
     except BaseException:
         sorter.abort()
@@ -172,7 +177,7 @@ def _run(
         delete_keys(
             client, bucket, [k for k in list_keys(client, bucket, quarantine_key) if k == quarantine_key]
         )
-    result.read, result.written = read, written
+    result.read, result.written, result.erased = read + erased.erased, written, erased.erased
     result.rejected_by_reason = dict(sorted(rejected.items()))
     result.keys = output.keys
     result.bytes_written = output.bytes_written
@@ -182,6 +187,8 @@ def _run(
         raise ExtractionError(
             f"internal error: read {read} != written {written} + rejected {result.rejected}"
         )
+    if result.erased:
+        log.info("%s: %d row(s) of erased users skipped (written nowhere)", dataset, result.erased)
     span = f"[{result.start}, {result.end})" if result.start else "snapshot"
     log.info(
         "%s %s: read %d, written %d, rejected %d %s -> %d part(s) under %s",
@@ -234,6 +241,7 @@ def extract_interval(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     part_size: int = DEFAULT_PART_SIZE,
     fast_path: bool = True,
+    erased_users: frozenset[str] = frozenset(),
 ) -> ExtractionResult:
     """Extract interactions with `start <= time < end` into `PREFIX/interactions/dt=<start date>/`.
 
@@ -268,6 +276,7 @@ def extract_interval(
         chunk_rows=chunk_rows,
         part_size=part_size,
         use_fast_path=fast_path,
+        erased_users=erased_users,
     )
 
 
@@ -317,6 +326,7 @@ def extract_snapshot(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     part_size: int = DEFAULT_PART_SIZE,
     fast_path: bool = True,
+    erased_users: frozenset[str] = frozenset(),
 ) -> ExtractionResult:
     """Extract all ITEMS or USERS into `PREFIX/<dataset>/dt=<as_of date>/`, with a content hash.
 
@@ -339,4 +349,5 @@ def extract_snapshot(
         chunk_rows=chunk_rows,
         part_size=part_size,
         use_fast_path=fast_path,
+        erased_users=erased_users,
     )

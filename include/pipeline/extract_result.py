@@ -31,8 +31,10 @@ class ExtractionResult:
     dataset_type: str
     bucket: str
     data_prefix: str  # the folder a dataset import job should read
-    read: int = 0
+    read: int = 0  # every row the query returned: written + rejected + erased
     written: int = 0
+    # Rows of erased users (include/pipeline/erased_users.py): skipped, written nowhere.
+    erased: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)
     quarantine_key: str | None = None

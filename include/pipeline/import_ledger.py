@@ -104,6 +104,13 @@ class Ledger:
             for doc in self._read_all(s3, self._key(dataset_type.lower(), "partitions"))
         ]
 
+    def erased_rows(self, s3: Any, dataset_type: str) -> dict[str, int]:
+        """Partition name -> rows of erased users its last extraction skipped (none recorded: 0)."""
+        return {
+            doc["name"]: int(doc.get("erased", 0))
+            for doc in self._read_all(s3, self._key(dataset_type.lower(), "partitions"))
+        }
+
     # --- manifests: written before CreateDatasetImportJob, so every job maps back to its days
     def write_manifest(self, s3: Any, dataset_type: str, manifest: dict) -> str:
         key = self.manifest_key(dataset_type, manifest["job_name"])

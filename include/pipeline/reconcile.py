@@ -2,6 +2,7 @@
 
     python -m include.pipeline.reconcile --config NAME [--start YYYY-MM-DD --end YYYY-MM-DD]
 
+App DB counts leave out the rows of erased users that extraction skipped (the ledger's `erased`).
 Imported is what the dataset holds by Personalize's record: the manifests of its ACTIVE import
 jobs since the newest ACTIVE FULL one. A day is ok when app DB == imported + quarantined, or when
 it is carried (extracted, waiting for Personalize's 1000-record import minimum). Prints a table,
@@ -123,6 +124,9 @@ def reconcile(config: PipelineConfig, *, start: date | None = None, end: date | 
     }
     moments = [days.day_start(days.partition_day(n)) for n in sorted(names)]
     app_db = count_days(config.app_db_conn_id, config.mappings["INTERACTIONS"], moments) if moments else {}
+    # Rows of erased users stay in the app DB but are neither imported nor quarantined.
+    erased = book.erased_rows(s3, "INTERACTIONS")
+    app_db = {name: count - erased.get(name, 0) for name, count in app_db.items()}
     unknown = {n for job in record.active for n, fp in job.partitions.items() if fp is None}
     running = {n for job in record.running for n in job.partitions}
     return reconcile_rows(

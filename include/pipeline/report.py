@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from personalize_contract.metrics import METRIC_NAMES
 
 from include.pipeline.history import history_key
+from include.pipeline.online_metrics import online_metrics_markdown
 from include.pipeline.report_replay import replay_markdown
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,11 @@ def build_report(records: Sequence[Mapping[str, Any]], run_id: str | None = None
             for r in shown
         ],
     }
+    # Online metrics (metric attribution) per deployed version, from the records up to this run.
+    online = online_metrics_markdown(list(records)[: run.index + 1])
     return Report(
         run=run,
-        markdown=_markdown(run, shown),
+        markdown=_markdown(run, shown) + online,
         summary=summary,
         metrics_history_png=_metrics_history_png(shown, run),
         coverage_png=_coverage_png(shown, run),

@@ -217,6 +217,28 @@ class PersonalizeHook(_DefaultRetriesMixin, AwsBaseHook):
             solutionVersionArn=solution_version_arn,
         )
 
+    def find_data_deletion_job(self, dataset_group_arn: str, job_name: str) -> str | None:
+        # botocore has no paginator for ListDataDeletionJobs: follow nextToken by hand.
+        params: dict[str, Any] = {"datasetGroupArn": dataset_group_arn}
+        while True:
+            page = self.conn.list_data_deletion_jobs(**params)
+            for summary in page.get("dataDeletionJobs", []):
+                if summary.get("jobName") == job_name:
+                    return summary["dataDeletionJobArn"]
+            if not page.get("nextToken"):
+                return None
+            params["nextToken"] = page["nextToken"]
+
+    def find_dataset_export_job(self, dataset_arn: str, job_name: str) -> str | None:
+        return self._find(
+            "list_dataset_export_jobs",
+            "datasetExportJobs",
+            "datasetExportJobArn",
+            job_name,
+            name_key="jobName",
+            datasetArn=dataset_arn,
+        )
+
     def find_solution_version(self, solution_arn: str, name: str) -> str | None:
         """The solution's version called ``name``; summaries carry no name, so newest are described first."""
         summaries = sorted(

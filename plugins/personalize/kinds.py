@@ -27,6 +27,12 @@ class ResourceKind:
     arn_parameter: str
     response_key: str
     waiter_name: str
+    # The status that means done (jobs that end rather than serve, e.g. data deletion: COMPLETED)
+    # and the one that means failed, as Personalize spells them for this kind.
+    done_status: str = "ACTIVE"
+    failed_status: str = "CREATE FAILED"
+    # Resources updated in place (campaigns, recommenders) report the update in this member.
+    update_key: str | None = None
 
 
 DATASET_GROUP = ResourceKind(
@@ -52,13 +58,44 @@ SOLUTION_VERSION = ResourceKind(
     "solutionVersion",
     "solution_version_active",
 )
-CAMPAIGN = ResourceKind("campaign", "describe_campaign", "campaignArn", "campaign", "campaign_active")
+CAMPAIGN = ResourceKind(
+    "campaign",
+    "describe_campaign",
+    "campaignArn",
+    "campaign",
+    "campaign_active",
+    update_key="latestCampaignUpdate",
+)
+RECOMMENDER = ResourceKind(
+    "recommender",
+    "describe_recommender",
+    "recommenderArn",
+    "recommender",
+    "recommender_active",
+    update_key="latestRecommenderUpdate",
+)
 BATCH_INFERENCE_JOB = ResourceKind(
     "batch inference job",
     "describe_batch_inference_job",
     "batchInferenceJobArn",
     "batchInferenceJob",
     "batch_inference_job_active",
+)
+DATA_DELETION_JOB = ResourceKind(
+    "data deletion job",
+    "describe_data_deletion_job",
+    "dataDeletionJobArn",
+    "dataDeletionJob",
+    "data_deletion_job_completed",
+    done_status="COMPLETED",
+    failed_status="FAILED",
+)
+DATASET_EXPORT_JOB = ResourceKind(
+    "dataset export job",
+    "describe_dataset_export_job",
+    "datasetExportJobArn",
+    "datasetExportJob",
+    "dataset_export_job_active",
 )
 RESOURCE_KINDS = {
     kind.response_key: kind
@@ -71,7 +108,10 @@ RESOURCE_KINDS = {
         DATASET_IMPORT_JOB,
         SOLUTION_VERSION,
         CAMPAIGN,
+        RECOMMENDER,
         BATCH_INFERENCE_JOB,
+        DATA_DELETION_JOB,
+        DATASET_EXPORT_JOB,
     )
 }
 
@@ -87,15 +127,18 @@ def effective_status(kind: ResourceKind, description: Mapping[str, Any]) -> str:
     own statuses; until the update settles the campaign is not yet what was asked for.
     """
     status = description["status"]
-    if kind is CAMPAIGN and status == ACTIVE:
-        return (description.get("latestCampaignUpdate") or {}).get("status", ACTIVE)
+    if status == kind.done_status != ACTIVE:
+        # One word for "usable" across kinds, so every wait and operator step asks the same question.
+        return ACTIVE
+    if kind.update_key and status == ACTIVE:
+        return (description.get(kind.update_key) or {}).get("status", ACTIVE)
     return status
 
 
 def failure_reason(kind: ResourceKind, description: Mapping[str, Any]) -> str:
     reason = description.get("failureReason")
-    if kind is CAMPAIGN and description.get("status") == ACTIVE:
-        reason = (description.get("latestCampaignUpdate") or {}).get("failureReason") or reason
+    if kind.update_key and description.get("status") == ACTIVE:
+        reason = (description.get(kind.update_key) or {}).get("failureReason") or reason
     return reason or "Personalize gave no failureReason"
 
 
@@ -122,6 +165,7 @@ def schema_differences(existing: str, requested: str) -> list[str]:
 def status_queries(kind: ResourceKind) -> list[str]:
     """JMESPath queries the waiters log after each attempt."""
     queries = [f"{kind.response_key}.status", f"{kind.response_key}.failureReason"]
-    if kind is CAMPAIGN:
-        queries += ["campaign.latestCampaignUpdate.status", "campaign.latestCampaignUpdate.failureReason"]
+    if kind.update_key:
+        update = f"{kind.response_key}.{kind.update_key}"
+        queries += [f"{update}.status", f"{update}.failureReason"]
     return queries

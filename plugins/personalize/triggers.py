@@ -22,11 +22,14 @@ from personalize.hooks import PersonalizeHook
 from personalize.kinds import (
     BATCH_INFERENCE_JOB,
     CAMPAIGN,
+    DATA_DELETION_JOB,
     DATASET,
+    DATASET_EXPORT_JOB,
     DATASET_GROUP,
     DATASET_IMPORT_JOB,
     EVENT_TRACKER,
     FILTER,
+    RECOMMENDER,
     RESOURCE_KINDS,
     SOLUTION,
     SOLUTION_VERSION,
@@ -150,6 +153,24 @@ class PersonalizeBatchInferenceJobTrigger(PersonalizeResourceActiveTrigger):
     kind = BATCH_INFERENCE_JOB
 
 
+class PersonalizeRecommenderTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a recommender is ACTIVE and its latest update, if any, is ACTIVE too."""
+
+    kind = RECOMMENDER
+
+
+class PersonalizeDataDeletionJobTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a data deletion job is COMPLETED (the users' records erased)."""
+
+    kind = DATA_DELETION_JOB
+
+
+class PersonalizeDatasetExportJobTrigger(PersonalizeResourceActiveTrigger):
+    """Wait until a dataset export job is ACTIVE (its files written)."""
+
+    kind = DATASET_EXPORT_JOB
+
+
 TRIGGER_FOR_KIND: dict[ResourceKind, type[PersonalizeResourceActiveTrigger]] = {
     trigger.kind: trigger
     for trigger in (
@@ -162,6 +183,9 @@ TRIGGER_FOR_KIND: dict[ResourceKind, type[PersonalizeResourceActiveTrigger]] = {
         PersonalizeSolutionVersionTrigger,
         PersonalizeCampaignTrigger,
         PersonalizeBatchInferenceJobTrigger,
+        PersonalizeRecommenderTrigger,
+        PersonalizeDataDeletionJobTrigger,
+        PersonalizeDatasetExportJobTrigger,
     )
 }
 

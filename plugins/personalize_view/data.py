@@ -270,7 +270,8 @@ def load_snapshot(config: PipelineConfig, now: datetime | None = None) -> Snapsh
         except Exception as err:
             snapshot.errors["reconcile"] = _safe_error("the reconcile table", err)
     try:
-        snapshot.serving = serving(config)
+        # A domain config has recommenders, no campaign: nothing serves a solution version.
+        snapshot.serving = serving(config) if config.campaign is not None else None
     except Exception as err:
         snapshot.errors["personalize"] = _safe_error("Personalize", err)
     snapshot.load_seconds = time.perf_counter() - started

@@ -82,12 +82,11 @@ def load_dags(config_path: Path, monkeypatch) -> dict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = load_config(config_path)
-    return {
-        "config": config,
-        "ingest": module.build_ingest(config),
-        "train_deploy": module.build_train_deploy(config),
-        "batch_inference": module.build_batch_inference(config),
-    }
+    dags = {"config": config, "ingest": module.build_ingest(config)}
+    if config.domain is None:  # a domain config has recommenders instead (load_lifecycle_dags)
+        dags["train_deploy"] = module.build_train_deploy(config)
+        dags["batch_inference"] = module.build_batch_inference(config)
+    return dags
 
 
 def ensure_pool(name: str = "personalize_import_jobs", slots: int = 5) -> None:
@@ -101,3 +100,26 @@ def task_states(dag_run) -> dict[str, str]:
         ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
         for ti in dag_run.get_task_instances()
     }
+
+
+LIFECYCLE_DAG_FILE = REPO_ROOT / "dags" / "personalize_lifecycle.py"
+
+
+def load_lifecycle_dags(config_path: Path, monkeypatch) -> dict:
+    """The lifecycle DAGs (erase_users, export) for one config file, built as their DAG file does."""
+    from include.pipeline.config import CONFIG_DIR_ENV, load_config
+
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(config_path.parent))
+    spec = importlib.util.spec_from_file_location("personalize_lifecycle_under_test", LIFECYCLE_DAG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = load_config(config_path)
+    dags = {"erase_users": module.build_erase_users(config)}
+    if config.export is not None:
+        dags["export"] = module.build_export(config)
+    if config.domain is not None:
+        dags["recommenders"] = module.build_recommenders(config)
+        if config.recommender_schedule is not None:
+            dags["recommenders_stop"] = module.build_recommender_schedule(config, "stop")
+            dags["recommenders_start"] = module.build_recommender_schedule(config, "start")
+    return dags

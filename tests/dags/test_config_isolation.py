@@ -42,9 +42,9 @@ def test_a_broken_file_stops_only_its_own_dags_and_the_error_names_file_and_key(
     assert sorted(bag.dags) == sorted(
         f"{name}_{kind}"
         for name in ("alpha", "gamma")
-        for kind in ("ingest", "train_deploy", "batch_inference")
+        for kind in ("ingest", "train_deploy", "batch_inference", "erase_users")
     )
-    assert len(bag.dags) == 6
+    assert len(bag.dags) == 8
     assert len(bag.import_errors) == 1, bag.import_errors
     ((where, message),) = bag.import_errors.items()
     assert where.endswith("personalize_config_errors.py")
@@ -60,7 +60,7 @@ def test_with_every_config_valid_the_error_file_is_silent(tmp_path, monkeypatch)
     monkeypatch.setenv(CONFIG_DIR_ENV, str(folder))
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     assert bag.import_errors == {}
-    assert len(bag.dags) == 6
+    assert len(bag.dags) == 8
 
 
 def test_check_config_reports_each_file_and_fails_on_the_broken_one(tmp_path, capsys):

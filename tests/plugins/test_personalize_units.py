@@ -151,7 +151,7 @@ def test_execute_complete_rejects_a_missing_or_foreign_event():
     with pytest.raises(AirflowException, match="Not an event of a Personalize trigger"):
         validated_resource({"status": "success", "job_name": "from another provider"})
     with pytest.raises(AirflowException, match="Not an event of a Personalize trigger"):
-        validated_resource({"status": "success", "resource": {"arn": "arn:x", "kind": "recommender"}})
+        validated_resource({"status": "success", "resource": {"arn": "arn:x", "kind": "widget"}})
     event = {"status": "error", "message": "boom", "resource": {"arn": "arn:x", "kind": "campaign"}}
     assert validated_resource(event) == {"arn": "arn:x", "kind": "campaign", "resume_state": {}}
 

@@ -83,7 +83,7 @@ def test_waiter_polls_until_active(hook, kind):
         [
             describe_response(kind, "CREATE PENDING"),
             describe_response(kind, "CREATE IN_PROGRESS"),
-            describe_response(kind, "ACTIVE"),
+            describe_response(kind, kind.done_status),
         ],
     )
 
@@ -94,7 +94,7 @@ def test_waiter_fails_fast_on_create_failed(hook, kind):
     with Stubber(hook.conn) as stubber:
         stubber.add_response(
             kind.describe_method,
-            describe_response(kind, "CREATE FAILED"),
+            describe_response(kind, kind.failed_status),
             {kind.arn_parameter: ARN},
         )
         waiter = hook.get_waiter(kind.waiter_name, client=hook.conn)

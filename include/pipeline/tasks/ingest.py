@@ -43,7 +43,8 @@ def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) ->
     s3 = s3_client(config)
     book = ledger(config)
     mapping = config.mappings["INTERACTIONS"]
-    totals = {"read": 0, "written": 0, "rejected": 0, "partitions": []}
+    erased_users = _erased_users(config, s3)
+    totals = {"read": 0, "written": 0, "rejected": 0, "erased": 0, "partitions": []}
     for day_start, day_end in days.whole_days(interval["start"], interval["end"]):
         result = extract_interval(
             config.app_db_conn_id,
@@ -54,6 +55,7 @@ def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) ->
             prefix=config.s3.prefix,
             s3_client=s3,
             max_rejected_share=config.datasets.max_rejected_share,
+            erased_users=erased_users,
         )
         partition = Partition(
             days.partition_name(day_start),
@@ -64,14 +66,16 @@ def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) ->
         book.record_partition(
             s3, "INTERACTIONS", partition, start=result.start, end=result.end, read=result.read,
             rejected_by_reason=result.rejected_by_reason, quarantine_key=result.quarantine_key,
+            erased=result.erased,
         )  # fmt: skip
         totals["read"] += result.read
+        totals["erased"] += result.erased
         totals["written"] += result.written
         totals["rejected"] += result.rejected
         totals["partitions"].append({"name": partition.name, "records": partition.records})
     log.info(
-        "extracted %d day(s): %d rows read, %d written, %d quarantined",
-        len(totals["partitions"]), totals["read"], totals["written"], totals["rejected"],
+        "extracted %d day(s): %d rows read, %d written, %d quarantined, %d of erased users skipped",
+        len(totals["partitions"]), totals["read"], totals["written"], totals["rejected"], totals["erased"],
     )  # fmt: skip
     return totals
 
@@ -84,6 +88,7 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
 
     s3 = s3_client(config)
     book = ledger(config)
+    erased_users = _erased_users(config, s3)
     snapshots = {}
     for dataset_type in SNAPSHOT_TYPES:
         mapping = config.mappings.get(dataset_type)
@@ -97,6 +102,7 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
             prefix=config.s3.prefix,
             s3_client=s3,
             max_rejected_share=config.datasets.max_rejected_share,
+            erased_users=erased_users,
         )
         snapshot = {
             "content_hash": result.content_hash,
@@ -119,6 +125,12 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
         log.info("%s snapshot: %d records, hash %s", dataset_type, result.written, result.content_hash)
         snapshots[dataset_type] = snapshot
     return snapshots
+
+
+def _erased_users(config: PipelineConfig, s3: Any) -> frozenset[str]:
+    from include.pipeline.erased_users import ERASED_USERS_FOLDER, read_erased_users
+
+    return read_erased_users(s3, config.s3.bucket, config.s3.key(ERASED_USERS_FOLDER))
 
 
 def _previous_snapshot(s3: Any, book: Ledger, dataset_type: str) -> dict | None:

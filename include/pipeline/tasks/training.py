@@ -336,6 +336,8 @@ def record_training(
     dag_id: str,
 ) -> dict:
     """Append the run to the metrics history, write its report, return what the asset carries."""
+    from include.pipeline.tasks.metric_attribution import online_totals
+
     s3 = s3_client(config)
     record = {
         "run_id": run_id,
@@ -352,6 +354,8 @@ def record_training(
         "dry_run": bool(plan.get("dry_run")),
         "campaign_name": config.campaign.name,
         "training_data": plan.get("training_data"),
+        # The campaign's running online totals (metric attribution) now; None without one.
+        "online_totals": online_totals(config, s3),
     }
     key = history_key(config.s3.prefix)
     written = append_record(s3, config.s3.bucket, key, record)

@@ -1,0 +1,68 @@
+"""What every pipeline DAG shares (both DAG files use it): task defaults, the Personalize operators'
+wait settings, and the first task that checks a run's params."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from include.pipeline import notify
+from include.pipeline.config import PipelineConfig
+from include.pipeline.failures import no_retry_policy
+from include.pipeline.params import check_run_params, dag_params
+from include.pipeline.tasks import on_failure_summary
+
+
+def default_args(config: PipelineConfig) -> dict:
+    return {
+        "owner": config.owner,
+        "retries": config.tasks.retries,
+        "retry_delay": timedelta(seconds=config.tasks.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(seconds=config.tasks.max_retry_delay_seconds),
+        # The log line always; the config's SNS / e-mail notifiers when `notifications` names any.
+        "on_failure_callback": [on_failure_summary, *notify.failure_callbacks(config)],
+        "retry_policy": no_retry_policy(),
+    }
+
+
+# A trigger event within seconds of its deferral can fail the resumed try (apache/airflow#72716):
+# each trigger checks first after this long, and waits polled in the worker never defer at all.
+FIRST_TRIGGER_POLL_MIN_SECONDS = 5
+
+
+def aws_args(config: PipelineConfig) -> dict:
+    """Personalize operators wait in the triggerer (unless config says not), polling at the configured pace."""
+    poll = max(1, int(config.tasks.poll_seconds))
+    return {
+        "aws_conn_id": config.aws_conn_id,
+        "region_name": config.region_name,
+        "deferrable": config.tasks.deferrable,
+        "waiter_delay": poll,
+        "waiter_max_attempts": max(1, config.tasks.wait_timeout_minutes * 60 // poll),
+        "execution_timeout": timedelta(minutes=config.tasks.wait_timeout_minutes),
+        "defer_after_seconds": config.tasks.defer_after_seconds,
+        "first_poll_delay": max(poll, FIRST_TRIGGER_POLL_MIN_SECONDS),
+    }
+
+
+def check_params(config: PipelineConfig, kind: str, params: dict | None = None):
+    """Every DAG's first task: unknown conf keys and cross-field rules fail the run at once.
+
+    `params` are the DAG's own when they are not among `include.pipeline.params`' forms.
+    """
+    from airflow.sdk import task
+
+    declared = set(params if params is not None else dag_params(config, kind))
+
+    @task
+    def check_params(**context):
+        return check_run_params(kind, declared, context["dag_run"].conf, context["params"])
+
+    return check_params()
+
+
+def interactions_asset(config: PipelineConfig):
+    """Published by ingest when new interactions landed; train_deploy and recommenders run on it."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")
