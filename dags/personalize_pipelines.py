@@ -1,7 +1,10 @@
 """Amazon Personalize pipelines: three DAGs for every config in include/config/ (wiring only).
 
 `<name>_ingest`, `<name>_train_deploy`, `<name>_batch_inference`; what each step does lives in
-include/pipeline/tasks/. Parsing reads only the YAML configs: no network, no database.
+include/pipeline/tasks/. Parsing reads only the YAML configs: no network, no database. The task
+modules are imported inside the task callables (`ingest_tasks()` ...), never at parse: the
+dag-processor reparses this file every 30 s and pays only for configs and wiring
+(bench/bench_dag_parse.py).
 """
 
 from __future__ import annotations
@@ -28,10 +31,26 @@ from include.pipeline import notify, replay_dag
 from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
 from include.pipeline.failures import no_retry_policy
 from include.pipeline.params import check_run_params, dag_params
-from include.pipeline.tasks import batch as batch_tasks
-from include.pipeline.tasks import ingest as ingest_tasks
 from include.pipeline.tasks import on_failure_summary
-from include.pipeline.tasks import training as training_tasks
+
+
+# The task modules and their imports cost ~40 ms a parse: imported where a task runs instead.
+def ingest_tasks():
+    from include.pipeline.tasks import ingest
+
+    return ingest
+
+
+def training_tasks():
+    from include.pipeline.tasks import training
+
+    return training
+
+
+def batch_tasks():
+    from include.pipeline.tasks import batch
+
+    return batch
 
 
 def default_args(config: PipelineConfig) -> dict:
@@ -133,15 +152,15 @@ A manual run uses the form's **start**/**end**, or else the last complete period
     def ingest():
         @task
         def resolve_interval(**context) -> dict:
-            return ingest_tasks.resolve_interval(config, context)
+            return ingest_tasks().resolve_interval(config, context)
 
         @task
         def extract_interactions(interval: dict) -> dict:
-            return ingest_tasks.extract_interactions(config, interval)
+            return ingest_tasks().extract_interactions(config, interval)
 
         @task
         def extract_snapshots(interval: dict) -> dict:
-            return ingest_tasks.extract_snapshots(config, interval)
+            return ingest_tasks().extract_snapshots(config, interval)
 
         interval = resolve_interval()
         check_params(config, "ingest") >> interval
@@ -151,7 +170,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 
         @task
         def plan_imports(resources: dict, snapshots: dict, **context) -> list[dict]:
-            plan = ingest_tasks.plan_dataset_imports(config, resources, snapshots, context["params"])
+            plan = ingest_tasks().plan_dataset_imports(config, resources, snapshots, context["params"])
             context["ti"].xcom_push(key="plan", value=plan)
             return plan["import_jobs"]
 
@@ -178,7 +197,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
                 raise AirflowFailException("no import plan: an extract or plan_imports failed")
             count = len(plan["batches"])
             arns = ti.xcom_pull(task_ids="import_datasets", map_indexes=list(range(count))) if count else []
-            extra = ingest_tasks.record_imports(
+            extra = ingest_tasks().record_imports(
                 config, plan, [arns] if isinstance(arns, str) else list(arns), interval
             )
             if extra is None:
@@ -189,7 +208,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         # none_failed: runs after a published or skipped asset, never hides a failed import.
         @task(trigger_rule="none_failed")
         def reconcile(interval: dict):
-            return ingest_tasks.reconcile_ingest(config, interval)
+            return ingest_tasks().reconcile_ingest(config, interval)
 
         published = publish_interactions(interval)
         imported >> published >> reconcile(interval)
@@ -234,7 +253,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
 
         @task.short_circuit(ignore_downstream_trigger_rules=True)
         def plan_training(resources: dict, **context):
-            plan = training_tasks.plan_training(config, resources, context)
+            plan = training_tasks().plan_training(config, resources, context)
             context["ti"].xcom_push(key="plan", value=plan)
             return plan["train"]
 
@@ -251,7 +270,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def evaluate(**context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            decision = training_tasks.evaluate_challenger(
+            decision = training_tasks().evaluate_challenger(
                 config, plan, ti.xcom_pull(task_ids="train"), context["params"]
             )
             ti.xcom_push(key="decision", value=decision.as_dict())
@@ -261,7 +280,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def keep_champion(**context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks.keep_champion(
+            return training_tasks().keep_champion(
                 config, plan, ti.xcom_pull(task_ids="evaluate", key="decision")
             )
 
@@ -278,7 +297,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def smoke_test(resources: dict, **context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks.smoke_test(
+            return training_tasks().smoke_test(
                 config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources
             )
 
@@ -289,7 +308,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
             from airflow.sdk.exceptions import AirflowFailException
 
             ti = context["ti"]
-            outcome = training_tasks.finish_training(
+            outcome = training_tasks().finish_training(
                 config,
                 plan=ti.xcom_pull(task_ids="plan_training", key="plan"),
                 decision=ti.xcom_pull(task_ids="evaluate", key="decision"),
@@ -340,7 +359,7 @@ published as asset `{output_asset.name}`.
 
         @task(multiple_outputs=True)
         def prepare(resources: dict, **context):
-            return batch_tasks.prepare_batch_inference(config, resources, context["run_id"])
+            return batch_tasks().prepare_batch_inference(config, resources, context["run_id"])
 
         prepared = prepare(resources.output)
         job = PersonalizeCreateBatchInferenceJobOperator(
@@ -357,7 +376,7 @@ published as asset `{output_asset.name}`.
 
         @task(outlets=[output_asset])
         def publish_output(prepared: dict, job_arn: str, **context):
-            extra = batch_tasks.publish_batch_output(config, prepared, job_arn)
+            extra = batch_tasks().publish_batch_output(config, prepared, job_arn)
             context["outlet_events"][output_asset].extra = extra
             return extra
 
