@@ -135,8 +135,9 @@ history with `airflow backfill create --dag-id {config.dag_ids["ingest"]} --from
 A manual run uses the form's **start**/**end**, or else the last complete period before it was triggered.
 
 1. ensure the dataset group `{config.dataset_group}`, schemas, datasets, filters, event tracker;
-2. extract interactions day by day into `{config.s3.uri("interactions")}/dt=YYYY-MM-DD/`, and
-   items/users snapshots with a content hash;
+2. extract interactions, one task per day (pool `{config.tasks.extract_pool}`, days Personalize already
+   holds skipped), into `{config.s3.uri("interactions")}/dt=YYYY-MM-DD/`, and items/users snapshots
+   with a content hash;
 3. import, planned from Personalize's import jobs joined with the manifest written before each one
    (never the same day twice; a job still running is adopted): INCREMENTAL (FULL when the dataset has
    no ACTIVE import, or the form asks: FULL covers every day in S3 and refuses to shrink the dataset
@@ -155,8 +156,17 @@ A manual run uses the form's **start**/**end**, or else the last complete period
             return ingest_tasks().resolve_interval(config, context)
 
         @task
-        def extract_interactions(interval: dict) -> dict:
-            return ingest_tasks().extract_interactions(config, interval)
+        def plan_extraction(resources: dict, interval: dict, **context) -> list[str]:
+            from include.pipeline.extract_days import days_to_extract
+
+            return days_to_extract(config, resources, interval, context["params"])
+
+        # One task per day, on any worker: each writes its own partition and ledger record to S3.
+        @task(pool=config.tasks.extract_pool, max_active_tis_per_dagrun=config.tasks.extract_parallelism)
+        def extract_interactions(day: str) -> dict:
+            from include.pipeline.extract_days import extract_day
+
+            return extract_day(config, day)
 
         @task
         def extract_snapshots(interval: dict) -> dict:
@@ -165,10 +175,11 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         interval = resolve_interval()
         check_params(config, "ingest") >> interval
         resources = ensure_resources(config)
-        extracted = extract_interactions(interval)
+        extracted = extract_interactions.expand(day=plan_extraction(resources.output, interval))
         snapshots = extract_snapshots(interval)
 
-        @task
+        # none_failed: runs when every day was extracted before (no mapped task: skipped).
+        @task(trigger_rule="none_failed")
         def plan_imports(resources: dict, snapshots: dict, **context) -> list[dict]:
             plan = ingest_tasks().plan_dataset_imports(config, resources, snapshots, context["params"])
             context["ti"].xcom_push(key="plan", value=plan)

@@ -395,6 +395,10 @@ class TasksConfig(StrictModel):
     # Seconds between status polls while waiting.
     poll_seconds: float = Field(30, gt=0)
     import_pool: str = DEFAULT_IMPORT_POOL
+    # Ingest extracts one task per day (include/pipeline/extract_days.py) in this pool, at most
+    # extract_parallelism at once per run: a pool of your own caps the app DB's load across pipelines.
+    extract_pool: str = "default_pool"
+    extract_parallelism: int = Field(4, ge=1)
     # Wait in the triggerer (no worker slot held); false waits in the worker.
     deferrable: bool = True
     # Deferrable waits first poll in the worker this long and defer only if still in progress:

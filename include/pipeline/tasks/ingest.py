@@ -10,7 +10,7 @@ from include.pipeline import days, notify
 from include.pipeline import imports as imp
 from include.pipeline.clients import ledger, personalize_hook, s3_client
 from include.pipeline.config import PipelineConfig
-from include.pipeline.import_ledger import Ledger, Partition, describe_files, discover_partitions
+from include.pipeline.import_ledger import Ledger, discover_partitions
 from include.pipeline.schedule import (
     resolve_ingest_interval,
 )
@@ -34,46 +34,6 @@ def resolve_interval(config: PipelineConfig, context: Mapping[str, Any]) -> dict
     days.whole_days(interval.start, interval.end)  # refuses intervals that are not whole days
     log.info("ingest interval [%s, %s), chosen from %s", interval.start, interval.end, interval.source)
     return interval.as_dict()
-
-
-def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) -> dict:
-    """Extract each day of the interval into its own partition and record it in the ledger."""
-    from include.pipeline.extract import extract_interval
-
-    s3 = s3_client(config)
-    book = ledger(config)
-    mapping = config.mappings["INTERACTIONS"]
-    totals = {"read": 0, "written": 0, "rejected": 0, "partitions": []}
-    for day_start, day_end in days.whole_days(interval["start"], interval["end"]):
-        result = extract_interval(
-            config.app_db_conn_id,
-            mapping,
-            day_start,
-            day_end,
-            bucket=config.s3.bucket,
-            prefix=config.s3.prefix,
-            s3_client=s3,
-            max_rejected_share=config.datasets.max_rejected_share,
-        )
-        partition = Partition(
-            days.partition_name(day_start),
-            result.written,
-            describe_files(s3, config.s3.bucket, result.keys),
-            result.data_prefix,
-        )
-        book.record_partition(
-            s3, "INTERACTIONS", partition, start=result.start, end=result.end, read=result.read,
-            rejected_by_reason=result.rejected_by_reason, quarantine_key=result.quarantine_key,
-        )  # fmt: skip
-        totals["read"] += result.read
-        totals["written"] += result.written
-        totals["rejected"] += result.rejected
-        totals["partitions"].append({"name": partition.name, "records": partition.records})
-    log.info(
-        "extracted %d day(s): %d rows read, %d written, %d quarantined",
-        len(totals["partitions"]), totals["read"], totals["written"], totals["rejected"],
-    )  # fmt: skip
-    return totals
 
 
 def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> dict:
