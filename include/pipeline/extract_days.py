@@ -10,6 +10,7 @@ small summary by XCom: no task reads a file another task left on a worker's disk
 from __future__ import annotations
 
 import logging
+import resource
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -79,9 +80,11 @@ def extract_day(config: PipelineConfig, day: str) -> dict:
         s3, "INTERACTIONS", partition, start=result.start, end=result.end, read=result.read,
         rejected_by_reason=result.rejected_by_reason, quarantine_key=result.quarantine_key,
     )  # fmt: skip
+    # Streaming keeps this flat whatever the day's size (bench/bench_history.py reads it).
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log.info(
-        "extracted %s: %d rows read, %d written, %d quarantined",
-        partition.name, result.read, result.written, result.rejected,
+        "extracted %s: %d rows read, %d written, %d quarantined; peak RSS %.0f MiB",
+        partition.name, result.read, result.written, result.rejected, peak_rss_mib,
     )  # fmt: skip
     return {
         "name": partition.name,
@@ -89,4 +92,5 @@ def extract_day(config: PipelineConfig, day: str) -> dict:
         "read": result.read,
         "rejected": result.rejected,
         "bytes": result.bytes_written,
+        "peak_rss_mib": round(peak_rss_mib, 1),
     }
