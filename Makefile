@@ -43,8 +43,10 @@ test-fast: $(STAMP)
 # http://127.0.0.1:$(UI_PORT); `make airflow ARGS="dags list"` runs the CLI against it from any shell.
 # STACK_DB_URL=postgresql+psycopg2://... puts the metadata DB on PostgreSQL instead of SQLite.
 UI_PORT ?= 8080
+# UI_EXECUTOR=celery: Redis and two Celery workers on loopback instead of the LocalExecutor.
+UI_EXECUTOR ?= local
 ui: $(STAMP)
-	$(BIN)/python -m include.stack up --port $(UI_PORT)
+	$(BIN)/python -m include.stack up --port $(UI_PORT) --executor $(UI_EXECUTOR)
 
 ui-stop:
 	$(BIN)/python -m include.stack down

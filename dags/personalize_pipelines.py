@@ -1,7 +1,10 @@
 """Amazon Personalize pipelines: three DAGs for every config in include/config/ (wiring only).
 
 `<name>_ingest`, `<name>_train_deploy`, `<name>_batch_inference`; what each step does lives in
-include/pipeline/tasks/. Parsing reads only the YAML configs: no network, no database.
+include/pipeline/tasks/. Parsing reads only the YAML configs: no network, no database. The task
+modules are imported inside the task callables (`ingest_tasks()` ...), never at parse: the
+dag-processor reparses this file every 30 s and pays only for configs and wiring
+(bench/bench_dag_parse.py).
 """
 
 from __future__ import annotations
@@ -27,10 +30,25 @@ from include.pipeline.config import PipelineConfig, load_configs_isolated, toler
 from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
 from include.pipeline.domain_config import domain_create_kwargs
 from include.pipeline.params import dag_params
-from include.pipeline.tasks import batch as batch_tasks
-from include.pipeline.tasks import ingest as ingest_tasks
-from include.pipeline.tasks import metric_attribution as metric_attribution_tasks
-from include.pipeline.tasks import training as training_tasks
+
+
+# The task modules and their imports cost ~40 ms a parse: imported where a task runs instead.
+def ingest_tasks():
+    from include.pipeline.tasks import ingest
+
+    return ingest
+
+
+def training_tasks():
+    from include.pipeline.tasks import training
+
+    return training
+
+
+def batch_tasks():
+    from include.pipeline.tasks import batch
+
+    return batch
 
 
 def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperator:
@@ -68,8 +86,9 @@ history with `airflow backfill create --dag-id {config.dag_ids["ingest"]} --from
 A manual run uses the form's **start**/**end**, or else the last complete period before it was triggered.
 
 1. ensure the dataset group `{config.dataset_group}`, schemas, datasets, filters, event tracker;
-2. extract interactions day by day into `{config.s3.uri("interactions")}/dt=YYYY-MM-DD/`, and
-   items/users snapshots with a content hash;
+2. extract interactions, one task per day (pool `{config.tasks.extract_pool}`, days Personalize already
+   holds skipped), into `{config.s3.uri("interactions")}/dt=YYYY-MM-DD/`, and items/users snapshots
+   with a content hash;
 3. import, planned from Personalize's import jobs joined with the manifest written before each one
    (never the same day twice; a job still running is adopted): INCREMENTAL (FULL when the dataset has
    no ACTIVE import, or the form asks: FULL covers every day in S3 and refuses to shrink the dataset
@@ -85,15 +104,24 @@ A manual run uses the form's **start**/**end**, or else the last complete period
     def ingest():
         @task
         def resolve_interval(**context) -> dict:
-            return ingest_tasks.resolve_interval(config, context)
+            return ingest_tasks().resolve_interval(config, context)
 
         @task
-        def extract_interactions(interval: dict) -> dict:
-            return ingest_tasks.extract_interactions(config, interval)
+        def plan_extraction(resources: dict, interval: dict, **context) -> list[str]:
+            from include.pipeline.extract_days import days_to_extract
+
+            return days_to_extract(config, resources, interval, context["params"])
+
+        # One task per day, on any worker: each writes its own partition and ledger record to S3.
+        @task(pool=config.tasks.extract_pool, max_active_tis_per_dagrun=config.tasks.extract_parallelism)
+        def extract_interactions(day: str) -> dict:
+            from include.pipeline.extract_days import extract_day
+
+            return extract_day(config, day)
 
         @task
         def extract_snapshots(interval: dict) -> dict:
-            return ingest_tasks.extract_snapshots(config, interval)
+            return ingest_tasks().extract_snapshots(config, interval)
 
         interval = resolve_interval()
         check_params(config, "ingest") >> interval
@@ -102,15 +130,18 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 
             @task
             def ensure_metric_attribution(resources: dict) -> str:
-                return metric_attribution_tasks.ensure_metric_attribution(config, resources)
+                from include.pipeline.tasks import metric_attribution
+
+                return metric_attribution.ensure_metric_attribution(config, resources)
 
             ensure_metric_attribution(resources.output)
-        extracted = extract_interactions(interval)
+        extracted = extract_interactions.expand(day=plan_extraction(resources.output, interval))
         snapshots = extract_snapshots(interval)
 
-        @task
+        # none_failed: runs when every day was extracted before (no mapped task: skipped).
+        @task(trigger_rule="none_failed")
         def plan_imports(resources: dict, snapshots: dict, **context) -> list[dict]:
-            plan = ingest_tasks.plan_dataset_imports(config, resources, snapshots, context["params"])
+            plan = ingest_tasks().plan_dataset_imports(config, resources, snapshots, context["params"])
             context["ti"].xcom_push(key="plan", value=plan)
             return plan["import_jobs"]
 
@@ -137,7 +168,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
                 raise AirflowFailException("no import plan: an extract or plan_imports failed")
             count = len(plan["batches"])
             arns = ti.xcom_pull(task_ids="import_datasets", map_indexes=list(range(count))) if count else []
-            extra = ingest_tasks.record_imports(
+            extra = ingest_tasks().record_imports(
                 config, plan, [arns] if isinstance(arns, str) else list(arns), interval
             )
             if extra is None:
@@ -148,7 +179,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         # none_failed: runs after a published or skipped asset, never hides a failed import.
         @task(trigger_rule="none_failed")
         def reconcile(interval: dict):
-            return ingest_tasks.reconcile_ingest(config, interval)
+            return ingest_tasks().reconcile_ingest(config, interval)
 
         published = publish_interactions(interval)
         imported >> published >> reconcile(interval)
@@ -193,7 +224,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
 
         @task.short_circuit(ignore_downstream_trigger_rules=True)
         def plan_training(resources: dict, **context):
-            plan = training_tasks.plan_training(config, resources, context)
+            plan = training_tasks().plan_training(config, resources, context)
             context["ti"].xcom_push(key="plan", value=plan)
             return plan["train"]
 
@@ -210,7 +241,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def evaluate(**context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            decision = training_tasks.evaluate_challenger(
+            decision = training_tasks().evaluate_challenger(
                 config, plan, ti.xcom_pull(task_ids="train"), context["params"]
             )
             ti.xcom_push(key="decision", value=decision.as_dict())
@@ -220,7 +251,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def keep_champion(**context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks.keep_champion(
+            return training_tasks().keep_champion(
                 config, plan, ti.xcom_pull(task_ids="evaluate", key="decision")
             )
 
@@ -237,7 +268,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
         def smoke_test(resources: dict, **context):
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks.smoke_test(
+            return training_tasks().smoke_test(
                 config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources
             )
 
@@ -248,7 +279,7 @@ A rejected challenger leaves the campaign untouched: see `keep_champion`'s log f
             from airflow.sdk.exceptions import AirflowFailException
 
             ti = context["ti"]
-            outcome = training_tasks.finish_training(
+            outcome = training_tasks().finish_training(
                 config,
                 plan=ti.xcom_pull(task_ids="plan_training", key="plan"),
                 decision=ti.xcom_pull(task_ids="evaluate", key="decision"),
@@ -299,7 +330,7 @@ published as asset `{output_asset.name}`.
 
         @task(multiple_outputs=True)
         def prepare(resources: dict, **context):
-            return batch_tasks.prepare_batch_inference(config, resources, context["run_id"])
+            return batch_tasks().prepare_batch_inference(config, resources, context["run_id"])
 
         prepared = prepare(resources.output)
         job = PersonalizeCreateBatchInferenceJobOperator(
@@ -316,7 +347,7 @@ published as asset `{output_asset.name}`.
 
         @task(outlets=[output_asset])
         def publish_output(prepared: dict, job_arn: str, **context):
-            extra = batch_tasks.publish_batch_output(config, prepared, job_arn)
+            extra = batch_tasks().publish_batch_output(config, prepared, job_arn)
             context["outlet_events"][output_asset].extra = extra
             return extra
 

@@ -40,6 +40,7 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
+from include import stack_celery
 from include.stack_processes import HOST, alive, free_port, port_open
 from include.stack_setup import Shop, StackSettings, new_fernet_key, setup_airflow
 
@@ -132,7 +133,6 @@ class Stack:
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'plugins'}",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -159,6 +159,11 @@ class Stack:
                 "S3_UPLOAD_PART_MIN_SIZE": "1",
             }
         )
+        env.update(
+            stack_celery.executor_env(
+                settings.executor, redis_port=settings.redis_port, host=HOST, db_url=self.db_url
+            )
+        )
         if self.db_url.startswith("sqlite"):
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "include.stack.SQLITE_CONNECT_ARGS"
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "include.stack.SQLITE_CONNECT_ARGS"
@@ -169,8 +174,24 @@ class Stack:
         env.update(settings.extra_env)
         return env
 
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The non-Airflow processes: local S3 and Personalize, and Redis for the CeleryExecutor."""
+        return SERVICES + (("redis",) if self.settings.executor == "celery" else ())
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Airflow's processes: the four components, and the Celery workers for the CeleryExecutor."""
+        if self.settings.executor != "celery":
+            return AIRFLOW_COMPONENTS
+        return AIRFLOW_COMPONENTS + stack_celery.worker_names(self.settings.celery_workers)
+
     def command(self, name: str) -> list[str]:
         airflow = str(BIN / "airflow")
+        if name == "redis":
+            return stack_celery.redis_command(self.settings.redis_port, HOST)
+        if name in stack_celery.worker_names(self.settings.celery_workers):
+            return stack_celery.worker_command(airflow, name, self.settings.worker_concurrency)
         return {
             "s3": [str(BIN / "moto_server"), "-H", HOST, "-p", str(self.settings.s3_port)],
             "personalize": [
@@ -190,9 +211,12 @@ class Stack:
         """Start one process in its own session (so a group signal reaches its children), log appended."""
         self.logs.mkdir(parents=True, exist_ok=True)
         with self.log_path(name).open("ab") as log:
+            env = self.env()
+            if name in stack_celery.worker_names(self.settings.celery_workers):
+                env.update(stack_celery.worker_env(name))
             process = subprocess.Popen(
                 self.command(name),
-                env=self.env(),
+                env=env,
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -240,7 +264,7 @@ class Stack:
         return {name: pid for name, pid in self.settings.pids.items() if alive(pid)}
 
     def down(self) -> None:
-        for name in reversed(SERVICES + AIRFLOW_COMPONENTS):
+        for name in reversed(self.services + self.components):
             self.stop(name)
 
     # ------------------------------------------------------------------------------ start up
@@ -255,6 +279,7 @@ class Stack:
         settings.pids = {}
         settings.s3_port = free_port()
         settings.personalize_port = free_port()
+        settings.redis_port = free_port() if settings.executor == "celery" else 0
         settings.jwt_secret = settings.jwt_secret or secrets.token_urlsafe(48)
         settings.api_secret_key = settings.api_secret_key or secrets.token_urlsafe(32)
         settings.fernet_key = settings.fernet_key or new_fernet_key()
@@ -268,16 +293,22 @@ class Stack:
         import shutil
 
         shutil.rmtree(self.root / "personalize", ignore_errors=True)
-        for name in SERVICES:
+        for name in self.services:
             self.start(name)
         self.wait_for(
-            lambda: port_open(settings.s3_port) and port_open(settings.personalize_port), 60, "local services"
+            lambda: (
+                port_open(settings.s3_port)
+                and port_open(settings.personalize_port)
+                and (not settings.redis_port or port_open(settings.redis_port))
+            ),
+            60,
+            "local services",
         )
         self.seed_app_db()
         self.run_airflow("db", "migrate", quiet=True)
         self.run_python_setup()
         self.create_buckets()
-        for name in AIRFLOW_COMPONENTS:
+        for name in self.components:
             self.start(name)
         self.wait_for(self.api_healthy, wait_seconds, "the API server")
         self.wait_for(self.dags_parsed, wait_seconds, "the DAG processor to parse the DAGs")
@@ -447,6 +478,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("STACK_DB_URL") or None,
         help="metadata DB, e.g. postgresql+psycopg2://USER@127.0.0.1:5432/DB (default: SQLite in the stack folder)",
     )
+    up.add_argument(
+        "--executor",
+        choices=sorted(stack_celery.EXECUTORS),
+        default="local",
+        help="local: LocalExecutor (default); celery: Redis and two Celery workers on loopback",
+    )
     commands.add_parser("down", help="stop every process of the stack")
     commands.add_parser("env", help="print the stack's environment as shell exports")
     commands.add_parser("data-days", help="first and last day of the app DB's events")
@@ -456,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = Stack.load(args.dir) if (args.dir / STATE_FILE).exists() else Stack(args.dir)
         stack.settings.api_port = args.port
         stack.settings.db_url = args.db_url
+        stack.settings.executor = args.executor
         try:
             stack.up()
         except BaseException:
@@ -480,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         print(*Stack.load(args.dir).data_days())
     elif args.command == "status":
         stack = Stack.load(args.dir)
-        for name in SERVICES + AIRFLOW_COMPONENTS:
+        for name in stack.services + stack.components:
             pid = stack.settings.pids.get(name)
             print(f"{name:14} {'running, pid ' + str(pid) if pid and alive(pid) else 'stopped'}")
     return 0

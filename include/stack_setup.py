@@ -32,6 +32,12 @@ class StackSettings:
     # Seconds between the local Personalize service's status steps.
     personalize_delay: float = 0.2
     parallelism: int = 4
+    # "local" (LocalExecutor) or "celery": Redis on redis_port and celery_workers workers
+    # (include/stack_celery.py), each running worker_concurrency tasks at once.
+    executor: str = "local"
+    redis_port: int = 0
+    celery_workers: int = 2
+    worker_concurrency: int = 2
     shop: Shop = field(default_factory=Shop)
     jwt_secret: str = ""
     api_secret_key: str = ""

@@ -26,6 +26,9 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+# Profile `celery` (tests/test_docker_compose_celery.py): the broker and the workers that run tasks.
+CELERY_WORKERS = ("airflow-worker-1", "airflow-worker-2")
+RUN_DAG_CODE = (*AIRFLOW_SERVICES, *CELERY_WORKERS)
 ONE_SHOT = ("airflow-init", "app-db-seed", "local-aws-init")
 EXPECTED_SERVICES = {
     "postgres",
@@ -33,7 +36,8 @@ EXPECTED_SERVICES = {
     "s3",
     "local-personalize",
     "airflow-cli",
-    *AIRFLOW_SERVICES,
+    "redis",
+    *RUN_DAG_CODE,
     *ONE_SHOT,
 }
 CONTAINER_AIRFLOW_HOME = "/opt/airflow"
@@ -238,7 +242,7 @@ def connection_ids_used_by_configs() -> set[str]:
 
 def test_connections_the_configs_use_are_preset_for_every_airflow_component(services):
     wanted = {f"AIRFLOW_CONN_{conn_id.upper()}" for conn_id in connection_ids_used_by_configs()}
-    for name in (*AIRFLOW_SERVICES, "airflow-cli"):
+    for name in (*RUN_DAG_CODE, "airflow-cli"):
         present = {k for k in environment(services[name]) if k.startswith("AIRFLOW_CONN_")}
         assert present == wanted, f"{name}: {sorted(present)} != {sorted(wanted)}"
 
@@ -336,7 +340,7 @@ def test_mounts_exist_and_make_the_project_importable(compose, services):
                 assert (REPO_ROOT / source).exists() or source == "./logs", f"{name}: {source} missing"
             else:
                 assert source in compose["volumes"], f"{name}: volume {source} not declared"
-    for name in (*AIRFLOW_SERVICES, "app-db-seed", "local-personalize", "local-aws-init"):
+    for name in (*RUN_DAG_CODE, "app-db-seed", "local-personalize", "local-aws-init"):
         service = services[name]
         mounts = dict(v.split(":")[:2] for v in service["volumes"])
         python_path = environment(service)["PYTHONPATH"].split(":")
@@ -350,7 +354,7 @@ def test_mounts_exist_and_make_the_project_importable(compose, services):
             assert str(Path(contract).parent) in python_path, (
                 f"{name}: personalize_contract is not importable"
             )
-        if name in AIRFLOW_SERVICES:
+        if name in RUN_DAG_CODE:
             assert mounts["./dags"] == f"{CONTAINER_AIRFLOW_HOME}/dags"  # the image's default dags_folder
             assert mounts["./plugins"] in python_path, (
                 f"{name}: plugins/ (the provider layer) not on PYTHONPATH"

@@ -10,7 +10,7 @@ from include.pipeline import days, notify
 from include.pipeline import imports as imp
 from include.pipeline.clients import ledger, personalize_hook, s3_client
 from include.pipeline.config import PipelineConfig
-from include.pipeline.import_ledger import Ledger, Partition, describe_files, discover_partitions
+from include.pipeline.import_ledger import Ledger, discover_partitions
 from include.pipeline.schedule import (
     resolve_ingest_interval,
 )
@@ -36,50 +36,6 @@ def resolve_interval(config: PipelineConfig, context: Mapping[str, Any]) -> dict
     return interval.as_dict()
 
 
-def extract_interactions(config: PipelineConfig, interval: Mapping[str, str]) -> dict:
-    """Extract each day of the interval into its own partition and record it in the ledger."""
-    from include.pipeline.extract import extract_interval
-
-    s3 = s3_client(config)
-    book = ledger(config)
-    mapping = config.mappings["INTERACTIONS"]
-    erased_users = _erased_users(config, s3)
-    totals = {"read": 0, "written": 0, "rejected": 0, "erased": 0, "partitions": []}
-    for day_start, day_end in days.whole_days(interval["start"], interval["end"]):
-        result = extract_interval(
-            config.app_db_conn_id,
-            mapping,
-            day_start,
-            day_end,
-            bucket=config.s3.bucket,
-            prefix=config.s3.prefix,
-            s3_client=s3,
-            max_rejected_share=config.datasets.max_rejected_share,
-            erased_users=erased_users,
-        )
-        partition = Partition(
-            days.partition_name(day_start),
-            result.written,
-            describe_files(s3, config.s3.bucket, result.keys),
-            result.data_prefix,
-        )
-        book.record_partition(
-            s3, "INTERACTIONS", partition, start=result.start, end=result.end, read=result.read,
-            rejected_by_reason=result.rejected_by_reason, quarantine_key=result.quarantine_key,
-            erased=result.erased,
-        )  # fmt: skip
-        totals["read"] += result.read
-        totals["erased"] += result.erased
-        totals["written"] += result.written
-        totals["rejected"] += result.rejected
-        totals["partitions"].append({"name": partition.name, "records": partition.records})
-    log.info(
-        "extracted %d day(s): %d rows read, %d written, %d quarantined, %d of erased users skipped",
-        len(totals["partitions"]), totals["read"], totals["written"], totals["rejected"], totals["erased"],
-    )  # fmt: skip
-    return totals
-
-
 def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> dict:
     """Full snapshots of items and users, each with a content hash; a snapshot equal to the last
     one imported is not kept (the earlier copy is), so S3 holds one copy per distinct content."""
@@ -88,7 +44,7 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
 
     s3 = s3_client(config)
     book = ledger(config)
-    erased_users = _erased_users(config, s3)
+    users_erased = erased_users(config, s3)
     snapshots = {}
     for dataset_type in SNAPSHOT_TYPES:
         mapping = config.mappings.get(dataset_type)
@@ -102,7 +58,7 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
             prefix=config.s3.prefix,
             s3_client=s3,
             max_rejected_share=config.datasets.max_rejected_share,
-            erased_users=erased_users,
+            erased_users=users_erased,
         )
         snapshot = {
             "content_hash": result.content_hash,
@@ -127,7 +83,8 @@ def extract_snapshots(config: PipelineConfig, interval: Mapping[str, str]) -> di
     return snapshots
 
 
-def _erased_users(config: PipelineConfig, s3: Any) -> frozenset[str]:
+def erased_users(config: PipelineConfig, s3: Any) -> frozenset[str]:
+    """The users an erasure removed: no extract writes their rows anywhere."""
     from include.pipeline.erased_users import ERASED_USERS_FOLDER, read_erased_users
 
     return read_erased_users(s3, config.s3.bucket, config.s3.key(ERASED_USERS_FOLDER))

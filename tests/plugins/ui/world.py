@@ -2,7 +2,7 @@
 
 - training runs: `include.pipeline.tasks.training.record_training` (the metrics history line and the run
   report) with a real `gate.decide` decision, at chosen times;
-- ingest: `import_ledger.Ledger.record_partition`, as `extract_interactions` records each day;
+- ingest: `import_ledger.Ledger.record_partition`, as `extract_days.extract_day` records each day;
 - reconcile: `reconcile/latest.json` through `reconcile.write_latest`, as the reconcile task writes it.
 """
 
@@ -142,7 +142,7 @@ def daily_runs(
 
 
 def record_ingest(s3, config: PipelineConfig, days: Sequence[str], *, read: int, rejected: int) -> None:
-    """The ledger records of one ingest run, one per day, as extract_interactions writes them."""
+    """The ledger records of one ingest run, one per day, as extract_days.extract_day writes them."""
     book = ledger(config)
     for day in days:
         key = f"{config.s3.key('interactions', f'dt={day}')}/part-00000.csv"
