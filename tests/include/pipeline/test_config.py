@@ -145,8 +145,9 @@ def test_bad_key_or_value_names_the_file_and_the_key(tmp_path, change, key, word
 
 
 def test_every_recipe_the_local_service_trains_is_a_known_recipe():
+    from personalize_contract.recipes import KNOWN_RECIPES
+
     from include.local_personalize.engine.registry import RECIPES
-    from include.pipeline.config import KNOWN_RECIPES
 
     assert set(RECIPES) <= KNOWN_RECIPES
 
