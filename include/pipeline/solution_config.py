@@ -13,7 +13,13 @@ import re
 from typing import Any, Literal
 
 from personalize_contract.names import NAME_MAX_LENGTH
-from personalize_contract.recipes import KNOWN_RECIPES, RECIPE_ARN_PREFIX, RECIPE_TYPES, UPDATE_RECIPES
+from personalize_contract.recipes import (
+    KNOWN_RECIPES,
+    RECIPE_ARN_PREFIX,
+    RECIPE_TYPES,
+    UPDATE_RECIPES,
+    serving_input,
+)
 from pydantic import Field, field_validator, model_validator
 
 from include.pipeline.config_types import PersonalizeName, StrictModel, check_botocore_shape
@@ -114,6 +120,7 @@ class ServedSolution(SolutionConfig):
                 f"solution {self.name} is served neither by a campaign nor by batch: give it campaign:, "
                 "batch: or both"
             )
+        serving_input(self.recipe)  # the smoke test and the batch input must know how to ask it
         return self
 
 
