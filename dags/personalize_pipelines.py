@@ -13,6 +13,7 @@ from airflow.sdk import (
     AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
+    TaskGroup,
     dag,
     task,
 )
@@ -24,14 +25,13 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import notify
+from include.pipeline import notify, resource_tags, solution_record, solution_tasks
 from include.pipeline.config import PipelineConfig, load_configs_isolated
 from include.pipeline.failures import no_retry_policy
 from include.pipeline.params import check_run_params, dag_params
 from include.pipeline.tasks import batch as batch_tasks
 from include.pipeline.tasks import ingest as ingest_tasks
 from include.pipeline.tasks import on_failure_summary
-from include.pipeline.tasks import training as training_tasks
 
 
 def default_args(config: PipelineConfig) -> dict:
@@ -92,6 +92,7 @@ def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperat
         event_tracker_name=config.event_tracker,
         role_arn=config.role_arn,
         kms_key_arn=config.kms_key_arn,
+        tags=config.all_resource_tags,
         **aws_args(config),
     )
 
@@ -163,6 +164,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
             task_id="import_datasets",
             pool=config.tasks.import_pool,
             max_active_tis_per_dagrun=1,  # Personalize runs one import per dataset at a time
+            tags=config.all_resource_tags,
             **aws_args(config),
         ).expand_kwargs(jobs)
 
@@ -200,6 +202,14 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 def build_train_deploy(config: PipelineConfig):
     asset = interactions_asset(config)
     model_asset = Asset(name=f"{config.name}_model", uri=config.s3.uri("history") + "/")
+    solutions = "\n".join(
+        f"- `{s.name}` ({s.recipe}): gate `{s.gate.metric}` thresholds {dict(s.gate.thresholds)}, tolerance "
+        f"{s.gate.tolerance:g}"
+        + (f", at least {s.gate.min_lift:g}x the popularity baseline" if s.gate.baseline else "")
+        + (f"; campaign `{s.campaign.name}`" if s.campaign else "")
+        + ("; batch inference" if s.batch else "")
+        for s in config.solutions
+    )
 
     @dag(
         dag_id=config.dag_ids["train_deploy"],
@@ -212,102 +222,199 @@ def build_train_deploy(config: PipelineConfig):
         default_args=default_args(config),
         tags=["personalize", "training", *config.tags],
         doc_md=f"""
-### {config.name}: train a solution version, gate it, deploy it
+### {config.name}: train every solution, gate each, deploy each its own way
 Runs when `{config.dag_ids["ingest"]}` lands new interactions (asset `{asset.name}`) and on cron
 `{config.schedule.train_deploy}`. A backfill publishes the asset many times; only the run that
-reaches the present trains. No new data since the last trained version (serving or rejected) -> no training (cost guard).
+reaches the present trains. A solution with no new data since its last trained version (serving or
+rejected) does not train (cost guard).
 
-Steps: train `{config.solution.name}` ({config.solution.recipe}) -> GetSolutionMetrics -> gate
-(`{config.gate.metric}` thresholds {dict(config.gate.thresholds)}; never worse than the champion by more
-than {config.gate.tolerance:g}) -> deploy campaign `{config.campaign.name}` -> smoke test
-GetRecommendations (rollback to the previous version on failure) -> metrics history and report on S3.
-A rejected challenger leaves the campaign untouched: see `keep_champion`'s log for the values side by side.
+Each solution in its own task group, in parallel: train -> GetSolutionMetrics -> gate (thresholds,
+never worse than its champion beyond the tolerance, and the lift over the popularity baseline where
+asked) -> deploy (campaign: create or UpdateCampaign, then a smoke test with the recipe's own
+requests, rolled back on failure; batch only: the version becomes the champion) -> metrics history
+and report. A rejected or failed solution never blocks another; `finish` fails the run naming it.
+
+{solutions}
 """,
         params=dag_params(config, "train_deploy"),
     )
     def train_deploy():
         resources = ensure_resources(config)
         check_params(config, "train_deploy") >> resources
+        tags = sync_tags(config, resources.output)
 
-        @task.short_circuit(ignore_downstream_trigger_rules=True)
+        @task
         def plan_training(resources: dict, **context):
-            plan = training_tasks.plan_training(config, resources, context)
-            context["ti"].xcom_push(key="plan", value=plan)
-            return plan["train"]
+            return solution_tasks.plan_training(config, resources, context)
 
         planned = plan_training(resources.output)
-        plan_xcom = "ti.xcom_pull(task_ids='plan_training', key='plan')"
+        tags >> planned
+        plan_of = "ti.xcom_pull(task_ids='plan_training')"
+        baseline_train = None
+        if config.baseline_solution:
+
+            @task.short_circuit(ignore_downstream_trigger_rules=False)
+            def baseline_has_new_data(plan: dict):
+                return plan["baseline"]["train"]
+
+            baseline_train = PersonalizeCreateSolutionVersionOperator(
+                task_id="train_baseline",
+                solution_arn="{{ " + plan_of + "['baseline']['solution_arn'] }}",
+                training_mode="FULL",
+                pool=config.tasks.training_pool or "default_pool",
+                tags=config.all_resource_tags,
+                **aws_args(config),
+            )
+            baseline_has_new_data(planned) >> baseline_train
+
+        outcomes = [
+            solution_group(config, entry, planned, resources.output, baseline_train)
+            for entry in config.solutions
+        ]
+
+        # all_done: every solution's outcome is read whatever happened to the others.
+        @task(trigger_rule="all_done", outlets=[model_asset])
+        def finish(**context):
+            ti = context["ti"]
+            outcomes = {
+                entry.name: ti.xcom_pull(task_ids=f"{group_id(entry.name)}.record")
+                for entry in config.solutions
+            }
+            result = solution_record.finish_run(config, outcomes)
+            extra = {name: record for name, record in result.items() if record}
+            if extra:
+                context["outlet_events"][model_asset].extra = extra
+            return result
+
+        outcomes >> finish()
+
+    return train_deploy()
+
+
+def group_id(solution_name: str) -> str:
+    return solution_name
+
+
+def sync_tags(config: PipelineConfig, resources):
+    """Resources created earlier, or by hand, get the config's tags (TagResource) when theirs differ."""
+
+    @task
+    def sync_tags(resources: dict):
+        return resource_tags.sync_created(config, resources)
+
+    return sync_tags(resources)
+
+
+def solution_group(config: PipelineConfig, entry, planned, resources, baseline_train):
+    """One solution's branch: train -> evaluate -> deploy | keep -> smoke test -> record."""
+    gid = group_id(entry.name)
+    name = entry.name
+
+    with TaskGroup(group_id=gid, tooltip=f"{name} ({entry.recipe})"):
+
+        @task.short_circuit(ignore_downstream_trigger_rules=False)
+        def has_new_data(plan: dict):
+            return plan["solutions"][name]["train"]
+
+        plan_of = f"ti.xcom_pull(task_ids='plan_training')['solutions']['{name}']"
         train = PersonalizeCreateSolutionVersionOperator(
             task_id="train",
-            solution_arn="{{ " + plan_xcom + "['solution_arn'] }}",
-            training_mode="{{ " + plan_xcom + "['training_mode'] }}",
+            solution_arn="{{ " + plan_of + "['solution_arn'] }}",
+            training_mode="{{ " + plan_of + "['training_mode'] }}",
+            pool=config.tasks.training_pool or "default_pool",
+            tags=config.all_resource_tags,
             **aws_args(config),
         )
 
-        @task.branch
+        # all_done: a failed or skipped baseline training still lets this solution be judged
+        # (its gate then has no baseline and rejects); a failed own training skips it.
+        @task.branch(trigger_rule="all_done")
         def evaluate(**context):
+            from airflow.sdk.exceptions import AirflowSkipException
+
             ti = context["ti"]
-            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            decision = training_tasks.evaluate_challenger(
-                config, plan, ti.xcom_pull(task_ids="train"), context["params"]
+            plan = ti.xcom_pull(task_ids="plan_training")["solutions"][name]
+            challenger = ti.xcom_pull(task_ids=f"{gid}.train")
+            if not plan["train"] or not challenger:
+                raise AirflowSkipException(f"{name} was not trained in this run")
+            baseline_arn = None
+            if entry.gate.baseline:
+                baseline = ti.xcom_pull(task_ids="plan_training")["baseline"]
+                baseline_arn = ti.xcom_pull(task_ids="train_baseline") or baseline["latest_arn"]
+            decision = solution_tasks.evaluate(
+                config, name, plan, challenger, context["params"], baseline_arn
             )
-            ti.xcom_push(key="decision", value=decision.as_dict())
-            return "deploy_campaign" if decision.accepted and not plan["dry_run"] else "keep_champion"
+            ti.xcom_push(key="decision", value=decision)
+            if not decision["accepted"] or plan["dry_run"]:
+                return f"{gid}.keep_champion"
+            return f"{gid}.deploy_campaign" if entry.campaign else f"{gid}.accept_batch"
 
         @task
         def keep_champion(**context):
             ti = context["ti"]
-            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks.keep_champion(
-                config, plan, ti.xcom_pull(task_ids="evaluate", key="decision")
+            plan = ti.xcom_pull(task_ids="plan_training")["solutions"][name]
+            decision = ti.xcom_pull(task_ids=f"{gid}.evaluate", key="decision")
+            return solution_record.keep_champion(config, name, plan, decision)
+
+        evaluated = evaluate()
+        planned >> has_new_data(planned) >> train >> evaluated
+        if baseline_train is not None and entry.gate.baseline:
+            baseline_train >> evaluated
+        kept = keep_champion()
+        evaluated >> kept
+        ends = [kept]
+        if entry.campaign:
+            deploy = PersonalizeDeployCampaignOperator(
+                task_id="deploy_campaign",
+                campaign_name=entry.campaign.name,
+                solution_version_arn="{{ ti.xcom_pull(task_ids='" + gid + ".train') }}",
+                min_provisioned_tps=entry.campaign.min_provisioned_tps,
+                campaign_config=entry.campaign.campaign_config,
+                tags=config.all_resource_tags,
+                **aws_args(config),
             )
 
-        deploy = PersonalizeDeployCampaignOperator(
-            task_id="deploy_campaign",
-            campaign_name=config.campaign.name,
-            solution_version_arn="{{ ti.xcom_pull(task_ids='train') }}",
-            min_provisioned_tps=config.campaign.min_provisioned_tps,
-            campaign_config=config.campaign.campaign_config,
-            **aws_args(config),
-        )
+            @task
+            def smoke_test(resources: dict, **context):
+                ti = context["ti"]
+                plan = ti.xcom_pull(task_ids="plan_training")["solutions"][name]
+                campaign_arn = ti.xcom_pull(task_ids=f"{gid}.deploy_campaign")
+                resource_tags.sync(config, [campaign_arn])  # an adopted campaign keeps its own tags
+                return solution_tasks.smoke_test(config, name, plan, campaign_arn, resources)
 
-        @task
-        def smoke_test(resources: dict, **context):
+            smoke = smoke_test(resources)
+            evaluated >> deploy >> smoke
+            ends.append(smoke)
+        else:
+
+            @task
+            def accept_batch():
+                return f"{name} is batch only: the accepted version becomes its champion (metrics history)"
+
+            accepted = accept_batch()
+            evaluated >> accepted
+            ends.append(accepted)
+
+        # all_done: a version that was trained is recorded whatever happened after it.
+        @task(trigger_rule="all_done")
+        def record(**context):
             ti = context["ti"]
-            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks.smoke_test(
-                config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources
-            )
-
-        # all_done: a version that was trained is recorded whatever happened after (rejected, dry
-        # run, smoke test rolled back); the run still fails when a step failed.
-        @task(trigger_rule="all_done", outlets=[model_asset])
-        def record_history(**context):
-            from airflow.sdk.exceptions import AirflowFailException
-
-            ti = context["ti"]
-            outcome = training_tasks.finish_training(
+            plan = ti.xcom_pull(task_ids="plan_training")
+            deployed = ti.xcom_pull(task_ids=f"{gid}.smoke_test" if entry.campaign else f"{gid}.accept_batch")
+            return solution_record.record_solution(
                 config,
-                plan=ti.xcom_pull(task_ids="plan_training", key="plan"),
-                decision=ti.xcom_pull(task_ids="evaluate", key="decision"),
-                challenger_arn=ti.xcom_pull(task_ids="train"),
-                smoke_result=ti.xcom_pull(task_ids="smoke_test"),
+                name,
+                plan=None if plan is None else plan["solutions"][name],
+                decision=ti.xcom_pull(task_ids=f"{gid}.evaluate", key="decision"),
+                challenger_arn=ti.xcom_pull(task_ids=f"{gid}.train"),
+                deployed=deployed is not None,
                 run_id=ti.run_id,
                 dag_id=ti.dag_id,
             )
-            if outcome.asset_extra is not None:
-                context["outlet_events"][model_asset].extra = outcome.asset_extra
-            if outcome.failure:
-                raise AirflowFailException(outcome.failure)
-            return outcome.asset_extra
 
-        keep = keep_champion()
-        smoke = smoke_test(resources.output)
-        planned >> train >> evaluate() >> [deploy, keep]
-        deploy >> smoke
-        [smoke, keep] >> record_history()
-
-    return train_deploy()
+        recorded = record()
+        ends >> recorded
+    return recorded
 
 
 def build_batch_inference(config: PipelineConfig):

@@ -60,6 +60,10 @@ CONFIG_DIR_ENV = "PERSONALIZE_PIPELINE_CONFIG_DIR"
 # pending or in-progress import jobs per region (a hard limit). Created by `ensure_import_pool()`.
 DEFAULT_IMPORT_POOL = "personalize_import_jobs"
 DEFAULT_IMPORT_POOL_SLOTS = 5
+# The pool that caps concurrent trainings: AWS allows 20 pending or in-progress solution versions
+# per region (adjustable; docs/PERSONALIZE_FACTS.md). Created by `ensure_training_pool()`.
+DEFAULT_TRAINING_POOL = "personalize_training"
+DEFAULT_TRAINING_POOL_SLOTS = 20
 
 PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=40)]
 # Personalize's tag key and value characters (Tag shape), ASCII; 50 tags per resource, one is ours.
@@ -310,6 +314,9 @@ class TasksConfig(StrictModel):
     # Seconds between status polls while waiting.
     poll_seconds: float = Field(30, gt=0)
     import_pool: str = DEFAULT_IMPORT_POOL
+    # Pool of the train tasks (e.g. DEFAULT_TRAINING_POOL, made by setup.ensure_training_pool);
+    # None: Airflow's default_pool. A pool named here must exist, or the trainings never start.
+    training_pool: str | None = None
     # Wait in the triggerer (no worker slot held); false waits in the worker.
     deferrable: bool = True
     # Deferrable waits first poll in the worker this long and defer only if still in progress:
@@ -397,10 +404,9 @@ class PipelineConfig(StrictModel):
         )
 
     @property
-    def resource_tag_list(self) -> list[dict[str, str]]:
-        """Personalize's `tags` argument: the config's resource_tags plus pipeline=<name>."""
-        tags = {**self.resource_tags, "pipeline": self.name}
-        return [{"tagKey": key, "tagValue": value} for key, value in sorted(tags.items())]
+    def all_resource_tags(self) -> dict[str, str]:
+        """The tags of every resource the pipeline creates: resource_tags plus pipeline=<name>."""
+        return dict(sorted({**self.resource_tags, "pipeline": self.name}.items()))
 
     # Derived names, so each is spelled in one place.
     @property

@@ -334,10 +334,10 @@ def _coverage_png(shown: list[Run], run: Run) -> bytes:
     return _png(figure)
 
 
-def report_prefix(prefix: str, run_id: str) -> str:
-    """Folder of one run's report, next to the metrics history; run ids made safe for keys and URLs."""
+def report_prefix(prefix: str, run_id: str, solution: str | None = None) -> str:
+    """Folder of one run's report, next to the (solution's) metrics history; run ids made safe for keys and URLs."""
     safe_run = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_") or "run"
-    return posixpath.join(posixpath.dirname(history_key(prefix)), "reports", safe_run)
+    return posixpath.join(posixpath.dirname(history_key(prefix, solution)), "reports", safe_run)
 
 
 def write_report(
@@ -346,6 +346,7 @@ def write_report(
     prefix: str,
     records: Sequence[Mapping[str, Any]],
     run_id: str | None = None,
+    solution: str | None = None,
 ) -> dict[str, str]:
     """Build the report for `run_id` (default: newest record), upload it, return {file kind: S3 key}.
 
@@ -353,7 +354,7 @@ def write_report(
     """
     client = s3.get_conn() if hasattr(s3, "get_conn") else s3
     report = build_report(records, run_id)
-    folder = report_prefix(prefix, report.run.run_id)
+    folder = report_prefix(prefix, report.run.run_id, solution)
     bodies = {
         "markdown": report.markdown.encode("utf-8"),
         "json": json.dumps(report.summary, indent=2, sort_keys=True).encode("utf-8"),

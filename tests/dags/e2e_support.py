@@ -91,9 +91,10 @@ def load_dags(config_path: Path, monkeypatch) -> dict:
 
 
 def ensure_pool(name: str = "personalize_import_jobs", slots: int = 5) -> None:
-    from include.pipeline.setup import ensure_import_pool
+    from include.pipeline.setup import ensure_import_pool, ensure_training_pool
 
     ensure_import_pool(name, slots)
+    ensure_training_pool()
 
 
 def task_states(dag_run) -> dict[str, str]:
@@ -101,3 +102,9 @@ def task_states(dag_run) -> dict[str, str]:
         ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
         for ti in dag_run.get_task_instances()
     }
+
+
+def in_group(config, task_id: str, solution: int | str = 0) -> str:
+    """The id of a task in a solution's task group of train_deploy (by index or name)."""
+    name = config.solutions[solution].name if isinstance(solution, int) else solution
+    return f"{name}.{task_id}"

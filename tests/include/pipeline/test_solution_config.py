@@ -68,11 +68,7 @@ def test_resource_tags_get_the_pipeline_tag(tmp_path):
     data = demo_dict()
     data["resource_tags"] = {"team": "ml", "cost-center": "42"}
     config = load_config(write(tmp_path, data))
-    assert config.resource_tag_list == [
-        {"tagKey": "cost-center", "tagValue": "42"},
-        {"tagKey": "pipeline", "tagValue": "demo_retail"},
-        {"tagKey": "team", "tagValue": "ml"},
-    ]
+    assert config.all_resource_tags == {"cost-center": "42", "pipeline": "demo_retail", "team": "ml"}
 
 
 @pytest.mark.parametrize(
