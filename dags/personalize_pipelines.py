@@ -25,7 +25,7 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import notify, resource_tags, solution_record, solution_tasks
+from include.pipeline import notify, resource_tags, solution_batch, solution_record, solution_tasks
 from include.pipeline.config import PipelineConfig, load_configs_isolated
 from include.pipeline.failures import no_retry_policy
 from include.pipeline.params import check_run_params, dag_params
@@ -419,6 +419,11 @@ def solution_group(config: PipelineConfig, entry, planned, resources, baseline_t
 
 def build_batch_inference(config: PipelineConfig):
     output_asset = Asset(name=f"{config.name}_batch_recommendations", uri=config.s3.uri("batch") + "/")
+    served = [s for s in config.solutions if s.batch is not None]
+    listed = "\n".join(
+        f"- `{s.name}` ({s.recipe}): {s.batch.num_results} results, filter {s.batch.filter or 'none'}"
+        for s in served
+    )
 
     @dag(
         dag_id=config.dag_ids["batch_inference"],
@@ -431,22 +436,33 @@ def build_batch_inference(config: PipelineConfig):
         default_args=default_args(config),
         tags=["personalize", "batch", *config.tags],
         doc_md=f"""
-### {config.name}: batch recommendations for every user
-Users from the app DB -> JSON lines on S3 -> batch inference job with the solution version campaign
-`{config.campaign.name}` serves (filter: {config.batch_inference.filter or "none"},
-{config.batch_inference.num_results} items each) -> output under `{config.s3.uri("batch")}/<run>/output/`,
+### {config.name}: batch recommendations, one job per batch-served solution
+Each with its champion (the version its campaign serves; batch only: its newest accepted version),
+its input built for its recipe (users; items for related items; users with the popular items to
+rank) as JSON lines on S3 -> batch inference job -> output under `{config.s3.uri("batch")}/<solution>/<run>/output/`,
 published as asset `{output_asset.name}`.
+
+{listed or "No solution is served by batch."}
 """,
     )
     def batch_inference():
         resources = ensure_resources(config)
         check_params(config, "batch_inference") >> resources
+        for entry in served:
+            batch_group(config, entry, resources.output, output_asset)
+
+    return batch_inference()
+
+
+def batch_group(config: PipelineConfig, entry, resources, output_asset):
+    name = entry.name
+    with TaskGroup(group_id=group_id(name), tooltip=f"{name} ({entry.recipe}) batch inference"):
 
         @task(multiple_outputs=True)
         def prepare(resources: dict, **context):
-            return batch_tasks.prepare_batch_inference(config, resources, context["run_id"])
+            return solution_batch.prepare(config, name, resources, context["run_id"])
 
-        prepared = prepare(resources.output)
+        prepared = prepare(resources)
         job = PersonalizeCreateBatchInferenceJobOperator(
             task_id="batch_inference_job",
             job_name=prepared["job_name"],
@@ -455,19 +471,18 @@ published as asset `{output_asset.name}`.
             output_path=prepared["output_path"],
             filter_arn=prepared["filter_arn"],
             role_arn=config.role_arn,
-            num_results=config.batch_inference.num_results,
+            num_results=entry.batch.num_results,
+            tags=config.all_resource_tags,
             **aws_args(config),
         )
 
         @task(outlets=[output_asset])
         def publish_output(prepared: dict, job_arn: str, **context):
-            extra = batch_tasks.publish_batch_output(config, prepared, job_arn)
+            extra = {"solution": name, **batch_tasks.publish_batch_output(config, prepared, job_arn)}
             context["outlet_events"][output_asset].extra = extra
             return extra
 
         publish_output(prepared, job.output)
-
-    return batch_inference()
 
 
 # Each config on its own: a broken file builds nothing here and is reported by

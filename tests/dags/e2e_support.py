@@ -39,8 +39,12 @@ def app_db_connection(url: str) -> str:
     return json.dumps({"conn_type": "sqlite", "host": str(url).removeprefix("sqlite:///")})
 
 
-def write_config(directory: Path, *, name: str, bucket: str, app_conn_id: str, **overrides) -> Path:
-    """A copy of the demo config renamed for a test, with fast polling and the given overrides."""
+def write_config(
+    directory: Path, *, name: str, bucket: str, app_conn_id: str, solutions: list | None = None, **overrides
+) -> Path:
+    """A copy of the demo config renamed for a test, with fast polling and the given overrides.
+
+    `solutions` replaces the demo's solution(s) by that list (names used as given)."""
     data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     group = name.replace("_", "-")
     data.update(name=name, dataset_group=group, app_db_conn_id=app_conn_id, tags=["test"])
@@ -50,6 +54,10 @@ def write_config(directory: Path, *, name: str, bucket: str, app_conn_id: str, *
     data["filters"][0]["name"] = f"{group}-no-purchased"
     data["batch_inference"]["filter"] = f"{group}-no-purchased"
     data["event_tracker"] = f"{group}-tracker"
+    if solutions is not None:
+        for key in ("solution", "campaign", "batch_inference", "solutions"):
+            data.pop(key, None)
+        data["solutions"] = solutions
     data["tasks"] = {
         "retries": 1,
         "retry_delay_seconds": 1,

@@ -205,7 +205,7 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
 
     # 4. Batch recommendations for every user from the served version.
     _, states = run(dags["batch_inference"], logical_date=None)
-    assert states["publish_output"] == "success"
+    assert states[f"{group}.publish_output"] == "success"
 
 
 def _known_user(config) -> str:
