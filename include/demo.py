@@ -1,7 +1,7 @@
 """The README's main command (`make demo`): the whole pipeline on the embedded defaults, offline.
 
 Starts moto's S3 and the local Personalize service on free loopback ports, seeds the SQLite demo
-app database, then runs `demo_retail_ingest` and `demo_retail_train_deploy` with `dag.test()` in a
+app database, then runs `demo_retail_ingest`, `demo_retail_train_deploy` and `demo_retail_batch_inference` with `dag.test()` in a
 throwaway Airflow home, exactly the DAGs a scheduler would run. Everything lives under ./.demo/
 (Airflow home, app DB, Personalize state, a copy of the run report); nothing reaches AWS.
 
@@ -143,8 +143,12 @@ def run_pipeline(args, config_path: Path, s3_url: str, personalize_url: str, sta
     run_dag(dags["ingest"], {"start": start_day, "end": end_day})
     say(f"running {config.dag_ids['train_deploy']} ...")
     run_dag(dags["train_deploy"], {})
+    say(f"running {config.dag_ids['batch_inference']} ...")
+    run_dag(dags["batch_inference"], {})
 
-    show_results(config, s3, personalize_url)
+    from include.demo_results import show_results
+
+    show_results(config, s3, personalize_url, DEMO_DIR, say)
     say(f"wall time {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -153,7 +157,11 @@ def load_dags(config) -> dict:
     spec = importlib.util.spec_from_file_location("personalize_pipelines_demo", DAG_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {"ingest": module.build_ingest(config), "train_deploy": module.build_train_deploy(config)}
+    return {
+        "ingest": module.build_ingest(config),
+        "train_deploy": module.build_train_deploy(config),
+        "batch_inference": module.build_batch_inference(config),
+    }
 
 
 def run_dag(dag, conf: dict) -> None:
@@ -163,52 +171,6 @@ def run_dag(dag, conf: dict) -> None:
     say(f"  {dag.dag_id}: {dag_run.state} in {time.perf_counter() - began:.0f} s; tasks: {states}")
     if str(dag_run.state) != "success":
         raise SystemExit(f"demo: {dag.dag_id} did not succeed; see the task logs above")
-
-
-def show_results(config, s3, personalize_url: str) -> None:
-    import boto3
-
-    from include.pipeline.history import history_key, read_history
-    from include.pipeline.tasks.training import top_users
-
-    control = boto3.client("personalize", endpoint_url=personalize_url, region_name="us-east-1")
-    runtime = boto3.client("personalize-runtime", endpoint_url=personalize_url, region_name="us-east-1")
-    campaign = next(c for c in control.list_campaigns()["campaigns"] if c["name"] == config.campaign.name)
-    campaign = control.describe_campaign(campaignArn=campaign["campaignArn"])["campaign"]
-    version = campaign["solutionVersionArn"]
-    metrics = control.get_solution_metrics(solutionVersionArn=version)["metrics"]
-    print()
-    say(f"campaign {campaign['name']}: {campaign['status']}, serving {version}")
-    say(
-        "offline metrics (GetSolutionMetrics): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
-    )
-    history = read_history(s3, config.s3.bucket, history_key(config.s3.prefix))
-    if history:
-        say(f"gate: {history[-1]['reason']}")
-    from include.pipeline.reconcile import format_table, reconcile
-
-    say("reconcile (per day: app DB vs imported into Personalize vs quarantined):")
-    print(format_table(reconcile(config)), flush=True)
-    for user in top_users(config, 3):
-        items = runtime.get_recommendations(campaignArn=campaign["campaignArn"], userId=user, numResults=5)
-        say(f"recommendations for {user}: " + ", ".join(i["itemId"] for i in items["itemList"]))
-    reports = sorted(
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=config.s3.bucket, Prefix=config.s3.key("history", "reports")).get(
-            "Contents", []
-        )
-    )
-    if reports:
-        local = DEMO_DIR / "report"
-        shutil.rmtree(local, ignore_errors=True)
-        local.mkdir()
-        for key in reports:
-            s3.download_file(config.s3.bucket, key, str(local / Path(key).name))
-        folder = reports[0].rsplit("/", 1)[0]
-        say(
-            f"run report: s3://{config.s3.bucket}/{folder}/report.md (copy in {local.relative_to(REPO_ROOT)}/)"
-        )
 
 
 def say(message: str) -> None:

@@ -64,6 +64,8 @@ class Run:
     champion_metrics: dict[str, float] | None
     deployed: bool
     details: dict[str, str]
+    # The popularity baseline's metrics, when the solution's gate has a baseline (issue 15).
+    baseline_metrics: dict[str, float] | None = None
 
     @property
     def version_label(self) -> str:
@@ -129,6 +131,9 @@ def parse_records(records: Sequence[Mapping[str, Any]]) -> list[Run]:
             if isinstance(record.get("deployed"), bool)
             else verdict.upper() in DEPLOYED_VERDICTS,
             details={k: str(record[k]) for k in DETAIL_KEYS if record.get(k) not in (None, "")},
+            baseline_metrics=None
+            if record.get("baseline_metrics") is None
+            else _metrics(record["baseline_metrics"], f"{where} baseline metrics"),
         )
         runs.append(run)
         if run.deployed:
@@ -222,18 +227,26 @@ def _markdown(run: Run, shown: list[Run]) -> str:
     ]
     if run.created_at:
         lines.append(f"- Recorded at: {run.created_at}")
+    baseline = run.baseline_metrics
     lines += [
         "",
         "## Metrics (GetSolutionMetrics)",
         "",
-        "| metric | challenger | champion | change |",
-        "|---|---:|---:|---:|",
+        "| metric | challenger | champion | change |"
+        if baseline is None
+        else "| metric | challenger | champion | change | popularity baseline | lift |",
+        "|---|---:|---:|---:|" + ("" if baseline is None else "---:|---:|"),
     ]
     for name in _ordered_names(run.metrics, champion):
         mine = run.metrics.get(name)
         theirs = None if champion is None else champion.get(name)
         change = "-" if mine is None or theirs is None else f"{mine - theirs:+.4f}"
-        lines.append(f"| {name} | {format_number(mine)} | {format_number(theirs)} | {change} |")
+        row = f"| {name} | {format_number(mine)} | {format_number(theirs)} | {change} |"
+        if baseline is not None:
+            base = baseline.get(name)
+            lift = "-" if mine is None or not base else f"{mine / base:.2f}x"
+            row += f" {format_number(base)} | {lift} |"
+        lines.append(row)
     lines += [
         "",
         "## History",

@@ -191,6 +191,10 @@ def evaluate(
     from include.pipeline.tasks.training import evaluate_challenger
 
     view = config.for_solution(name)
+    # The form presets gate_metric to the top-level gate's metric: that preset leaves each solution
+    # its own gate metric; any other choice overrides every solution's.
+    if params.get("gate_metric") == config.gate.metric:
+        params = {**params, "gate_metric": None}
     decision = evaluate_challenger(view, plan, challenger_arn, params)
     gate = view.gate
     if gate.baseline is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from include.local_personalize.connection import aws_connection as local_aws_connection
+from tests.demo_config import one_solution
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO_ROOT / "dags" / "personalize_pipelines.py"
@@ -42,10 +43,11 @@ def app_db_connection(url: str) -> str:
 def write_config(
     directory: Path, *, name: str, bucket: str, app_conn_id: str, solutions: list | None = None, **overrides
 ) -> Path:
-    """A copy of the demo config renamed for a test, with fast polling and the given overrides.
+    """A copy of the demo config's first solution (shorthand form) renamed for a test, with fast
+    polling and the given overrides.
 
     `solutions` replaces the demo's solution(s) by that list (names used as given)."""
-    data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    data = one_solution(yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8")))
     group = name.replace("_", "-")
     data.update(name=name, dataset_group=group, app_db_conn_id=app_conn_id, tags=["test"])
     data["s3"] = {"bucket": bucket, "prefix": name}

@@ -14,6 +14,7 @@ from include.pipeline import notify
 from include.pipeline.config import CONFIG_DIR, ConfigError, load_config
 from include.pipeline.gate import decide
 from include.pipeline.tasks import training
+from tests.demo_config import one_solution
 
 CONN_ID = "aws_notify_test"
 
@@ -52,7 +53,7 @@ def topic(s3_endpoint, monkeypatch):
 
 
 def make_config(tmp_path, s3_bucket=None, **notifications):
-    data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
+    data = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8")))
     data["aws_conn_id"] = CONN_ID
     if s3_bucket:
         data["s3"]["bucket"] = s3_bucket

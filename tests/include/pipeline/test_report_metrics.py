@@ -18,6 +18,7 @@ import yaml
 from include import demo_data
 from include.local_personalize import seed
 from tests.conftest import REPO_ROOT
+from tests.demo_config import one_solution
 
 SHOP = {"users": 200, "items": 120, "days": 30, "seed": 5, "end": datetime(2026, 3, 1, tzinfo=UTC)}
 GROUP = "report-metrics"
@@ -56,7 +57,7 @@ def config(personalize_endpoint, s3_endpoint, monkeypatch):
         "AIRFLOW_CONN_REPORT_METRICS_AWS",
         json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1", "service_config": services}}),
     )
-    raw = yaml.safe_load((REPO_ROOT / "include" / "config" / "demo_retail.yaml").read_text())
+    raw = one_solution(yaml.safe_load((REPO_ROOT / "include" / "config" / "demo_retail.yaml").read_text()))
     raw.update(name="report_metrics", aws_conn_id="report_metrics_aws", dataset_group=GROUP)
     raw["s3"] = {"bucket": BUCKET, "prefix": "pipeline"}
     return PipelineConfig.model_validate(raw)

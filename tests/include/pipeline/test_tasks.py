@@ -10,11 +10,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.pipeline.config import CONFIG_DIR, load_config
 from include.pipeline.tasks import ingest, training
+from tests.demo_config import one_solution
 
 
 @pytest.fixture
 def config(tmp_path):
-    data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
+    data = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8")))
     data["tasks"]["poll_seconds"] = 1
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")

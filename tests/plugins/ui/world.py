@@ -23,13 +23,14 @@ from include.pipeline.gate import decide
 from include.pipeline.import_ledger import Partition, describe_files
 from include.pipeline.reconcile import DayRow, write_latest
 from include.pipeline.tasks import training
+from tests.demo_config import one_solution
 
 ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
 
 
 def write_config(directory: Path, **overrides) -> PipelineConfig:
     """The demo config with `overrides` (dotted keys), as a file in `directory`."""
-    raw = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text())
+    raw = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text()))
     for dotted, value in overrides.items():
         node = raw
         *parents, leaf = dotted.split(".")
