@@ -126,7 +126,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
                 serving_created, max_age_days=entry.campaign.max_serving_age_days, now=now
             )
         ):
-            log.warning("SERVING MODEL AGE (%s): %s", entry.name, warning)
+            log.warning("SERVING MODEL AGE: %s (solution %s)", warning, entry.name)
             notify.serving_model_too_old(view, warning)
         decision = catch_up or cost_guard(
             newest_import=newest_import,
@@ -276,6 +276,8 @@ def smoke_test(
                 CAMPAIGN, campaign_arn, waiter_delay=max(1, int(config.tasks.poll_seconds))
             )
             message += f"; campaign rolled back to {previous}"
+        else:
+            message += "; no previous version to roll back to"
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(message)

@@ -75,20 +75,24 @@ def markdown_metrics(markdown: str) -> dict[str, tuple[str, str]]:
 
 
 def test_report_numbers_equal_get_solution_metrics(versions, config):
+    from include.pipeline import solution_record
     from include.pipeline.clients import s3_client
     from include.pipeline.tasks import training
 
     personalize, (champion_arn, challenger_arn) = versions
-    first_plan = {"champion_arn": None, "training_mode": "FULL"}
+    name = config.solutions[0].name
+    first_plan = {"train": True, "champion_arn": None, "training_mode": "FULL"}
     first = training.evaluate_challenger(config, first_plan, champion_arn, {})
-    training.record_training(
-        config, first_plan, first.as_dict(), champion_arn, True, "run-1", "report_metrics_train"
-    )
-    plan = {"champion_arn": champion_arn, "training_mode": "FULL"}
+    solution_record.record_solution(
+        config, name, plan=first_plan, decision=first.as_dict(), challenger_arn=champion_arn, deployed=True,
+        run_id="run-1", dag_id="report_metrics_train",
+    )  # fmt: skip
+    plan = {"train": True, "champion_arn": champion_arn, "training_mode": "FULL"}
     decision = training.evaluate_challenger(config, plan, challenger_arn, {})
-    recorded = training.record_training(
-        config, plan, decision.as_dict(), challenger_arn, decision.accepted, "run-2", "report_metrics_train"
-    )
+    recorded = solution_record.record_solution(
+        config, name, plan=plan, decision=decision.as_dict(), challenger_arn=challenger_arn,
+        deployed=decision.accepted, run_id="run-2", dag_id="report_metrics_train",
+    )  # fmt: skip
     assert recorded["report"], "the report was not written"
 
     expected_challenger = personalize.get_solution_metrics(solutionVersionArn=challenger_arn)["metrics"]
