@@ -1,22 +1,26 @@
 """Training engine benchmark: FULL and UPDATE training on ~1M generated interactions.
 
 Data: 50k users x 20k items, 1M events with 20 planted taste clusters (engine/synthetic.py).
-Prints FULL training time (evaluation protocol + served model), UPDATE time (a day of new events
-with 200 new items folded in), peak RSS, single-user inference latency, and NDCG@25 of
-user-personalization (ALS) vs popularity-count under Personalize's offline protocol.
+Runs --repeats interleaved pairs (bench/repeats.py), each on its own generated data (seed 1, 2, ...):
+popularity-count is the baseline, user-personalization ours. Prints the median and spread (IQR,
+range) of FULL training time (evaluation protocol + served model), of the ratios of NDCG@25 and
+precision@25 under Personalize's offline protocol, of UPDATE time (a day of new events with 200 new
+items folded in) and single-user inference latency, and the peak RSS.
 Goals on the 2-core machine: FULL < 30 s, NDCG@25 >= 2x popularity.
 
-Run: PYTHONPATH=.:plugins .venv/bin/python bench/bench_engine.py [--hpo]   (--hpo adds a performHPO training)
+Run: PYTHONPATH=.:plugins .venv/bin/python bench/bench_engine.py [--repeats 3] [--hpo]
+     (--hpo adds a performHPO training on the first pair's data; --users/--items/--events shrink the data)
 """
 
 from __future__ import annotations
 
+import argparse
 import resource
-import sys
 import time
 
 import numpy as np
 import pandas as pd
+from repeats import interleaved_over, per_pair, ratio_spreads, spread
 
 from include.local_personalize.engine import api, synthetic
 from include.local_personalize.engine.api import TrainingData, TrainingRequest
@@ -53,80 +57,116 @@ def timed(call):
 
 
 def new_day(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """20k events a day later: existing users, and 200 new items that those users take up."""
+    """20k events (2% of smaller data) a day later: existing users, and up to 200 new items that
+    those users take up."""
     rng = np.random.default_rng(seed)
-    later = frame.sample(20_000, random_state=seed).reset_index(drop=True)
+    later = frame.sample(min(20_000, len(frame) // 50), random_state=seed).reset_index(drop=True)
     later["TIMESTAMP"] = frame["TIMESTAMP"].max() + 86_400 + np.arange(len(later))
     new_items = rng.random(len(later)) < 0.25
     later.loc[new_items, "ITEM_ID"] = np.char.add("new", rng.integers(0, 200, new_items.sum()).astype(str))
     return pd.concat([frame, later], ignore_index=True)
 
 
+KEY = "normalized_discounted_cumulative_gain_at_25"
+PRECISION = "precision_at_25"
+
+
+def training(recipe: str, frame: pd.DataFrame) -> tuple[object, dict]:
+    (model, metrics), seconds = timed(lambda: api.train(TrainingRequest(recipe), TrainingData(frame)))
+    return model, {
+        "seconds": float(seconds),
+        "cpu": seconds.cpu,
+        "ndcg": metrics[KEY],
+        "precision": metrics[PRECISION],
+    }
+
+
 def main() -> None:
-    frame, generation = timed(
-        lambda: synthetic.interactions(USERS, ITEMS, EVENTS, clusters=CLUSTERS, in_cluster=0.7, seed=1)
-    )
-    print(
-        f"data: {len(frame):,} interactions, {frame['USER_ID'].nunique():,} users, "
-        f"{frame['ITEM_ID'].nunique():,} items (generated in {generation:.1f})"
-    )
-    reset_peak_rss()
-    rss_before = peak_rss_mb()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved pairs, each on its own data")
+    parser.add_argument("--users", type=int, default=USERS)
+    parser.add_argument("--items", type=int, default=ITEMS)
+    parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--hpo", action="store_true", help="also a performHPO training on pair 0's data")
+    args = parser.parse_args()
 
-    (_, popular_metrics), popular_seconds = timed(
-        lambda: api.train(TrainingRequest("aws-popularity-count"), TrainingData(frame))
-    )
-    (model, als_metrics), full_seconds = timed(
-        lambda: api.train(TrainingRequest("aws-user-personalization"), TrainingData(frame))
-    )
-    rss_after_full = peak_rss_mb()
-    grown = new_day(frame, seed=2)
-    (updated, _), update_seconds = timed(
-        lambda: api.train(
-            TrainingRequest("aws-user-personalization", training_mode="UPDATE"),
-            TrainingData(grown),
-            previous=model,
+    def generate(index: int) -> pd.DataFrame:
+        frame, generation = timed(
+            lambda: synthetic.interactions(
+                args.users, args.items, args.events, clusters=CLUSTERS, in_cluster=0.7, seed=1 + index
+            )
         )
-    )
-    users = frame["USER_ID"].drop_duplicates().sample(2_000, random_state=3).tolist()
-    latencies = []
-    for user in users:
-        start = time.perf_counter()
-        updated.recommend(user, num_results=25)
-        latencies.append(time.perf_counter() - start)
-    fold_in = []
-    for user in users[:500]:
-        start = time.perf_counter()
-        updated.recommend(user, num_results=25, recent_item_ids=["i1", "i2", "new3"])
-        fold_in.append(time.perf_counter() - start)
-
-    key = "normalized_discounted_cumulative_gain_at_25"
-    print(f"popularity-count FULL: {popular_seconds:.1f}, NDCG@25 {popular_metrics[key]:.4f}")
-    print(
-        f"user-personalization FULL: {full_seconds:.1f} (goal < 30 s wall), NDCG@25 {als_metrics[key]:.4f}, "
-        f"{als_metrics[key] / popular_metrics[key]:.1f}x popularity (goal >= 2x), "
-        f"coverage {als_metrics['coverage']:.3f}"
-    )
-    print(
-        f"user-personalization UPDATE (+20k events, +200 items): {update_seconds:.1f}, "
-        f"{len(updated.item_ids) - len(model.item_ids)} items added"
-    )
-    print(
-        f"recommend, one user, 25 of {len(updated.item_ids):,} items: "
-        f"p50 {np.percentile(latencies, 50) * 1e3:.2f} ms, p99 {np.percentile(latencies, 99) * 1e3:.2f} ms; "
-        f"with 3 recent events folded in: p99 {np.percentile(fold_in, 99) * 1e3:.2f} ms"
-    )
-    if "--hpo" in sys.argv[1:]:
-        request = TrainingRequest("aws-user-personalization", perform_hpo=True)
-        (tuned, tuned_metrics), hpo_seconds = timed(lambda: api.train(request, TrainingData(frame)))
         print(
-            f"user-personalization FULL with performHPO: {hpo_seconds:.1f}, NDCG@25 {tuned_metrics[key]:.4f}, "
-            f"chosen {tuned.params}"
+            f"pair {index}: {len(frame):,} interactions, {frame['USER_ID'].nunique():,} users, "
+            f"{frame['ITEM_ID'].nunique():,} items (seed {1 + index}, generated in {generation:.1f})"
         )
+        reset_peak_rss()
+        return frame
+
+    data = per_pair(generate)
+
+    def popularity(index: int) -> dict:
+        return training("aws-popularity-count", data(index))[1]
+
+    def personalization(index: int) -> dict:
+        frame = data(index)
+        model, figures = training("aws-user-personalization", frame)
+        grown = new_day(frame, seed=1000 + index)
+        (updated, _), update_seconds = timed(
+            lambda: api.train(
+                TrainingRequest("aws-user-personalization", training_mode="UPDATE"),
+                TrainingData(grown),
+                previous=model,
+            )
+        )
+        users = (
+            frame["USER_ID"].drop_duplicates().sample(min(2_000, frame["USER_ID"].nunique()), random_state=3)
+        )
+        latencies = []
+        for user in users.tolist():
+            start = time.perf_counter()
+            updated.recommend(user, num_results=25)
+            latencies.append(time.perf_counter() - start)
+        fold_in = []
+        for user in users.tolist()[:500]:
+            start = time.perf_counter()
+            updated.recommend(user, num_results=25, recent_item_ids=["i1", "i2", "new3"])
+            fold_in.append(time.perf_counter() - start)
+        return {
+            **figures,
+            "update_seconds": float(update_seconds),
+            "events_added": len(grown) - len(frame),
+            "items_added": len(updated.item_ids) - len(model.item_ids),
+            "p50_ms": float(np.percentile(latencies, 50) * 1e3),
+            "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+            "fold_in_p99_ms": float(np.percentile(fold_in, 99) * 1e3),
+        }
+
+    pairs = interleaved_over(args.repeats, popularity, personalization)
+    ratios = ratio_spreads(pairs, {"ndcg": "ndcg", "precision": "precision", "seconds": "seconds"})
+    ours = [o for _, o in pairs]
+    print(f"\n{len(pairs)} interleaved pair(s), median (IQR, range):")
+    print(f"popularity-count FULL seconds: {spread([b['seconds'] for b, _ in pairs])}")
+    print(f"user-personalization FULL seconds (goal < 30 s wall): {spread([o['seconds'] for o in ours])}")
+    print(f"user-personalization FULL CPU seconds: {spread([o['cpu'] for o in ours])}")
+    print(f"NDCG@25 user-personalization / popularity (goal >= 2x): {ratios['ndcg']}")
+    print(f"precision@25 user-personalization / popularity: {ratios['precision']}")
+    print(f"FULL time user-personalization / popularity: {ratios['seconds']}")
     print(
-        f"peak RSS: {rss_before:.0f} MB with the data loaded, {rss_after_full:.0f} MB after FULL, "
-        f"{peak_rss_mb():.0f} MB at the end"
+        f"UPDATE seconds (+{ours[-1]['events_added']:,} events, {ours[-1]['items_added']} items added): "
+        f"{spread([o['update_seconds'] for o in ours])}"
     )
+    print(f"recommend one user, 25 items, p50 ms: {spread([o['p50_ms'] for o in ours])}")
+    print(f"recommend one user, 25 items, p99 ms: {spread([o['p99_ms'] for o in ours])}")
+    print(f"... with 3 recent events folded in, p99 ms: {spread([o['fold_in_p99_ms'] for o in ours])}")
+    if args.hpo:
+        request = TrainingRequest("aws-user-personalization", perform_hpo=True)
+        (tuned, tuned_metrics), hpo_seconds = timed(lambda: api.train(request, TrainingData(data(0))))
+        print(
+            f"user-personalization FULL with performHPO (pair 0's data, one run): {hpo_seconds:.1f}, "
+            f"NDCG@25 {tuned_metrics[KEY]:.4f}, chosen {tuned.params}"
+        )
+    print(f"peak RSS since the last pair's data was generated: {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -11,23 +11,48 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def interleaved(
     repeats: int, baseline: Callable[[], dict], ours: Callable[[], dict]
 ) -> list[tuple[dict, dict]]:
     """`repeats` (baseline, ours) pairs of measurements, the order alternating from pair to pair."""
+    return interleaved_over(repeats, lambda _index: baseline(), lambda _index: ours())
+
+
+def interleaved_over(
+    repeats: int, baseline: Callable[[int], dict], ours: Callable[[int], dict]
+) -> list[tuple[dict, dict]]:
+    """As `interleaved`, each side called with the pair's index (0, 1, ...): a benchmark that
+    generates its data gives each pair its own seed, so the figures are not one data set's luck."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     pairs = []
     for index in range(repeats):
         if index % 2 == 0:
-            first = baseline()
-            pairs.append((first, ours()))
+            first = baseline(index)
+            pairs.append((first, ours(index)))
         else:
-            second = ours()
-            pairs.append((baseline(), second))
+            second = ours(index)
+            pairs.append((baseline(index), second))
     return pairs
+
+
+def per_pair(make: Callable[[int], T]) -> Callable[[int], T]:
+    """`make(index)` once per pair: both sides of a pair measure the same data (held until the
+    next pair asks for its own, so only one pair's data is in memory)."""
+    held: dict[int, T] = {}
+
+    def get(index: int) -> T:
+        if index not in held:
+            held.clear()
+            held[index] = make(index)
+        return held[index]
+
+    return get
 
 
 @dataclass(frozen=True)

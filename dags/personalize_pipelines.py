@@ -25,8 +25,15 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import notify, resource_tags, solution_batch, solution_record, solution_tasks
-from include.pipeline.config import PipelineConfig, load_configs_isolated
+from include.pipeline import (
+    notify,
+    replay_dag,
+    resource_tags,
+    solution_batch,
+    solution_record,
+    solution_tasks,
+)
+from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
 from include.pipeline.failures import no_retry_policy
 from include.pipeline.params import check_run_params, dag_params
 from include.pipeline.tasks import batch as batch_tasks
@@ -204,7 +211,7 @@ def build_train_deploy(config: PipelineConfig):
     model_asset = Asset(name=f"{config.name}_model", uri=config.s3.uri("history") + "/")
     solutions = "\n".join(
         f"- `{s.name}` ({s.recipe}): gate `{s.gate.metric}` thresholds {dict(s.gate.thresholds)}, tolerance "
-        f"{s.gate.tolerance:g}"
+        f"{tolerance_text(s.gate.tolerance)}"
         + (f", at least {s.gate.min_lift:g}x the popularity baseline" if s.gate.baseline else "")
         + (f"; campaign `{s.campaign.name}`" if s.campaign else "")
         + ("; batch inference" if s.batch else "")
@@ -234,6 +241,9 @@ asked) -> deploy (campaign: create or UpdateCampaign, then a smoke test with the
 requests, rolled back on failure; batch only: the version becomes the champion) -> metrics history
 and report. A rejected or failed solution never blocks another; `finish` fails the run naming it.
 
+With `gate.evaluation: replay` (one solution only) the solution is judged by replay instead:
+see docs/DESIGN.md, "Replay evaluation".
+
 {solutions}
 """,
         params=dag_params(config, "train_deploy"),
@@ -241,6 +251,11 @@ and report. A rejected or failed solution never blocks another; `finish` fails t
     def train_deploy():
         resources = ensure_resources(config)
         check_params(config, "train_deploy") >> resources
+        if any(entry.gate.evaluation == "replay" for entry in config.solutions):
+            # Replay evaluation runs for a one-solution config (checked at parse time).
+            view = config.for_solution(config.solutions[0].name)
+            replay_dag.replay_train_deploy(view, resources, model_asset, aws_args(view))
+            return
         tags = sync_tags(config, resources.output)
 
         @task

@@ -5,13 +5,19 @@ app database, then runs `demo_retail_ingest`, `demo_retail_train_deploy` and `de
 throwaway Airflow home, exactly the DAGs a scheduler would run. Everything lives under ./.demo/
 (Airflow home, app DB, Personalize state, a copy of the run report); nothing reaches AWS.
 
-    python -m include.demo [--users 1000 --items 500 --days 60 --seed 7]
+    python -m include.demo [--users 1000 --items 500 --days 60 --seed 7] [--replay DAYS]
+
+`--replay DAYS` runs the replay gate (`gate.evaluation: replay`, `holdout_days: DAYS`, tolerance
+auto): a first version deploys on all but the last 2 x DAYS days, a challenger trains on all but the
+last DAYS days and waits, then the last DAYS days are imported and it is scored against the champion
+on them; the report shows both versions' replay metrics with their intervals.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -51,12 +57,18 @@ def prepare_environment(demo_dir: Path) -> None:
         os.environ.pop(name, None)
 
 
-def demo_config(demo_dir: Path) -> Path:
+def demo_config(demo_dir: Path, replay_days: int | None = None) -> Path:
     """The shipped demo config, polling every second (dag.test() runs the deferred waits inline)."""
     import yaml
 
     data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     data["tasks"].update(retries=1, retry_delay_seconds=5, poll_seconds=1)
+    if replay_days:
+        # The replay gate judges a one-solution config: the first solution, on its own gate.
+        first = data["solutions"][0]
+        data["solutions"] = [first]
+        gate = {k: v for k, v in first.get("gate", {}).items() if k not in ("baseline", "min_lift")}
+        first["gate"] = {**gate, "evaluation": "replay", "tolerance": "auto", "holdout_days": replay_days}
     folder = demo_dir / "config"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -71,11 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--replay", type=int, metavar="DAYS", help="gate on a replay of the last DAYS days (docs/DESIGN.md)"
+    )
     args = parser.parse_args(argv)
+    if args.replay is not None and not 1 <= args.replay <= (args.days - 7) // 2:
+        parser.error(f"--replay must be between 1 and {(args.days - 7) // 2} with --days {args.days}")
     started = time.perf_counter()
     DEMO_DIR.mkdir(exist_ok=True)
     prepare_environment(DEMO_DIR)
-    config_path = demo_config(DEMO_DIR)
+    config_path = demo_config(DEMO_DIR, args.replay)
 
     import logging
     import warnings
@@ -137,12 +154,17 @@ def run_pipeline(args, config_path: Path, s3_url: str, personalize_url: str, sta
     ensure_import_pool(config.tasks.import_pool)
     dags = load_dags(config)
 
-    start_day = datetime.fromisoformat(seeded["start"]).date().isoformat()
-    end_day = (datetime.fromisoformat(seeded["end"]) + timedelta(seconds=0)).date().isoformat()
-    say(f"running {config.dag_ids['ingest']} for [{start_day}, {end_day}) ...")
-    run_dag(dags["ingest"], {"start": start_day, "end": end_day})
-    say(f"running {config.dag_ids['train_deploy']} ...")
-    run_dag(dags["train_deploy"], {})
+    start = datetime.fromisoformat(seeded["start"])
+    end = datetime.fromisoformat(seeded["end"])
+    # Offline: one ingest of every day, one training. Replay: champion, challenger, then its window.
+    holdout = timedelta(days=args.replay or 0)
+    cuts = [start, end - 2 * holdout, end - holdout, end] if args.replay else [start, end]
+    for begin, stop in itertools.pairwise(cuts):
+        interval = {"start": begin.date().isoformat(), "end": stop.date().isoformat()}
+        say(f"running {config.dag_ids['ingest']} for [{interval['start']}, {interval['end']}) ...")
+        run_dag(dags["ingest"], interval)
+        say(f"running {config.dag_ids['train_deploy']} ...")
+        run_dag(dags["train_deploy"], {})
     say(f"running {config.dag_ids['batch_inference']} ...")
     run_dag(dags["batch_inference"], {})
 

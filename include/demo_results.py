@@ -32,8 +32,8 @@ def show_results(config: PipelineConfig, s3, personalize_url: str, demo_dir: Pat
         history = read_history(s3, config.s3.bucket, solution_history_key(config, entry.name))
         if history:
             last = history[-1]
-            say(f"  gate {last['decision']['verdict']}: {last['reason']}")
-            for line in last["decision"]["table"].splitlines():
+            say(f"  gate {last['decision']['verdict']}: {last.get('reason', '')}")
+            for line in last["decision"].get("table", "").splitlines():
                 say(f"    {line}")
         if entry.campaign is not None:
             arn = campaigns.get(entry.campaign.name)

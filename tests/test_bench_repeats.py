@@ -40,3 +40,32 @@ def test_ratio_spread_reports_median_quartiles_and_range():
     assert (figure.q1, figure.q3) == pytest.approx((1.0, 1.2))
     assert str(figure) == "1.10 (IQR 1.00-1.20, range 0.90-1.60, n=5)"
     assert str(repeats.spread([1.14])) == "1.14 (one sample: no spread)"
+
+
+def test_each_pair_gets_its_index_and_both_sides_share_its_data():
+    """A benchmark that generates data gives each pair its own seed; both sides of a pair measure
+    the same data, made once per pair and dropped when the next pair makes its own."""
+    made, calls = [], []
+
+    def make(index):
+        made.append(index)
+        return {"seed": 100 + index}
+
+    data = repeats.per_pair(make)
+
+    def run(side):
+        def measure(index):
+            calls.append((side, index))
+            return {"seed": data(index)["seed"]}
+
+        return measure
+
+    pairs = repeats.interleaved_over(3, run("baseline"), run("ours"))
+    assert calls == [
+        ("baseline", 0), ("ours", 0), ("ours", 1), ("baseline", 1), ("baseline", 2), ("ours", 2)
+    ]  # fmt: skip
+    assert [(b["seed"], o["seed"]) for b, o in pairs] == [(100, 100), (101, 101), (102, 102)]
+    assert made == [0, 1, 2]
+    assert data(0) == {"seed": 100} and made == [0, 1, 2, 0]  # only the last pair's data is held
+    with pytest.raises(ValueError, match="at least 1"):
+        repeats.interleaved_over(0, run("baseline"), run("ours"))

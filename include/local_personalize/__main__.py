@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from include.local_personalize.models import PersonalizeBackend
 from include.local_personalize.server import bind, build_app, uvicorn_server
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     print(f"local Personalize listening on http://{host}:{port} (state in {args.state_dir})", flush=True)
+    # uvicorn re-raises a captured SIGTERM once it has shut down; with the default handler that kills
+    # the process before `finally` runs, and close() (which saves the last issued recommendation IDs)
+    # would be skipped. This handler turns it into an orderly exit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn_server(build_app(backend)).run(sockets=[sock])
     finally:

@@ -145,6 +145,28 @@ class DatasetFiles:
 
     def remove(self, dataset_group_name: str, dataset_type: str) -> None:
         self.path(dataset_group_name, dataset_type).unlink(missing_ok=True)
+        self.put_path(dataset_group_name, dataset_type).unlink(missing_ok=True)
+
+    def put_path(self, dataset_group_name: str, dataset_type: str) -> Path:
+        """Items / users records that arrived through PutItems / PutUsers (a dataset export's PUT)."""
+        return self.root / dataset_group_name / f"{dataset_type}.put.csv"
+
+    def append_put(self, dataset_group_name: str, dataset_type: str, new: pd.DataFrame) -> None:
+        path = self.put_path(dataset_group_name, dataset_type)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+    def load_put(self, dataset_group_name: str, dataset_type: str) -> pd.DataFrame | None:
+        path = self.put_path(dataset_group_name, dataset_type)
+        if not path.exists():
+            return None
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+
+    def save_put(self, dataset_group_name: str, dataset_type: str, frame: pd.DataFrame) -> None:
+        path = self.put_path(dataset_group_name, dataset_type)
+        partial = path.with_suffix(".partial")
+        frame.to_csv(partial, index=False)
+        partial.replace(path)
 
 
 def typed_frame(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:

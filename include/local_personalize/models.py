@@ -7,8 +7,11 @@ delegated to the engine through `engine.api` only.
 
 from __future__ import annotations
 
+from include.local_personalize.backend.actions import ActionsMixin
 from include.local_personalize.backend.batch import BatchJobsMixin
+from include.local_personalize.backend.batch_segments import BatchSegmentsMixin
 from include.local_personalize.backend.campaigns import CampaignsMixin
+from include.local_personalize.backend.catalog import CatalogMixin
 from include.local_personalize.backend.core import (  # the shared names keep their old import path
     ACCOUNT_ID,
     DEFAULT_NUM_RESULTS,
@@ -25,8 +28,11 @@ from include.local_personalize.backend.core import (  # the shared names keep th
     freeze_long_lived_objects,
     public,
 )
+from include.local_personalize.backend.data_jobs import DataJobsMixin
 from include.local_personalize.backend.dataset_groups import DatasetGroupsMixin
 from include.local_personalize.backend.events import EventsMixin
+from include.local_personalize.backend.metric_attributions import MetricAttributionsMixin
+from include.local_personalize.backend.recommenders import RecommendersMixin
 from include.local_personalize.backend.solutions import SolutionsMixin
 
 __all__ = [
@@ -48,7 +54,18 @@ __all__ = [
 
 
 class PersonalizeBackend(
-    DatasetGroupsMixin, SolutionsMixin, CampaignsMixin, EventsMixin, BatchJobsMixin, BackendCore
+    DatasetGroupsMixin,
+    SolutionsMixin,
+    CampaignsMixin,
+    EventsMixin,
+    BatchJobsMixin,
+    RecommendersMixin,
+    DataJobsMixin,
+    MetricAttributionsMixin,
+    BatchSegmentsMixin,
+    CatalogMixin,
+    ActionsMixin,
+    BackendCore,
 ):
     """Every Personalize operation the local service implements, one method each, by resource family
     (include/local_personalize/backend/)."""

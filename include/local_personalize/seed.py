@@ -61,16 +61,21 @@ class Seeder:
                 raise SeedError(f"{key} still {status} after {self.timeout:.0f} s")
             time.sleep(self.poll_seconds)
 
-    def dataset_group(self, name: str, datasets: Mapping[str, tuple[str, bytes]]) -> dict[str, Any]:
+    def dataset_group(
+        self, name: str, datasets: Mapping[str, tuple[str, bytes]], *, domain: str | None = None
+    ) -> dict[str, Any]:
         """A dataset group with one dataset per type, each FULL-imported from its CSV.
 
         `datasets` maps a dataset type to (Avro schema JSON, CSV bytes). The import jobs run
         together, as Personalize allows; returns the ARNs of the group, and of each dataset and
-        its import job by dataset type.
+        its import job by dataset type. `domain` (ECOMMERCE, VIDEO_ON_DEMAND) makes a Domain dataset
+        group, which recommenders serve.
         """
         personalize = self.personalize
         self.s3.create_bucket(Bucket=self.bucket)
-        group = personalize.create_dataset_group(name=name)["datasetGroupArn"]
+        group = personalize.create_dataset_group(name=name, **({"domain": domain} if domain else {}))[
+            "datasetGroupArn"
+        ]
         self.wait_active(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
         dataset_arns, jobs = {}, {}
         for dataset_type, (schema, content) in datasets.items():

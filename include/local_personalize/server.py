@@ -36,6 +36,9 @@ REST_ROUTES = {
     "/events": ("personalize-events", "PutEvents"),
     "/items": ("personalize-events", "PutItems"),
     "/users": ("personalize-events", "PutUsers"),
+    "/action-recommendations": ("personalize-runtime", "GetActionRecommendations"),
+    "/actions": ("personalize-events", "PutActions"),
+    "/action-interactions": ("personalize-events", "PutActionInteractions"),
 }
 
 

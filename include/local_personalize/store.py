@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS tags (
     tag_value TEXT NOT NULL,
     PRIMARY KEY (arn, tag_key)
 );
+CREATE TABLE IF NOT EXISTS recommendations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    recommendation_id TEXT NOT NULL,
+    source_arn TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     dataset_group_arn TEXT NOT NULL,
@@ -152,3 +157,34 @@ class StateStore:
     def delete_events(self, dataset_group_arn: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM events WHERE dataset_group_arn = ?", (dataset_group_arn,))
+
+    def delete_user_events(self, dataset_group_arn: str, user_ids: list[str]) -> int:
+        """Forget these users' recorded events (a data deletion job); returns how many were deleted."""
+        with self._lock:
+            deleted = 0
+            for start in range(0, len(user_ids), 500):  # SQLite's bound-parameter limit
+                chunk = user_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor = self._db.execute(
+                    f"DELETE FROM events WHERE dataset_group_arn = ? AND user_id IN ({marks})",
+                    (dataset_group_arn, *chunk),
+                )
+                deleted += cursor.rowcount
+            return deleted
+
+    # recommendation IDs ---------------------------------------------------------------------------
+    def add_recommendations(self, rows: list[tuple[str, str]], keep: int) -> None:
+        """(recommendation_id, source_arn) rows; only the newest `keep` are kept."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO recommendations (recommendation_id, source_arn) VALUES (?, ?)", rows
+            )
+            self._db.execute(
+                "DELETE FROM recommendations WHERE seq <= (SELECT MAX(seq) FROM recommendations) - ?", (keep,)
+            )
+
+    def recommendations(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT recommendation_id, source_arn FROM recommendations ORDER BY seq"
+            ).fetchall()

@@ -210,13 +210,39 @@ class GateConfig(StrictModel):
     metric: MetricName = "precision_at_25"
     # Minimum value per metric the challenger must reach.
     thresholds: dict[MetricName, Annotated[float, Field(ge=0, le=1)]] = {}
-    # How far (absolute) the challenger may trail the champion on `metric`.
-    tolerance: float = Field(0.0, ge=0, le=1)
+    # How far (absolute) the challenger may trail the champion on `metric`; "auto" (replay only):
+    # reject only when the challenger is worse beyond the bootstrap interval of the difference.
+    tolerance: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = 0.0
     # A rejected challenger leaves the campaign untouched; True also fails the run.
     fail_on_reject: bool = False
     # Refuse to train when the interactions dataset holds this share fewer records than the
     # champion was trained on (a lost or wiped import), failing with both counts.
     max_data_shrink: float = Field(0.05, ge=0, le=1)
+    # offline: GetSolutionMetrics of each version (its own split, its own data). replay: the
+    # challenger waits until holdout_days of newer data exist, then it and the champion are scored
+    # by batch inference on the same users and window (docs/DESIGN.md, "Replay evaluation").
+    evaluation: Literal["offline", "replay"] = "offline"
+    holdout_days: int = Field(7, ge=1, le=90)
+    # Held-out users scored (a deterministic sample of those active in the window).
+    replay_users: int = Field(1000, ge=50, le=50_000)
+    # Bootstrap resamples over the held-out users for the confidence intervals.
+    replay_resamples: int = Field(1000, ge=100, le=20_000)
+    # After the replay gate accepts: deploy the version as trained, or retrain it on all data first.
+    replay_deploy: Literal["as_trained", "retrain"] = "as_trained"
+
+    @model_validator(mode="after")
+    def _auto_tolerance_needs_replay(self) -> GateConfig:
+        if self.tolerance == "auto" and self.evaluation != "replay":
+            raise ValueError(
+                "tolerance 'auto' needs evaluation: replay (offline metrics carry no interval to be "
+                "tolerant within); set a number, or evaluation: replay"
+            )
+        return self
+
+
+def tolerance_text(tolerance: float | str) -> str:
+    """gate.tolerance as people read it: a number, or "auto" (the replay interval decides)."""
+    return tolerance if isinstance(tolerance, str) else f"{tolerance:g}"
 
 
 class SolutionGateConfig(GateConfig):

@@ -131,12 +131,14 @@ def _serving(config) -> str:
 
 
 def trailing_rejections(history: Iterable[Mapping[str, Any]]) -> int:
-    """How many of the newest metrics-history records in a row are rejected challengers (dry runs skipped)."""
+    """How many of the newest metrics-history records in a row are rejected challengers (dry runs
+    skipped, and replay mode's PENDING / SUPERSEDED lines, which decide nothing)."""
     count = 0
     for record in reversed(list(history)):
-        if record.get("dry_run"):
+        verdict = (record.get("decision") or {}).get("verdict")
+        if record.get("dry_run") or verdict in ("PENDING", "SUPERSEDED"):
             continue
-        if (record.get("decision") or {}).get("verdict") != "REJECTED":
+        if verdict != "REJECTED":
             break
         count += 1
     return count

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from include.pipeline.config import PipelineConfig
+from include.pipeline.config import PipelineConfig, tolerance_text
 from include.pipeline.metric_names import METRIC_NAMES
 
 INGEST, TRAIN_DEPLOY, BATCH_INFERENCE = "ingest", "train_deploy", "batch_inference"
@@ -92,7 +92,8 @@ def train_deploy_params(config: PipelineConfig) -> dict:
             type=["null", "number"],
             minimum=0,
             maximum=1,
-            description=f"Override how far the challenger may trail the champion (default {config.gate.tolerance:g}).",
+            description="Override how far the challenger may trail the champion "
+            f"(default {tolerance_text(config.gate.tolerance)}).",
         ),
         "dry_run": Param(
             False,

@@ -27,10 +27,13 @@ from matplotlib.figure import Figure
 from personalize_contract.metrics import METRIC_NAMES
 
 from include.pipeline.history import history_key
+from include.pipeline.report_replay import replay_markdown
 
 log = logging.getLogger(__name__)
 
 DEPLOYED_VERDICTS = frozenset({"ACCEPTED", "FORCED"})
+# Replay mode (replay_tasks.py): a version waiting for its window, or one that could not be scored.
+VERDICTS = frozenset({*DEPLOYED_VERDICTS, "REJECTED", "PENDING", "SUPERSEDED"})
 # Ranking metrics share one axis (0..1); coverage has its own plot.
 RANKING_METRICS = tuple(name for name in METRIC_NAMES if name != "coverage")
 FILES = {
@@ -66,6 +69,8 @@ class Run:
     details: dict[str, str]
     # The popularity baseline's metrics, when the solution's gate has a baseline (issue 15).
     baseline_metrics: dict[str, float] | None = None
+    # The replay gate's decision (replay_gate.ReplayDecision.as_dict()) or a PENDING one; None offline.
+    replay: dict | None = None
 
     @property
     def version_label(self) -> str:
@@ -100,8 +105,8 @@ def parse_records(records: Sequence[Mapping[str, Any]]) -> list[Run]:
         metrics = _metrics(record.get("metrics"), f"{where} metrics")
         decision = record.get("decision")
         verdict = decision.get("verdict") if isinstance(decision, Mapping) else decision
-        if not isinstance(verdict, str) or verdict.upper() not in {*DEPLOYED_VERDICTS, "REJECTED"}:
-            raise ReportError(f"{where} decision must be ACCEPTED, REJECTED or FORCED, got {decision!r}")
+        if not isinstance(verdict, str) or verdict.upper() not in VERDICTS:
+            raise ReportError(f"{where} decision must be one of {sorted(VERDICTS)}, got {decision!r}")
         reason = record.get("reason")
         if reason is None and isinstance(decision, Mapping):
             reason = decision.get("summary")
@@ -134,6 +139,7 @@ def parse_records(records: Sequence[Mapping[str, Any]]) -> list[Run]:
             baseline_metrics=None
             if record.get("baseline_metrics") is None
             else _metrics(record["baseline_metrics"], f"{where} baseline metrics"),
+            replay=dict(decision) if isinstance(decision, Mapping) and decision.get("window") else None,
         )
         runs.append(run)
         if run.deployed:
@@ -175,6 +181,7 @@ def build_report(records: Sequence[Mapping[str, Any]], run_id: str | None = None
         "champion_solution_version_arn": run.champion_arn,
         "champion_metrics": run.champion_metrics,
         "deployed": run.deployed,
+        "replay": None if run.replay is None else run.replay.get("replay"),
         "history": [
             {
                 "run_id": r.run_id,
@@ -212,7 +219,7 @@ def _markdown(run: Run, shown: list[Run]) -> str:
     lines = [
         f"# Training run report: {run.run_id}",
         "",
-        f"- Challenger (this run's solution version): `{run.solution_version_arn}`",
+        f"- Challenger ({_challenger_origin(run)}): `{run.solution_version_arn}`",
         f"- Champion (served before this run): `{run.champion_arn}`"
         if run.champion_arn
         else "- Champion: none (no model was serving; this is the first deployment)",
@@ -247,6 +254,8 @@ def _markdown(run: Run, shown: list[Run]) -> str:
             lift = "-" if mine is None or not base else f"{mine / base:.2f}x"
             row += f" {format_number(base)} | {lift} |"
         lines.append(row)
+    if run.replay is not None:
+        lines += ["", *replay_markdown(run.replay)]
     lines += [
         "",
         "## History",
@@ -269,6 +278,12 @@ def _markdown(run: Run, shown: list[Run]) -> str:
             f"| {r.index + 1} | {r.run_id}{marker} | `{r.version_label}` | {r.verdict} | {deployed} | {cells} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _challenger_origin(run: Run) -> str:
+    if run.replay is not None and run.replay.get("replay") is not None:
+        return "trained by an earlier run, scored on the replay window by this one"
+    return "this run's solution version"
 
 
 def _figure(width: float = 8.0, height: float = 4.5) -> Figure:

@@ -162,6 +162,12 @@ def check_solutions(solutions: list, filters: list[str], baseline_name: str | No
     seen: dict[str, str] = {}
     for index, entry in enumerate(solutions):
         where = f"solutions.{index}"
+        if entry.gate.evaluation == "replay":
+            # The replay gate's wiring (replay_dag.py) trains and deploys one solution.
+            if len(solutions) > 1:
+                raise ValueError(f"{where}.gate.evaluation: replay supports a config with one solution")
+            if entry.gate.baseline is not None:
+                raise ValueError(f"{where}.gate.baseline: the popularity baseline gate is offline only")
         for kind, name in (("name", entry.name), ("campaign.name", entry.campaign and entry.campaign.name)):
             if name is None:
                 continue

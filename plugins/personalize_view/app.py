@@ -57,6 +57,7 @@ def report_files() -> dict[str, str]:
 
 
 VERDICT_CLASSES = {"ACCEPTED": "accepted", "FORCED": "forced", "REJECTED": "rejected"}
+# Replay mode's PENDING (waiting for its window) and SUPERSEDED lines get no colour of their own.
 
 
 async def current_user(request: Request):
@@ -256,7 +257,7 @@ def _pipeline_context(snapshot: Snapshot, now: datetime) -> dict:
             x=x,
             y=value,
             title=f"run {run.run_id}: version {run.version_label}, {metric} {_num(value)}, {run.verdict}, {deployed}",
-            css=f"point {VERDICT_CLASSES[run.verdict]} {'deployed' if run.deployed else 'not-deployed'}",
+            css=f"point {VERDICT_CLASSES.get(run.verdict, '')} {'deployed' if run.deployed else 'not-deployed'}",
             attrs={"run-id": run.run_id, "version": run.version_label},
         )
 

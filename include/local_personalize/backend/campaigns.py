@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from include.local_personalize import shapes
 from include.local_personalize.backend.core import (
@@ -169,7 +168,9 @@ class CampaignsMixin:
                 served.add(campaign["solutionVersionArn"])
                 served.add((campaign.get("latestCampaignUpdate") or {}).get("solutionVersionArn"))
         with self._models_lock:
-            for version_arn in [v for v in self._models if v not in served]:
+            # Recommenders keep their own models (backend/recommenders.py): only solution versions go.
+            unserved = [v for v in self._models if v not in served and self.store.kind_of(v) != "recommender"]
+            for version_arn in unserved:
                 del self._models[version_arn]
 
     def delete_campaign(self, params: dict) -> None:
@@ -260,8 +261,10 @@ class CampaignsMixin:
         filter_arn: str | None,
         filter_values: dict,
         trained_at: float | None = None,
+        also_excluded: frozenset[str] = frozenset(),
+        anonymous: bool = False,  # a use case that needs neither userId nor itemId (Trending now)
     ) -> list[tuple[str, float]]:
-        if not user_id and not item_id:
+        if not user_id and not item_id and not anonymous:
             raise InvalidInput("userId or itemId is required")
         if not 1 <= num_results <= MAX_NUM_RESULTS:
             raise InvalidInput(f"numResults {num_results} is outside 1..{MAX_NUM_RESULTS}")
@@ -269,6 +272,7 @@ class CampaignsMixin:
         if trained_at is None:
             trained_at = self._get("solutionVersion", version_arn)["creationDateTime"]
         allowed, excluded = self._filter_sets(filter_arn, dataset_group_arn, user_id, item_id, filter_values)
+        excluded = excluded | also_excluded
         try:
             return model.recommend(
                 user_id,
@@ -308,26 +312,30 @@ class CampaignsMixin:
             raise InvalidInput(str(err)) from err
 
     def get_recommendations(self, params: dict) -> dict:
+        if params.get("recommenderArn") and params.get("campaignArn"):
+            raise InvalidInput("Give campaignArn or recommenderArn, not both")
         if params.get("recommenderArn"):
-            raise InvalidInput("recommenders (domain dataset groups) are not supported by the local service")
-        if not params.get("campaignArn"):
-            raise InvalidInput("campaignArn is required")
-        campaign = self._serving(params["campaignArn"])
-        version_arn = campaign["solutionVersionArn"]
-        version = self.store.peek(version_arn)
-        items = self.recommend(
-            version_arn,
-            version["datasetGroupArn"],
-            user_id=params.get("userId"),
-            item_id=params.get("itemId"),
-            num_results=params.get("numResults", DEFAULT_NUM_RESULTS),
-            filter_arn=params.get("filterArn"),
-            filter_values=params.get("filterValues") or {},
-            trained_at=version["creationDateTime"],
-        )
+            source, items = self._recommend_by_recommender(params)
+        elif params.get("campaignArn"):
+            source = params["campaignArn"]
+            campaign = self._serving(source)
+            version_arn = campaign["solutionVersionArn"]
+            version = self.store.peek(version_arn)
+            items = self.recommend(
+                version_arn,
+                version["datasetGroupArn"],
+                user_id=params.get("userId"),
+                item_id=params.get("itemId"),
+                num_results=params.get("numResults", DEFAULT_NUM_RESULTS),
+                filter_arn=params.get("filterArn"),
+                filter_values=params.get("filterValues") or {},
+                trained_at=version["creationDateTime"],
+            )
+        else:
+            raise InvalidInput("campaignArn or recommenderArn is required")
         return {
             "itemList": [{"itemId": i, "score": round(float(s), 7)} for i, s in items],
-            "recommendationId": f"RID-{uuid.uuid4()}",
+            "recommendationId": self._issue_recommendation_id(source),
         }
 
     def get_personalized_ranking(self, params: dict) -> dict:
@@ -345,5 +353,5 @@ class CampaignsMixin:
         )
         return {
             "personalizedRanking": [{"itemId": i, "score": round(float(s), 7)} for i, s in ranked],
-            "recommendationId": f"RID-{uuid.uuid4()}",
+            "recommendationId": self._issue_recommendation_id(params["campaignArn"]),
         }

@@ -90,6 +90,29 @@ KINDS = {
         "batchInferenceJobs",
         "solutionVersionArn",
     ),
+    "recommender": Kind(
+        "recommender", "recommenderArn", "ListRecommenders", "recommenders", "datasetGroupArn"
+    ),
+    "dataDeletionJob": Kind(
+        "dataDeletionJob", "dataDeletionJobArn", "ListDataDeletionJobs", "dataDeletionJobs", "datasetGroupArn"
+    ),
+    "datasetExportJob": Kind(
+        "datasetExportJob", "datasetExportJobArn", "ListDatasetExportJobs", "datasetExportJobs", "datasetArn"
+    ),
+    "metricAttribution": Kind(
+        "metricAttribution",
+        "metricAttributionArn",
+        "ListMetricAttributions",
+        "metricAttributions",
+        "datasetGroupArn",
+    ),
+    "batchSegmentJob": Kind(
+        "batchSegmentJob",
+        "batchSegmentJobArn",
+        "ListBatchSegmentJobs",
+        "batchSegmentJobs",
+        "solutionVersionArn",
+    ),
 }
 
 
@@ -186,12 +209,23 @@ class BackendCore:
         # data by a request that was overtaken are not cached.
         self._group_data_generation: dict[str, int] = defaultdict(int)
         self._filters: dict[str, object] = {}
+        # recommendationId -> the campaign or recommender that served it, for metric attributions
+        # (backend/metric_attributions.py); bounded, oldest forgotten first, written to the store in
+        # the background (the runtime path never waits on disk).
+        self._recommendation_sources: dict[str, str] = dict(self.store.recommendations())
+        self._unsaved_recommendations: list[tuple[str, str]] = []
+        self._recommendations_lock = threading.Lock()
+        self._recommendations_saved_at = time.monotonic()
+        self._recommendations_saving = False
         for row in self.store.all_events():
             self._remember_event(*row)
         self._recover()
 
     def close(self) -> None:
         self.worker.stop()
+        flush = getattr(self, "_save_recommendations", None)
+        if flush is not None:
+            flush()
         self.store.close()
 
     # helpers -------------------------------------------------------------------------------------
@@ -244,12 +278,24 @@ class BackendCore:
 
     def _recover(self) -> None:
         """After a restart: jobs cut short end CREATE FAILED; plain resources finish becoming ACTIVE."""
-        jobs = ("datasetImportJob", "solutionVersion", "batchInferenceJob")
+        jobs = (
+            "datasetImportJob",
+            "solutionVersion",
+            "batchInferenceJob",
+            "datasetExportJob",
+            "batchSegmentJob",
+        )
         for kind in KINDS:
             for body in self.store.list(kind):
                 arn = body[KINDS[kind].arn_key]
                 status = body.get("status")
-                if kind in jobs and status in (*RUNNING, "CREATE STOPPING"):
+                resume_update = getattr(self, "_resume_update", None)  # UpdateDataset / UpdateSolution
+                if resume_update is not None:
+                    resume_update(kind, body)
+                own_recovery = getattr(self, f"_recover_{kind}", None)  # a family with statuses of its own
+                if own_recovery is not None:
+                    own_recovery(body)
+                elif kind in jobs and status in (*RUNNING, "CREATE STOPPING"):
                     if status == "CREATE STOPPING":
                         self._set(arn, status="CREATE STOPPED")
                     else:

@@ -50,7 +50,14 @@ class DatasetGroupsMixin:
         with self.store.lock:
             users = [
                 f"{kind} {body[KINDS[kind].arn_key]}"
-                for kind in ("dataset", "solution", "filter", "eventTracker")
+                for kind in (
+                    "dataset",
+                    "solution",
+                    "filter",
+                    "eventTracker",
+                    "recommender",
+                    "metricAttribution",
+                )
                 for body in self.store.list(kind, datasetGroupArn=arn)
             ]
             if users:
@@ -145,6 +152,22 @@ class DatasetGroupsMixin:
                 for v in self.store.list("solutionVersion", datasetGroupArn=dataset["datasetGroupArn"])
                 if v["status"] in (*RUNNING, "CREATE STOPPING")
             ]
+            group_arn = dataset["datasetGroupArn"]
+            running += [
+                r["recommenderArn"]
+                for r in self.store.list("recommender", datasetGroupArn=group_arn)
+                if r["status"] in RUNNING
+            ]
+            running += [
+                j["dataDeletionJobArn"]
+                for j in self.store.list("dataDeletionJob", datasetGroupArn=group_arn)
+                if j["status"] in ("PENDING", "IN_PROGRESS")
+            ]
+            running += [
+                j["datasetExportJobArn"]
+                for j in self.store.list("datasetExportJob", datasetArn=arn)
+                if j["status"] in RUNNING
+            ]
             if running:
                 raise ResourceInUse(f"Dataset {arn} is in use by jobs in progress: {running}")
             self.store.delete(arn)
@@ -211,6 +234,8 @@ class DatasetGroupsMixin:
             self._set(arn, status="CREATE FAILED", failureReason=f"{type(err).__name__}: {err}")
             return
         self._group_data_changed(dataset["datasetGroupArn"])
+        if job.get("publishAttributionMetricsToS3") and dataset["datasetType"] == "INTERACTIONS":
+            self._publish_bulk_attribution(dataset["datasetGroupArn"], frame, job["importMode"])
         self._set(arn, status="ACTIVE")
 
     def describe_dataset_import_job(self, params: dict) -> dict:

@@ -165,6 +165,7 @@ class EventsMixin:
         schema = self._dataset_schema(dataset)
         user_id = params.get("userId") or params["sessionId"]
         records = []
+        attributed = []
         for index, event in enumerate(params["eventList"]):
             where = f"eventList[{index}]"
             if not event.get("itemId"):
@@ -181,6 +182,20 @@ class EventsMixin:
             record |= {k: str(v) for k, v in optional.items() if v is not None and k in schema.field_names}
             self._check_against(schema, record, where)
             records.append(record)
+            values = self._properties(event.get("properties"), where)
+            values |= {k: str(v) for k, v in optional.items() if v is not None}
+            attributed.append(
+                {
+                    "eventType": event["eventType"],
+                    "recommendationId": event.get("recommendationId"),
+                    "eventAttributionSource": (event.get("metricAttribution") or {}).get(
+                        "eventAttributionSource"
+                    ),
+                    "itemId": event["itemId"],
+                    "values": values,
+                    "sentAt": float(event["sentAt"]),
+                }
+            )
         received = time.time()
         with self.store.lock:
             rows = [
@@ -198,6 +213,7 @@ class EventsMixin:
             self.store.add_events(rows)
             for row in rows:
                 self._remember_event(*row)
+        self._attribute_events(group_arn, attributed)
 
     def _put_records(self, params: dict, dataset_type: str, key: str, id_key: str, id_field: str) -> None:
         dataset = self._get("dataset", params["datasetArn"])
@@ -218,6 +234,7 @@ class EventsMixin:
         )
         with self._merge_lock:
             self.files.merge(group["name"], dataset_type, frame, "INCREMENTAL")
+            self.files.append_put(group["name"], dataset_type, frame)
         self._group_data_changed(dataset["datasetGroupArn"])
 
     def put_items(self, params: dict) -> None:

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
+from personalize_contract import domains
 from personalize_contract.recipes import RECIPE_ARN_PREFIX
 
 from include.local_personalize import datasets as data
@@ -36,7 +37,7 @@ class SolutionsMixin:
             "name": info.name,
             "recipeArn": RECIPE_ARN_PREFIX + info.name,
             "algorithmArn": f"arn:aws:personalize:::algorithm/{info.name}",
-            "featureTransformationArn": "arn:aws:personalize:::feature-transformation/sims",
+            "featureTransformationArn": f"arn:aws:personalize:::feature-transformation/{info.name}",
             "status": "ACTIVE",
             "description": info.description,
             "recipeType": info.recipe_type,
@@ -55,8 +56,13 @@ class SolutionsMixin:
         return info
 
     def list_recipes(self, params: dict) -> dict:
-        if params.get("domain"):
-            return {"recipes": []}  # domain recipes (recommenders) are not supported locally
+        if params.get("domain"):  # the domain's use cases, which recommenders take
+            rows = [
+                {**self._domain_recipe_body(u), "domain": u.domain}
+                for u in domains.use_cases(params["domain"])
+            ]
+            rows = [{k: v for k, v in r.items() if k not in ("description", "recipeType")} for r in rows]
+            return self._paginate(rows, params, "recipes")
         rows = [
             {k: v for k, v in self._recipe_body(info).items() if k in ("name", "recipeArn", "status")}
             | {"creationDateTime": 1543622400.0, "lastUpdatedDateTime": 1543622400.0}
@@ -65,6 +71,9 @@ class SolutionsMixin:
         return self._paginate(rows, params, "recipes")
 
     def describe_recipe(self, params: dict) -> dict:
+        domain_recipe = self._domain_recipe(params["recipeArn"])
+        if domain_recipe is not None:
+            return {"recipe": domain_recipe}
         return {"recipe": self._recipe_body(self._recipe(params["recipeArn"]))}
 
     # solutions -----------------------------------------------------------------------------------
@@ -290,6 +299,8 @@ class SolutionsMixin:
         model = self._models.get(version_arn)
         if model is not None:
             return model
+        if self.store.kind_of(version_arn) == "recommender":
+            return self._recommender_model(version_arn)
         with self._models_lock:
             model = self._models.get(version_arn)
             if model is None:

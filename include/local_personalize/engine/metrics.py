@@ -10,6 +10,9 @@ the same split, in any row order, and different data a different one, so no sing
 kinder to every version than chance. One split's figure is noisy (bench/bench_quality.py prints the
 spread over several); GetSolutionMetrics reports it alone, without a spread, as Personalize does.
 
+The per-list scores (reciprocal rank, NDCG, precision) are personalize_contract.metrics's, the
+same code the pipeline's replay evaluation scores batch outputs with.
+
 Where Personalize's docs are silent, this module chooses:
 - Test users: drawn with numpy's default_rng(seed) from users with at least 2 selected events
   (a single event cannot be split into input and target); their number is 10% of those users,
@@ -34,38 +37,17 @@ Where Personalize's docs are silent, this module chooses:
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 import pandas as pd
-from personalize_contract.metrics import METRIC_NAMES
+from personalize_contract.metrics import METRIC_NAMES, list_scores
 
 from include.local_personalize.engine.interactions import Events
 
 TOP_K = 25
 TEST_USER_SHARE = 0.1
 TARGET_SHARE = 0.1
-
-
-def reciprocal_rank(ranked: Sequence[Hashable], relevant: set, k: int) -> float:
-    """1 / position of the first relevant item in the top k (position 1 at the top), else 0."""
-    for position, item in enumerate(ranked[:k], start=1):
-        if item in relevant:
-            return 1.0 / position
-    return 0.0
-
-
-def ndcg(ranked: Sequence[Hashable], relevant: set, k: int) -> float:
-    """Discounted gain of the hits in the top k (weight 1/log2(1+position)) over the best possible."""
-    gain = sum(1.0 / math.log2(1 + p) for p, item in enumerate(ranked[:k], start=1) if item in relevant)
-    ideal = sum(1.0 / math.log2(1 + p) for p in range(1, min(len(relevant), k) + 1))
-    return gain / ideal if ideal else 0.0
-
-
-def precision(ranked: Sequence[Hashable], relevant: set, k: int) -> float:
-    """Relevant items in the top k, over k (a list shorter than k still divides by k)."""
-    return sum(1 for item in ranked[:k] if item in relevant) / k
 
 
 def score_rankings(
@@ -76,10 +58,8 @@ def score_rankings(
     recommended = {item for ranked in rankings for item in ranked[:TOP_K]}
     totals = dict.fromkeys(METRIC_NAMES[1:], 0.0)
     for ranked, rel in scored:
-        totals["mean_reciprocal_rank_at_25"] += reciprocal_rank(ranked, rel, 25)
-        for k in (5, 10, 25):
-            totals[f"normalized_discounted_cumulative_gain_at_{k}"] += ndcg(ranked, rel, k)
-            totals[f"precision_at_{k}"] += precision(ranked, rel, k)
+        for name, value in list_scores(ranked, rel).items():
+            totals[name] += value
     metrics = {"coverage": len(recommended) / catalog_size if catalog_size else 0.0}
     metrics.update({name: total / len(scored) if scored else 0.0 for name, total in totals.items()})
     return {name: round(metrics[name], 4) for name in METRIC_NAMES}

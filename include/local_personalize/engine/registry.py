@@ -82,6 +82,14 @@ _RECIPE_LIST = [
     _factor_recipe("aws-user-personalization-v2", "USER_PERSONALIZATION", _USER_PERSONALIZATION, update=True),
     _factor_recipe("aws-personalized-ranking", "PERSONALIZED_RANKING", _RANKING, update=False),
     _factor_recipe("aws-personalized-ranking-v2", "PERSONALIZED_RANKING", _RANKING, update=False),
+    # User segmentation: the user-personalization model, read the other way round (users for an
+    # item) by batch segment jobs (backend/batch_segments.py).
+    _factor_recipe(
+        "aws-item-affinity",
+        "USER_SEGMENTATION",
+        "Users most likely to interact with an item, from the user-personalization model's scores.",
+        update=False,
+    ),
     _similar_items_recipe("aws-similar-items"),
     _similar_items_recipe("aws-sims"),
     Recipe(

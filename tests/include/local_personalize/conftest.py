@@ -21,6 +21,13 @@ from include.local_personalize import seed, shapes
 
 # Every operation whose response passed the shape check, for the coverage test.
 VALIDATED_OPERATIONS: set[str] = set()
+# Operations the local service answers only with their documented errors (no Actions datasets locally,
+# backend/actions.py): test_conformance checks those errors instead of a response.
+ERROR_ONLY_OPERATIONS = {
+    "personalize-runtime:GetActionRecommendations",
+    "personalize-events:PutActions",
+    "personalize-events:PutActionInteractions",
+}
 
 
 def _check_response(operation_model, response_dict, **_) -> None:
@@ -107,6 +114,20 @@ def interactions_csv(
     return to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows)
 
 
+def domain_interactions_csv(users: int = 40, per_user: int = 40, items: int = 60, seed: int = 11) -> bytes:
+    """ECOMMERCE-style interactions: about 1,280 View and 320 Purchase events (the guide's spelling of
+    the event types), so View use cases train and Purchase ones fall short of their 1,000 events."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(items)]
+    rows = []
+    for user in range(users):
+        for step in range(per_user):
+            item = rng.choices(range(items), weights)[0]
+            event_type = "Purchase" if step % 5 == 4 else "View"
+            rows.append([f"u{user}", f"i{item}", 1_700_000_000 + user * 1000 + step, event_type, ""])
+    return to_csv(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], rows)
+
+
 def items_csv(items: int = 60) -> bytes:
     rows = [[f"i{i}", CATEGORIES[i % len(CATEGORIES)], f"{10 + i}.5"] for i in range(items)]
     return to_csv(["ITEM_ID", "CATEGORY", "PRICE"], rows)
@@ -133,6 +154,8 @@ def implemented_operations() -> set[str]:
 def every_operation_is_validated(request):
     """When this whole folder ran and passed, every implemented operation had a response checked."""
     yield
+    if hasattr(request.config, "workerinput"):
+        return  # a pytest-xdist worker runs only its share of the folder; the serial run checks
     folder = Path(__file__).parent
     own_modules = {p.stem for p in folder.glob("test_*.py") if not p.stem.startswith("test_filters")}
     ran = {
@@ -141,5 +164,5 @@ def every_operation_is_validated(request):
         if Path(str(item.fspath)).parent == folder
     }
     if ran >= own_modules and request.session.testsfailed == 0:
-        missing = implemented_operations() - VALIDATED_OPERATIONS
+        missing = implemented_operations() - VALIDATED_OPERATIONS - ERROR_ONLY_OPERATIONS
         assert not missing, f"implemented but never called and checked through boto3: {sorted(missing)}"

@@ -7,7 +7,6 @@ import json
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from tests.include.local_personalize.conftest import (
     INTERACTIONS_SCHEMA,
@@ -54,14 +53,32 @@ def test_server_checks_what_botocore_checks_client_side(personalize_endpoint):
         unchecked.describe_dataset_group()
 
 
-def test_operations_not_built_locally_answer_with_a_clear_error(personalize):
-    with pytest.raises(
-        ClientError, match="CreateRecommender is not implemented by the local Personalize service"
-    ):
+def test_recommenders_need_a_domain_dataset_group_and_one_of_its_use_cases(personalize):
+    with pytest.raises(personalize.exceptions.ResourceNotFoundException):
         personalize.create_recommender(
             name="cp-recommender",
             datasetGroupArn=ARN_PREFIX + "dataset-group/x",
             recipeArn="arn:aws:personalize:::recipe/aws-ecomm-popular-items-by-views",
+        )
+    custom = personalize.create_dataset_group(name="cp-custom")["datasetGroupArn"]
+    with pytest.raises(personalize.exceptions.InvalidInputException, match="not a Domain dataset group"):
+        personalize.create_recommender(
+            name="cp-recommender",
+            datasetGroupArn=custom,
+            recipeArn="arn:aws:personalize:::recipe/aws-ecomm-popular-items-by-views",
+        )
+    video = personalize.create_dataset_group(name="cp-video", domain="VIDEO_ON_DEMAND")["datasetGroupArn"]
+    with pytest.raises(personalize.exceptions.InvalidInputException, match="is a ECOMMERCE use case"):
+        personalize.create_recommender(
+            name="cp-recommender",
+            datasetGroupArn=video,
+            recipeArn="arn:aws:personalize:::recipe/aws-ecomm-popular-items-by-views",
+        )
+    with pytest.raises(personalize.exceptions.InvalidInputException, match="not a domain use case"):
+        personalize.create_recommender(
+            name="cp-recommender",
+            datasetGroupArn=video,
+            recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
         )
 
 

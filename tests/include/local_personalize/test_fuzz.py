@@ -141,22 +141,49 @@ def test_unknown_targets_paths_and_methods_answer_unknown_operation_in_json(
 
 
 @pytest.mark.parametrize(
-    ("service", "operation"),
+    ("service", "operation", "params", "code", "status"),
     [
-        ("personalize-runtime", "GetActionRecommendations"),
-        ("personalize-events", "PutActions"),
-        ("personalize-events", "PutActionInteractions"),
+        ("personalize-runtime", "GetActionRecommendations", {}, "InvalidInputException", 400),
+        (
+            "personalize-runtime",
+            "GetActionRecommendations",
+            {"campaignArn": "arn:aws:personalize:us-east-1:123456789012:campaign/none"},
+            "ResourceNotFoundException",
+            404,
+        ),
+        (
+            "personalize-events",
+            "PutActions",
+            {
+                "datasetArn": "arn:aws:personalize:us-east-1:123456789012:dataset/none/ACTIONS",
+                "actions": [{"actionId": "a1"}],
+            },
+            "ResourceNotFoundException",
+            404,
+        ),
+        (
+            "personalize-events",
+            "PutActionInteractions",
+            {
+                "trackingId": "no-such-tracker",
+                "actionInteractions": [
+                    {"actionId": "a1", "sessionId": "s1", "timestamp": 1700000000, "eventType": "Taken"}
+                ],
+            },
+            "ResourceNotFoundException",
+            404,
+        ),
     ],
 )
-def test_unimplemented_rest_operations_answer_unknown_operation_through_boto3(server, service, operation):
-    # They used to answer a text/plain 404 that botocore could only report as an unknown error.
-    config = Config(parameter_validation=False, retries={"mode": "standard", "max_attempts": 1})
+def test_action_apis_answer_their_documented_errors_in_json(server, service, operation, params, code, status):
+    # They used to answer a text/plain 404 that botocore could only report as an unknown error; the
+    # codes are those botocore's models list for each operation.
+    config = Config(retries={"mode": "standard", "max_attempts": 1})
     client = boto3.client(service, endpoint_url=server.url, region_name="us-east-1", config=config)
     with pytest.raises(ClientError) as raised:
-        getattr(client, method_name(operation))()
-    assert raised.value.response["Error"]["Code"] == "UnknownOperationException"
-    assert f"{operation} is not implemented" in raised.value.response["Error"]["Message"]
-    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        getattr(client, method_name(operation))(**params)
+    assert raised.value.response["Error"]["Code"] == code
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
 
 
 def test_boto3_with_random_and_wrongly_typed_parameters_never_gets_a_5xx(server):
@@ -183,6 +210,8 @@ def test_boto3_with_random_and_wrongly_typed_parameters_never_gets_a_5xx(server)
                     status = err.response["ResponseMetadata"]["HTTPStatusCode"]
                     assert status < 500, f"{service} {operation} {params!r:.300}: {status} {err}"
                     assert err.response["Error"]["Code"], err.response
+                    # every modeled operation is implemented: a fuzzed call is refused, never unknown
+                    assert err.response["Error"]["Code"] != "UnknownOperationException", (operation, err)
                 except (ParamValidationError, TypeError, ValueError, AttributeError, KeyError):
                     continue  # botocore could not even serialise it: nothing was sent
                 answered += 1

@@ -195,3 +195,35 @@ def test_at_most_five_import_jobs_pending_or_in_progress(slow):
         lambda: personalize.describe_dataset_import_job(datasetImportJobArn=last), "datasetImportJob"
     )
     personalize.create_dataset_import_job(jobName="slow-limit-5", datasetArn=datasets[5], dataSource=location)
+
+
+def test_a_dataset_is_not_deleted_while_a_data_deletion_or_export_job_runs(slow):
+    personalize = slow["personalize"]
+    group, dataset = make_dataset(personalize, "slow-busy")
+    output = {"s3DataDestination": {"path": f"s3://{slow['bucket']}/busy/"}}
+    with slow["server"].backend.worker.held():  # both jobs stay PENDING, however slow this machine is
+        deletion = personalize.create_data_deletion_job(
+            jobName="slow-busy-erase",
+            datasetGroupArn=group,
+            dataSource={"dataLocation": f"s3://{slow['bucket']}/busy/users.csv"},
+            roleArn=ROLE,
+        )["dataDeletionJobArn"]
+        export = personalize.create_dataset_export_job(
+            jobName="slow-busy-export", datasetArn=dataset, roleArn=ROLE, jobOutput=output
+        )["datasetExportJobArn"]
+        assert personalize.describe_data_deletion_job(dataDeletionJobArn=deletion)["dataDeletionJob"][
+            "status"
+        ] == ("PENDING")
+        with pytest.raises(personalize.exceptions.ResourceInUseException, match="slow-busy-erase") as raised:
+            personalize.delete_dataset(datasetArn=dataset)
+        assert "slow-busy-export" in str(raised.value)
+    failed = wait_for_status(
+        lambda: personalize.describe_data_deletion_job(dataDeletionJobArn=deletion),
+        "dataDeletionJob",
+        done=("COMPLETED", "FAILED"),
+    )
+    assert failed["status"] == "FAILED" and "busy/users.csv" in failed["failureReason"]  # no such file
+    wait_for_status(
+        lambda: personalize.describe_dataset_export_job(datasetExportJobArn=export), "datasetExportJob"
+    )
+    personalize.delete_dataset(datasetArn=dataset)

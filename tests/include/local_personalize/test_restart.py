@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import boto3
 import pytest
@@ -16,10 +17,15 @@ from tests.conftest import REPO_ROOT
 from tests.include.local_personalize.conftest import (
     INTERACTIONS_SCHEMA,
     checked_client,
+    domain_interactions_csv,
     interactions_csv,
     wait_for_status,
 )
 from tests.include.local_personalize.test_workflow import POPULARITY
+
+FOR_YOU = "arn:aws:personalize:::recipe/aws-ecomm-recommended-for-you"
+ROLE = "arn:aws:iam::123456789012:role/PersonalizeS3"
+MOST_VIEWED = "arn:aws:personalize:::recipe/aws-ecomm-popular-items-by-views"
 
 
 class ServerProcess:
@@ -129,3 +135,99 @@ def test_cli_binds_loopback_by_default(launch):
     server = launch(0.01)
     assert server.url.startswith("http://127.0.0.1:")
     assert boto3.client("personalize", endpoint_url=server.url).list_dataset_groups()["datasetGroups"] == []
+
+
+def test_recommenders_and_deletion_jobs_survive_restarts_or_end_failed(launch, s3_client, s3_bucket):
+    first = launch(0.01)
+    seeder = Seeder(first.personalize, s3_client, s3_bucket, timeout=120.0, poll_seconds=0.02)
+    seeded = seeder.dataset_group(
+        "restart-shop", {"INTERACTIONS": (INTERACTIONS_SCHEMA, domain_interactions_csv())}, domain="ECOMMERCE"
+    )
+    group = seeded["group"]
+    recommender = first.personalize.create_recommender(
+        name="restart-for-you", datasetGroupArn=group, recipeArn=FOR_YOU
+    )["recommenderArn"]
+    active = wait_for_status(
+        lambda: first.personalize.describe_recommender(recommenderArn=recommender), "recommender"
+    )
+    assert active["status"] == "ACTIVE", active
+    served = first.runtime.get_recommendations(recommenderArn=recommender, userId="u1")
+    before = served["itemList"]
+    tracker = first.personalize.create_event_tracker(name="restart-tracker", datasetGroupArn=group)
+    attribution = first.personalize.create_metric_attribution(
+        name="restart-attribution",
+        datasetGroupArn=group,
+        metrics=[{"eventType": "View", "metricName": "VIEWS", "expression": "SAMPLECOUNT()"}],
+        metricsOutputConfig={
+            "s3DataDestination": {"path": f"s3://{s3_bucket}/attribution/"},
+            "roleArn": ROLE,
+        },
+    )["metricAttributionArn"]
+    for describe, key in (
+        (
+            lambda: first.personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]),
+            "eventTracker",
+        ),
+        (
+            lambda: first.personalize.describe_metric_attribution(metricAttributionArn=attribution),
+            "metricAttribution",
+        ),
+    ):
+        wait_for_status(describe, key)
+    first.stop()
+
+    second = launch(600.0)  # every status step waits 10 minutes: the kill lands mid-flight
+    assert second.runtime.get_recommendations(recommenderArn=recommender, userId="u1")["itemList"] == before
+    stopping = second.personalize.create_recommender(
+        name="restart-most-viewed", datasetGroupArn=group, recipeArn=MOST_VIEWED
+    )["recommenderArn"]
+    s3_client.put_object(Bucket=s3_bucket, Key="erase.csv", Body=b"USER_ID\nu1\n")
+    deletion = second.personalize.create_data_deletion_job(
+        jobName="restart-erase",
+        datasetGroupArn=group,
+        dataSource={"dataLocation": f"s3://{s3_bucket}/erase.csv"},
+        roleArn="arn:aws:iam::123456789012:role/PersonalizeS3",
+    )["dataDeletionJobArn"]
+    dataset = seeded["datasets"]["INTERACTIONS"]
+    schema = second.personalize.describe_dataset(datasetArn=dataset)["dataset"]["schemaArn"]
+    second.personalize.update_dataset(datasetArn=dataset, schemaArn=schema)
+    wait_for_status(
+        lambda: second.personalize.describe_recommender(recommenderArn=stopping),
+        "recommender",
+        done=("CREATE IN_PROGRESS",),
+    )
+    second.stop(signal.SIGKILL)
+
+    third = launch(0.01)
+    interrupted = third.personalize.describe_recommender(recommenderArn=stopping)["recommender"]
+    assert interrupted["status"] == "CREATE FAILED"
+    assert "restarted while this job was in progress" in interrupted["failureReason"]
+    job = third.personalize.describe_data_deletion_job(dataDeletionJobArn=deletion)["dataDeletionJob"]
+    assert job["status"] == "FAILED" and "restarted" in job["failureReason"]
+    update = wait_for_status(
+        lambda: {
+            "u": third.personalize.describe_dataset(datasetArn=dataset)["dataset"]["latestDatasetUpdate"]
+        },
+        "u",
+    )
+    assert update["status"] == "ACTIVE" and update["schemaArn"] == schema  # a pending update finishes
+    assert third.runtime.get_recommendations(recommenderArn=recommender, userId="u1")["itemList"] == before
+
+    # The recommendationId served before two restarts still leads to the recommender that issued it.
+    events = checked_client("personalize-events", third.url)
+    event = {"eventType": "View", "itemId": before[0]["itemId"], "sentAt": 1_700_000_123}
+    events.put_events(
+        trackingId=tracker["trackingId"],
+        userId="u1",
+        sessionId="s1",
+        eventList=[{**event, "recommendationId": served["recommendationId"]}],
+    )
+    key = "attribution/AggregatedAttributionMetrics-PutEvents-1700000100.csv"
+    report = ""
+    for _ in range(600):
+        try:
+            report = s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode()
+            break
+        except s3_client.exceptions.NoSuchKey:
+            time.sleep(0.05)
+    assert f"VIEWS,View,1.0,samplecount,{recommender},1700000100" in report.splitlines()

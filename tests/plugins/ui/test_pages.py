@@ -281,3 +281,36 @@ def test_daily_runs_put_every_version_on_the_page(view, pipeline, serving_campai
         1 for r in runs if not r.deployed
     )
     assert html.count('<tr class="decision"') == 12
+
+
+def test_a_replay_pending_line_shows_as_a_not_deployed_point(view, pipeline, serving_campaign, s3_client):
+    """gate.evaluation replay writes PENDING lines (include/pipeline/replay_tasks.py): no colour, not deployed."""
+    from include.pipeline.history import append_record, history_key, read_history
+    from include.pipeline.report import write_report
+
+    _, client = view
+    for run in history(pipeline, serving_campaign["version_arn"]):
+        record(pipeline, run)
+    pending = {
+        "run_id": "manual__run-4",
+        "solution_version_arn": version_arn(pipeline, 4),
+        "created_at": datetime.now(UTC).isoformat(),
+        "metrics": metrics(0.031, 0.5),
+        "decision": {
+            "verdict": "PENDING",
+            "window": ["2026-03-04", "2026-03-11"],
+            "summary": "PENDING replay",
+        },
+        "reason": "PENDING replay",
+        "deployed": False,
+    }
+    key = history_key(pipeline.s3.prefix)
+    append_record(s3_client, pipeline.s3.bucket, key, pending)
+    history_lines = read_history(s3_client, pipeline.s3.bucket, key)
+    write_report(s3_client, pipeline.s3.bucket, pipeline.s3.prefix, history_lines, "manual__run-4")
+    html = client.get(f"/personalize/pipelines/{pipeline.name}", headers=auth()).text
+    gate_chart = re.search(r'<svg class="chart" id="gate-metric".*?</svg>', html, re.S).group(0)
+    points = re.findall(r'<circle class="point (\w*) ([\w-]+)"[^>]*data-run-id="([^"]+)"', gate_chart)
+    assert points[-1] == ("", "not-deployed", "manual__run-4")
+    report = client.get(f"/personalize/pipelines/{pipeline.name}/reports/manual__run-4", headers=auth())
+    assert report.status_code == 200 and "Pending: scored against the champion" in report.text

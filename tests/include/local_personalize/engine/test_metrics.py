@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+from personalize_contract import metrics as list_metrics
 
 from include.local_personalize.engine import metrics
 from include.local_personalize.engine.api import TrainingData, TrainingRequest
@@ -11,17 +12,17 @@ def test_documented_worked_example():
     # Personalize's docs: relevant items at ranks 2 and 5 of the list.
     ranked = ["a", "hit1", "b", "c", "hit2", "d"]
     relevant = {"hit1", "hit2"}
-    assert metrics.reciprocal_rank(ranked, relevant, 25) == 0.5
-    assert metrics.ndcg(ranked, relevant, 5) == pytest.approx(0.6241, abs=5e-5)
-    assert metrics.precision(ranked, relevant, 5) == 0.4
+    assert list_metrics.reciprocal_rank(ranked, relevant, 25) == 0.5
+    assert list_metrics.ndcg(ranked, relevant, 5) == pytest.approx(0.6241, abs=5e-5)
+    assert list_metrics.precision(ranked, relevant, 5) == 0.4
 
 
 def test_no_hit_scores_zero_and_perfect_list_scores_one():
-    assert metrics.reciprocal_rank(["a", "b"], {"z"}, 25) == 0.0
-    assert metrics.ndcg(["a", "b"], {"z"}, 5) == 0.0
-    assert metrics.ndcg(["z", "y", "a"], {"z", "y"}, 5) == pytest.approx(1.0)
+    assert list_metrics.reciprocal_rank(["a", "b"], {"z"}, 25) == 0.0
+    assert list_metrics.ndcg(["a", "b"], {"z"}, 5) == 0.0
+    assert list_metrics.ndcg(["z", "y", "a"], {"z", "y"}, 5) == pytest.approx(1.0)
     # A short list still divides by k.
-    assert metrics.precision(["z"], {"z"}, 5) == 0.2
+    assert list_metrics.precision(["z"], {"z"}, 5) == 0.2
 
 
 def test_score_rankings_averages_scored_users_and_counts_coverage():

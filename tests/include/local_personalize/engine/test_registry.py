@@ -24,6 +24,7 @@ AWS_RECIPES = {
     "aws-sims": "RELATED_ITEMS",
     "aws-trending-now": "POPULAR_ITEMS",
     "aws-popularity-count": "POPULAR_ITEMS",
+    "aws-item-affinity": "USER_SEGMENTATION",
 }
 
 
