@@ -107,6 +107,11 @@ def test_resource_tags_get_the_pipeline_tag(tmp_path):
         (lambda d: d.update(solutions=[]), "solutions", "at least 1"),
         (lambda d: d.pop("solutions"), "solutions", "required"),
         (
+            lambda d: d["solutions"][1].update(gate={"evaluation": "replay"}),
+            "solutions.1.gate.evaluation",
+            "replay supports a config with one solution",
+        ),
+        (
             lambda d: d["solutions"][1].update(
                 name="demo-retail-baseline-popularity", gate={"baseline": "popularity-count"}
             ),
@@ -130,4 +135,13 @@ def test_the_shorthand_needs_its_campaign(tmp_path):
     data = demo_dict()
     del data["campaign"]
     with pytest.raises(ConfigError, match=r"campaign: required with the shorthand solution: .*solutions:"):
+        load_config(write(tmp_path, data))
+
+
+def test_the_replay_gate_has_no_baseline(tmp_path):
+    data = as_list(demo_dict())
+    data["solutions"][0]["gate"] = {"evaluation": "replay", "baseline": "popularity-count"}
+    with pytest.raises(
+        ConfigError, match=r"solutions\.0\.gate\.baseline: the popularity baseline gate is offline only"
+    ):
         load_config(write(tmp_path, data))
