@@ -83,5 +83,7 @@ def copy_reports(config: PipelineConfig, s3, demo_dir: Path, say) -> None:
             target.parent.mkdir(exist_ok=True)
             s3.download_file(config.s3.bucket, o["Key"], str(target))
     overview = config.s3.key("history", "overview.png")
-    s3.download_file(config.s3.bucket, overview, str(local / "overview.png"))
-    say(f"reports per solution and overview.png copied to {local}/")
+    # The replay gate's wiring (one solution) draws no overview.
+    if s3.list_objects_v2(Bucket=config.s3.bucket, Prefix=overview).get("KeyCount"):
+        s3.download_file(config.s3.bucket, overview, str(local / "overview.png"))
+    say(f"reports per solution (and the overview.png of every solution) copied to {local}/")
