@@ -190,3 +190,42 @@ def support_item(config) -> str:
     from include.pipeline.solution_tasks import top_items
 
     return top_items(config, 1)[0]
+
+
+def test_a_failing_solution_blocks_no_other_and_the_run_names_it(
+    local_aws,  # noqa: F811 (the fixture imported above)
+    s3_bucket,
+    seeded_pipeline,  # noqa: F811
+    monkeypatch,
+):
+    name, group = "e2e_fail", "e2e-fail"
+    broken = f"{group}-broken"
+    solutions = [
+        {"name": f"{group}-similar", "recipe": "aws-similar-items", "campaign": {"name": f"{group}-similar"},
+         "gate": NO_THRESHOLDS},
+        # No interaction has this event type: Personalize fails the training (too little data).
+        {"name": broken, "recipe": "aws-user-personalization", "event_type": "no-such-event",
+         "campaign": {"name": f"{group}-broken"}, "gate": NO_THRESHOLDS},
+    ]  # fmt: skip
+    _, path, overrides = seeded_pipeline("sqlite", name, users=300, days=2)
+    path = support.write_config(
+        path.parent, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", solutions=solutions, **overrides
+    )
+    dags = support.load_dags(path, monkeypatch)
+    run(dags["ingest"], logical_date=None, run_conf={"start": day(0), "end": day(2)})
+    dag_run = dags["train_deploy"].test(logical_date=None)
+    states = support.task_states(dag_run)
+    assert states[f"{broken}.train"] == "failed", states
+    assert states[f"{group}-similar.deploy_campaign"] == "success", states
+    assert states[f"{group}-similar.smoke_test"] == "success", states
+    assert states["finish"] == "failed" and str(dag_run.state) == "failed", states
+    campaigns = {c["name"] for c in local_aws["personalize"].list_campaigns()["campaigns"]}
+    assert f"{group}-similar" in campaigns and f"{group}-broken" not in campaigns
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(run_id=dag_run.run_id, task_id=f"{broken}.record").one()
+        assert ti.xcom_pull(task_ids=f"{broken}.record")["failure"].startswith(
+            "training or evaluation failed"
+        )
