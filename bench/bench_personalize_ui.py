@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python bench/bench_personalize_ui.py [--runs 365] [--repeats 15]
 
 Builds the world of tests/plugins/ui/server.py with `--runs` daily training runs (recorded by the
-pipeline's own `record_training`; the reports' two matplotlib PNGs are replaced by empty files
+pipeline's own `record_solution`; the reports' two matplotlib PNGs are replaced by empty files
 here only to keep the setup short: the pages never read them), starts `airflow api-server` on
 loopback with a viewer login, and times each page `--repeats` times over HTTP:
 - cold: `?refresh=true`, every S3 and Personalize read done again (what the first visitor after

@@ -1,8 +1,9 @@
 """Amazon Personalize pipelines: three DAGs for every config in include/config/ (wiring only).
 
 `<name>_ingest`, `<name>_train_deploy`, `<name>_batch_inference`; what each step does lives in
-include/pipeline/tasks/. Parsing reads only the YAML configs: no network, no database. The task
-modules are imported inside the task callables (`ingest_tasks()` ...), never at parse: the
+include/pipeline/tasks/ and the solution_* modules (each solution's task group is wired in
+include/pipeline/solution_dag.py). Parsing reads only the YAML configs: no network, no database. The
+task modules are imported inside the task callables (`ingest_tasks()` ...), never at parse: the
 dag-processor reparses this file every 30 s and pays only for configs and wiring
 (bench/bench_dag_parse.py).
 """
@@ -18,14 +19,11 @@ from airflow.sdk import (
     task,
 )
 from personalize.operators import (
-    PersonalizeCreateBatchInferenceJobOperator,
     PersonalizeCreateDatasetImportJobOperator,
-    PersonalizeCreateSolutionVersionOperator,
-    PersonalizeDeployCampaignOperator,
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import replay_dag
+from include.pipeline import replay_dag, solution_dag
 from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
 from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
 from include.pipeline.domain_config import domain_create_kwargs
@@ -39,18 +37,6 @@ def ingest_tasks():
     return ingest
 
 
-def training_tasks():
-    from include.pipeline.tasks import training
-
-    return training
-
-
-def batch_tasks():
-    from include.pipeline.tasks import batch
-
-    return batch
-
-
 def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperator:
     return PersonalizeEnsureResourcesOperator(
         task_id="ensure_resources",
@@ -62,6 +48,7 @@ def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperat
         role_arn=config.role_arn,
         kms_key_arn=config.kms_key_arn,
         extra_create_kwargs=domain_create_kwargs(config),
+        tags=config.all_resource_tags,
         **aws_args(config),
     )
 
@@ -153,6 +140,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
             task_id="import_datasets",
             pool=config.tasks.import_pool,
             max_active_tis_per_dagrun=1,  # Personalize runs one import per dataset at a time
+            tags=config.all_resource_tags,
             **aws_args(config),
         ).expand_kwargs(jobs)
 
@@ -190,6 +178,14 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 def build_train_deploy(config: PipelineConfig):
     asset = interactions_asset(config)
     model_asset = Asset(name=f"{config.name}_model", uri=config.s3.uri("history") + "/")
+    solutions = "\n".join(
+        f"- `{s.name}` ({s.recipe}): gate `{s.gate.metric}` thresholds {dict(s.gate.thresholds)}, tolerance "
+        f"{tolerance_text(s.gate.tolerance)}"
+        + (f", at least {s.gate.min_lift:g}x the popularity baseline" if s.gate.baseline else "")
+        + (f"; campaign `{s.campaign.name}`" if s.campaign else "")
+        + ("; batch inference" if s.batch else "")
+        for s in config.solutions
+    )
 
     @dag(
         dag_id=config.dag_ids["train_deploy"],
@@ -202,109 +198,45 @@ def build_train_deploy(config: PipelineConfig):
         default_args=default_args(config),
         tags=["personalize", "training", *config.tags],
         doc_md=f"""
-### {config.name}: train a solution version, gate it, deploy it
+### {config.name}: train every solution, gate each, deploy each its own way
 Runs when `{config.dag_ids["ingest"]}` lands new interactions (asset `{asset.name}`) and on cron
 `{config.schedule.train_deploy}`. A backfill publishes the asset many times; only the run that
-reaches the present trains. No new data since the last trained version (serving or rejected) -> no training (cost guard).
+reaches the present trains. A solution with no new data since its last trained version (serving or
+rejected) does not train (cost guard).
 
-Steps: train `{config.solution.name}` ({config.solution.recipe}) -> GetSolutionMetrics -> gate
-(`{config.gate.metric}` thresholds {dict(config.gate.thresholds)}; never worse than the champion by more
-than {tolerance_text(config.gate.tolerance)}; evaluation {config.gate.evaluation}) -> deploy campaign `{config.campaign.name}` -> smoke test
-GetRecommendations (rollback to the previous version on failure) -> metrics history and report on S3.
-A rejected challenger leaves the campaign untouched: see `keep_champion`'s log for the values side by side.
+Each solution in its own task group, in parallel: train -> GetSolutionMetrics -> gate (thresholds,
+never worse than its champion beyond the tolerance, and the lift over the popularity baseline where
+asked) -> deploy (campaign: create or UpdateCampaign, then a smoke test with the recipe's own
+requests, rolled back on failure; batch only: the version becomes the champion) -> metrics history
+and report. A rejected or failed solution never blocks another; `finish` fails the run naming it.
+
+With `gate.evaluation: replay` (one solution only) the solution is judged by replay instead:
+see docs/DESIGN.md, "Replay evaluation".
+
+{solutions}
 """,
         params=dag_params(config, "train_deploy"),
     )
     def train_deploy():
         resources = ensure_resources(config)
         check_params(config, "train_deploy") >> resources
-        if config.gate.evaluation == "replay":
-            replay_dag.replay_train_deploy(config, resources, model_asset, aws_args(config))
+        if any(entry.gate.evaluation == "replay" for entry in config.solutions):
+            # Replay evaluation runs for a one-solution config (checked at parse time).
+            view = config.for_solution(config.solutions[0].name)
+            replay_dag.replay_train_deploy(view, resources, model_asset, aws_args(view))
             return
-
-        @task.short_circuit(ignore_downstream_trigger_rules=True)
-        def plan_training(resources: dict, **context):
-            plan = training_tasks().plan_training(config, resources, context)
-            context["ti"].xcom_push(key="plan", value=plan)
-            return plan["train"]
-
-        planned = plan_training(resources.output)
-        plan_xcom = "ti.xcom_pull(task_ids='plan_training', key='plan')"
-        train = PersonalizeCreateSolutionVersionOperator(
-            task_id="train",
-            solution_arn="{{ " + plan_xcom + "['solution_arn'] }}",
-            training_mode="{{ " + plan_xcom + "['training_mode'] }}",
-            **aws_args(config),
-        )
-
-        @task.branch
-        def evaluate(**context):
-            ti = context["ti"]
-            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            decision = training_tasks().evaluate_challenger(
-                config, plan, ti.xcom_pull(task_ids="train"), context["params"]
-            )
-            ti.xcom_push(key="decision", value=decision.as_dict())
-            return "deploy_campaign" if decision.accepted and not plan["dry_run"] else "keep_champion"
-
-        @task
-        def keep_champion(**context):
-            ti = context["ti"]
-            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks().keep_champion(
-                config, plan, ti.xcom_pull(task_ids="evaluate", key="decision")
-            )
-
-        deploy = PersonalizeDeployCampaignOperator(
-            task_id="deploy_campaign",
-            campaign_name=config.campaign.name,
-            solution_version_arn="{{ ti.xcom_pull(task_ids='train') }}",
-            min_provisioned_tps=config.campaign.min_provisioned_tps,
-            campaign_config=config.campaign.campaign_config,
-            **aws_args(config),
-        )
-
-        @task
-        def smoke_test(resources: dict, **context):
-            ti = context["ti"]
-            plan = ti.xcom_pull(task_ids="plan_training", key="plan")
-            return training_tasks().smoke_test(
-                config, plan, ti.xcom_pull(task_ids="deploy_campaign"), resources
-            )
-
-        # all_done: a version that was trained is recorded whatever happened after (rejected, dry
-        # run, smoke test rolled back); the run still fails when a step failed.
-        @task(trigger_rule="all_done", outlets=[model_asset])
-        def record_history(**context):
-            from airflow.sdk.exceptions import AirflowFailException
-
-            ti = context["ti"]
-            outcome = training_tasks().finish_training(
-                config,
-                plan=ti.xcom_pull(task_ids="plan_training", key="plan"),
-                decision=ti.xcom_pull(task_ids="evaluate", key="decision"),
-                challenger_arn=ti.xcom_pull(task_ids="train"),
-                smoke_result=ti.xcom_pull(task_ids="smoke_test"),
-                run_id=ti.run_id,
-                dag_id=ti.dag_id,
-            )
-            if outcome.asset_extra is not None:
-                context["outlet_events"][model_asset].extra = outcome.asset_extra
-            if outcome.failure:
-                raise AirflowFailException(outcome.failure)
-            return outcome.asset_extra
-
-        keep = keep_champion()
-        smoke = smoke_test(resources.output)
-        planned >> train >> evaluate() >> [deploy, keep]
-        deploy >> smoke
-        [smoke, keep] >> record_history()
+        solution_dag.train_deploy_solutions(config, resources, model_asset, aws_args(config))
 
     return train_deploy()
 
 
 def build_batch_inference(config: PipelineConfig):
     output_asset = Asset(name=f"{config.name}_batch_recommendations", uri=config.s3.uri("batch") + "/")
+    served = [s for s in config.solutions if s.batch is not None]
+    listed = "\n".join(
+        f"- `{s.name}` ({s.recipe}): {s.batch.num_results} results, filter {s.batch.filter or 'none'}"
+        for s in served
+    )
 
     @dag(
         dag_id=config.dag_ids["batch_inference"],
@@ -317,41 +249,20 @@ def build_batch_inference(config: PipelineConfig):
         default_args=default_args(config),
         tags=["personalize", "batch", *config.tags],
         doc_md=f"""
-### {config.name}: batch recommendations for every user
-Users from the app DB -> JSON lines on S3 -> batch inference job with the solution version campaign
-`{config.campaign.name}` serves (filter: {config.batch_inference.filter or "none"},
-{config.batch_inference.num_results} items each) -> output under `{config.s3.uri("batch")}/<run>/output/`,
+### {config.name}: batch recommendations, one job per batch-served solution
+Each with its champion (the version its campaign serves; batch only: its newest accepted version),
+its input built for its recipe (users; items for related items; users with the popular items to
+rank) as JSON lines on S3 -> batch inference job -> output under `{config.s3.uri("batch")}/<solution>/<run>/output/`,
 published as asset `{output_asset.name}`.
+
+{listed or "No solution is served by batch."}
 """,
     )
     def batch_inference():
         resources = ensure_resources(config)
         check_params(config, "batch_inference") >> resources
-
-        @task(multiple_outputs=True)
-        def prepare(resources: dict, **context):
-            return batch_tasks().prepare_batch_inference(config, resources, context["run_id"])
-
-        prepared = prepare(resources.output)
-        job = PersonalizeCreateBatchInferenceJobOperator(
-            task_id="batch_inference_job",
-            job_name=prepared["job_name"],
-            solution_version_arn=prepared["solution_version_arn"],
-            input_path=prepared["input_path"],
-            output_path=prepared["output_path"],
-            filter_arn=prepared["filter_arn"],
-            role_arn=config.role_arn,
-            num_results=config.batch_inference.num_results,
-            **aws_args(config),
-        )
-
-        @task(outlets=[output_asset])
-        def publish_output(prepared: dict, job_arn: str, **context):
-            extra = batch_tasks().publish_batch_output(config, prepared, job_arn)
-            context["outlet_events"][output_asset].extra = extra
-            return extra
-
-        publish_output(prepared, job.output)
+        for entry in served:
+            solution_dag.batch_group(config, entry, resources.output, output_asset, aws_args(config))
 
     return batch_inference()
 

@@ -1,7 +1,7 @@
 """The README's main command (`make demo`): the whole pipeline on the embedded defaults, offline.
 
 Starts moto's S3 and the local Personalize service on free loopback ports, seeds the SQLite demo
-app database, then runs `demo_retail_ingest` and `demo_retail_train_deploy` with `dag.test()` in a
+app database, then runs `demo_retail_ingest`, `demo_retail_train_deploy` and `demo_retail_batch_inference` with `dag.test()` in a
 throwaway Airflow home, exactly the DAGs a scheduler would run. Everything lives under ./.demo/
 (Airflow home, app DB, Personalize state, a copy of the run report); nothing reaches AWS.
 
@@ -64,7 +64,11 @@ def demo_config(demo_dir: Path, replay_days: int | None = None) -> Path:
     data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     data["tasks"].update(retries=1, retry_delay_seconds=5, poll_seconds=1)
     if replay_days:
-        data["gate"].update(evaluation="replay", tolerance="auto", holdout_days=replay_days)
+        # The replay gate judges a one-solution config: the first solution, on its own gate.
+        first = data["solutions"][0]
+        data["solutions"] = [first]
+        gate = {k: v for k, v in first.get("gate", {}).items() if k not in ("baseline", "min_lift")}
+        first["gate"] = {**gate, "evaluation": "replay", "tolerance": "auto", "holdout_days": replay_days}
     folder = demo_dir / "config"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -161,21 +165,27 @@ def run_pipeline(args, config_path: Path, s3_url: str, personalize_url: str, sta
         run_dag(dags["ingest"], interval)
         say(f"running {config.dag_ids['train_deploy']} ...")
         run_dag(dags["train_deploy"], {})
-    if config.metric_attribution is not None and config.event_tracker:
-        live_traffic(config, personalize_url)
-        # A dry run: the campaign keeps the version that earned the traffic; the report shows its
-        # online metrics next to its offline ones.
+    served = [s for s in config.solutions if s.campaign is not None]
+    if config.metric_attribution is not None and config.event_tracker and served:
+        live_traffic(config.for_solution(served[0].name), personalize_url)
+        # A dry run: every solution keeps the version that earned the traffic; the reports show
+        # its online metrics next to its offline ones.
         say(f"running {config.dag_ids['train_deploy']} again (dry run): the report shows the online metrics")
         conf = {"dry_run": True, "force_deploy": True, "force_reason": "demo: report the online metrics"}
         run_dag(dags["train_deploy"], conf)
+    say(f"running {config.dag_ids['batch_inference']} ...")
+    run_dag(dags["batch_inference"], {})
 
-    show_results(config, s3, personalize_url)
+    from include.demo_results import show_results
+
+    show_results(config, s3, personalize_url, DEMO_DIR, say)
     say(f"wall time {time.perf_counter() - started:.0f} s")
     return 0
 
 
 def live_traffic(config, personalize_url: str, users: int = 200) -> dict:
-    """The shop's visitors act on the campaign's recommendations (PutEvents with recommendationId)."""
+    """The shop's visitors act on the campaign's recommendations (PutEvents with recommendationId);
+    `config` is one solution's view (`config.for_solution`), whose campaign they use."""
     import boto3
 
     from include.demo_events import send_recommendation_events
@@ -203,7 +213,11 @@ def load_dags(config) -> dict:
     spec = importlib.util.spec_from_file_location("personalize_pipelines_demo", DAG_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {"ingest": module.build_ingest(config), "train_deploy": module.build_train_deploy(config)}
+    return {
+        "ingest": module.build_ingest(config),
+        "train_deploy": module.build_train_deploy(config),
+        "batch_inference": module.build_batch_inference(config),
+    }
 
 
 def run_dag(dag, conf: dict) -> None:
@@ -213,58 +227,6 @@ def run_dag(dag, conf: dict) -> None:
     say(f"  {dag.dag_id}: {dag_run.state} in {time.perf_counter() - began:.0f} s; tasks: {states}")
     if str(dag_run.state) != "success":
         raise SystemExit(f"demo: {dag.dag_id} did not succeed; see the task logs above")
-
-
-def show_results(config, s3, personalize_url: str) -> None:
-    import boto3
-
-    from include.pipeline.history import history_key, read_history
-    from include.pipeline.tasks.training import top_users
-
-    control = boto3.client("personalize", endpoint_url=personalize_url, region_name="us-east-1")
-    runtime = boto3.client("personalize-runtime", endpoint_url=personalize_url, region_name="us-east-1")
-    campaign = next(c for c in control.list_campaigns()["campaigns"] if c["name"] == config.campaign.name)
-    campaign = control.describe_campaign(campaignArn=campaign["campaignArn"])["campaign"]
-    version = campaign["solutionVersionArn"]
-    metrics = control.get_solution_metrics(solutionVersionArn=version)["metrics"]
-    print()
-    say(f"campaign {campaign['name']}: {campaign['status']}, serving {version}")
-    say(
-        "offline metrics (GetSolutionMetrics): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
-    )
-    history = read_history(s3, config.s3.bucket, history_key(config.s3.prefix))
-    if history:
-        say(f"gate: {history[-1]['reason']}")
-        if (history[-1].get("decision") or {}).get("evaluation") == "replay" and "table" in history[-1][
-            "decision"
-        ]:
-            print(history[-1]["decision"]["table"], flush=True)
-    from include.pipeline.reconcile import format_table, reconcile
-
-    say("reconcile (per day: app DB vs imported into Personalize vs quarantined):")
-    print(format_table(reconcile(config)), flush=True)
-    for user in top_users(config, 3):
-        items = runtime.get_recommendations(campaignArn=campaign["campaignArn"], userId=user, numResults=5)
-        say(f"recommendations for {user}: " + ", ".join(i["itemId"] for i in items["itemList"]))
-    reports = sorted(
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=config.s3.bucket, Prefix=config.s3.key("history", "reports")).get(
-            "Contents", []
-        )
-    )
-    if reports:
-        local = DEMO_DIR / "report"
-        shutil.rmtree(local, ignore_errors=True)
-        local.mkdir()
-        # The last training run's report (run ids sort by time; --replay makes three).
-        folder = reports[-1].rsplit("/", 1)[0]
-        for key in reports:
-            if key.startswith(folder + "/"):
-                s3.download_file(config.s3.bucket, key, str(local / Path(key).name))
-        say(
-            f"run report: s3://{config.s3.bucket}/{folder}/report.md (copy in {local.relative_to(REPO_ROOT)}/)"
-        )
 
 
 def say(message: str) -> None:

@@ -13,7 +13,6 @@ caught here rather than by AWS after an hour of training.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass
@@ -25,12 +24,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from personalize_contract.filter_grammar import parse_filter
 from personalize_contract.metrics import METRIC_NAMES
-from personalize_contract.names import NAME_MAX_LENGTH, NAME_PATTERN
-from personalize_contract.recipes import KNOWN_RECIPES, RECIPE_ARN_PREFIX, UPDATE_RECIPES
+from personalize_contract.names import NAME_MAX_LENGTH
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -40,10 +36,24 @@ from pydantic import (
 )
 
 from include.pipeline import days, domain_config
+from include.pipeline.config_types import PersonalizeName, StrictModel
 from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.notify import EVENTS as NOTIFICATION_EVENTS
 from include.pipeline.online_metrics import MetricAttributionConfig, check_metric_attribution
+from include.pipeline.solution_config import (
+    BASELINE_RECIPES,
+    BatchInferenceConfig,
+    CampaignConfig,
+    ServedSolution,
+    SolutionConfig,
+    baseline_solution_name,
+    check_shorthand,
+    check_solutions,
+    shorthand_entry,
+)
+
+__all__ = ["BatchInferenceConfig", "CampaignConfig", "SolutionConfig"]  # their home is solution_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 # Lets tests and deployments point the DAG file at another folder of configs without code changes.
@@ -54,11 +64,14 @@ YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # pending or in-progress import jobs per region (a hard limit). Created by `ensure_import_pool()`.
 DEFAULT_IMPORT_POOL = "personalize_import_jobs"
 DEFAULT_IMPORT_POOL_SLOTS = 5
+# The pool that caps concurrent trainings: AWS allows 20 pending or in-progress solution versions
+# per region (adjustable; docs/PERSONALIZE_FACTS.md). Created by `ensure_training_pool()`.
+DEFAULT_TRAINING_POOL = "personalize_training"
+DEFAULT_TRAINING_POOL_SLOTS = 20
 
-PersonalizeName = Annotated[
-    str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)
-]
 PipelineName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=40)]
+# Personalize's tag key and value characters (Tag shape), ASCII; 50 tags per resource, one is ours.
+TAG_PATTERN = r"^[A-Za-z0-9 _.:/=+@-]*$"
 MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
 
 
@@ -81,30 +94,6 @@ def _check_cron(expression: str) -> str:
 
 
 Cron = Annotated[str, AfterValidator(_check_cron)]
-
-
-@functools.cache
-def _personalize_service_model():
-    """botocore's Personalize model, loaded once a process: a session and the model's JSON cost
-    ~40 ms, which every config paid again (most of a fleet's DAG parse time, bench_dag_parse)."""
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model("personalize")
-
-
-def _check_botocore_shape(value: dict[str, Any], shape_name: str) -> dict[str, Any]:
-    """Validate a dict against a Personalize request shape (member names, types) from botocore."""
-    from botocore.validate import ParamValidator
-
-    shape = _personalize_service_model().shape_for(shape_name)
-    report = ParamValidator().validate(value, shape)
-    if report.has_errors():
-        raise ValueError(report.generate_report().replace("\n", "; "))
-    return value
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class S3Config(StrictModel):
@@ -197,61 +186,6 @@ def _to_mapping(dataset_type: str, dataset: DatasetConfig) -> DatasetMapping:
     )
 
 
-class SolutionConfig(StrictModel):
-    name: PersonalizeName
-    recipe: str = "aws-user-personalization"
-    event_type: str | None = None
-    perform_hpo: bool = False
-    # AWS defaults this to true (a billed retrain every 7 days, around the gate); ours is off.
-    perform_auto_training: bool = False
-    # Passed to CreateSolution as is: Personalize's own keys, e.g. eventValueThreshold (a string).
-    solution_config: dict[str, Any] = {}
-    # Training mode of scheduled and asset-triggered runs; the manual form can choose either.
-    training_mode: Literal["FULL", "UPDATE"] = "FULL"
-
-    @field_validator("recipe")
-    @classmethod
-    def _recipe_name(cls, value: str) -> str:
-        name = value.removeprefix(RECIPE_ARN_PREFIX)
-        if not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", name):
-            raise ValueError(f"{value!r} is not a recipe name (e.g. aws-user-personalization) or recipe ARN")
-        if name not in KNOWN_RECIPES:
-            raise ValueError(f"unknown recipe {name!r}; Personalize's recipes are {sorted(KNOWN_RECIPES)}")
-        return name
-
-    @field_validator("solution_config")
-    @classmethod
-    def _solution_config_shape(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _check_botocore_shape(value, "SolutionConfig")
-
-    @model_validator(mode="after")
-    def _update_needs_a_recipe_that_supports_it(self) -> SolutionConfig:
-        if self.training_mode == "UPDATE" and self.recipe not in UPDATE_RECIPES:
-            raise ValueError(f"training_mode UPDATE: recipe {self.recipe} supports FULL only")
-        return self
-
-    @property
-    def recipe_arn(self) -> str:
-        return RECIPE_ARN_PREFIX + self.recipe
-
-    @property
-    def supports_update(self) -> bool:
-        return self.recipe in UPDATE_RECIPES
-
-
-class CampaignConfig(StrictModel):
-    name: PersonalizeName
-    min_provisioned_tps: int = Field(1, ge=1)
-    # AWS can redeploy every new version automatically, around the gate; ours is off.
-    sync_with_latest_solution_version: bool = False
-    # Warn when the serving solution version is older than this: broken retraining goes unnoticed otherwise.
-    max_serving_age_days: int = Field(14, ge=1)
-
-    @property
-    def campaign_config(self) -> dict[str, Any]:
-        return {"syncWithLatestSolutionVersion": self.sync_with_latest_solution_version}
-
-
 class FilterConfig(StrictModel):
     name: PersonalizeName
     expression: str = Field(min_length=1, max_length=2500)
@@ -315,6 +249,25 @@ def tolerance_text(tolerance: float | str) -> str:
     return tolerance if isinstance(tolerance, str) else f"{tolerance:g}"
 
 
+class SolutionGateConfig(GateConfig):
+    """A solution's gate: GateConfig plus the baseline rule (include/pipeline/baseline.py)."""
+
+    # Train a popularity-count solution on the same data and require `min_lift` over it on `metric`.
+    baseline: Literal[tuple(BASELINE_RECIPES)] | None = None  # type: ignore[valid-type]
+    min_lift: float = Field(1.0, ge=1.0)
+
+    @model_validator(mode="after")
+    def _lift_needs_a_baseline(self) -> SolutionGateConfig:
+        if self.min_lift != 1.0 and self.baseline is None:
+            raise ValueError("min_lift is set but baseline is not: set baseline: popularity-count")
+        return self
+
+
+class SolutionEntry(ServedSolution):
+    # Default: the top-level `gate:`.
+    gate: SolutionGateConfig | None = None
+
+
 class SmokeTestConfig(StrictModel):
     users: int = Field(3, ge=1, le=50)
     num_results: int = Field(10, ge=1, le=500)
@@ -343,12 +296,6 @@ class ScheduleConfig(StrictModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return days.to_utc(value, "schedule.start_date")
-
-
-class BatchInferenceConfig(StrictModel):
-    num_results: int = Field(25, ge=1, le=500)
-    # A configured filter's name, applied to every user's recommendations.
-    filter: str | None = None
 
 
 class NotificationsConfig(StrictModel):
@@ -401,6 +348,9 @@ class TasksConfig(StrictModel):
     # extract_parallelism at once per run: a pool of your own caps the app DB's load across pipelines.
     extract_pool: str = "default_pool"
     extract_parallelism: int = Field(4, ge=1)
+    # Pool of the train tasks (e.g. DEFAULT_TRAINING_POOL, made by setup.ensure_training_pool);
+    # None: Airflow's default_pool. A pool named here must exist, or the trainings never start.
+    training_pool: str | None = None
     # Wait in the triggerer (no worker slot held); false waits in the worker.
     deferrable: bool = True
     # Deferrable waits first poll in the worker this long and defer only if still in progress:
@@ -423,15 +373,23 @@ class PipelineConfig(StrictModel):
     kms_key_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z\-]*:kms:.+$")] | None = None
     dataset_group: PersonalizeName
     datasets: DatasetsConfig
-    # Required unless `domain` is set (include/pipeline/domain_config.py: check_domain_keys).
+    # Every solution of the dataset group (solution_config.py); `solution:` + `campaign:` (+
+    # `batch_inference:`) is the shorthand for one entry, and `gate:` every entry's default gate.
+    # At least one unless `domain` is set (include/pipeline/domain_config.py: check_domain_keys).
+    solutions: list[SolutionEntry] = []
     solution: SolutionConfig | None = None
     campaign: CampaignConfig | None = None
+    batch_inference: BatchInferenceConfig = BatchInferenceConfig()
+    # Tags on every resource the pipeline creates, with pipeline=<name> (`tags:` above are DAG tags).
+    resource_tags: dict[
+        Annotated[str, StringConstraints(pattern=TAG_PATTERN, min_length=1, max_length=128)],
+        Annotated[str, StringConstraints(pattern=TAG_PATTERN, max_length=256)],
+    ] = Field(default={}, max_length=49)
     filters: list[FilterConfig] = []
     event_tracker: PersonalizeName | None = None
-    gate: GateConfig = GateConfig()
+    gate: SolutionGateConfig = SolutionGateConfig()
     smoke_test: SmokeTestConfig = SmokeTestConfig()
     schedule: ScheduleConfig
-    batch_inference: BatchInferenceConfig = BatchInferenceConfig()
     tasks: TasksConfig = TasksConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     # The lifecycle DAGs (include/pipeline/lifecycle_config.py): erase_users always, export when set.
@@ -444,10 +402,10 @@ class PipelineConfig(StrictModel):
     # Online metrics from events with a recommendationId (include/pipeline/online_metrics.py).
     metric_attribution: MetricAttributionConfig | None = None
 
+    _shorthand = model_validator(mode="before")(check_shorthand)
+
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
-        domain_config.check_domain_keys(self)
-        check_metric_attribution(self)
         names = [f.name for f in self.filters]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -456,7 +414,45 @@ class PipelineConfig(StrictModel):
             raise ValueError(
                 f"batch_inference.filter {self.batch_inference.filter!r} is not one of filters {names}"
             )
+        if self.solution is not None and self.campaign is not None:
+            entry = shorthand_entry(self.solution, self.campaign, self.batch_inference)
+            object.__setattr__(self, "solutions", [SolutionEntry.model_validate(entry)])
+        domain_config.check_domain_keys(self)
+        check_metric_attribution(self)
+        # Frozen models: each entry without its own gate gets the top-level one.
+        gated = [e if e.gate else e.model_copy(update={"gate": self.gate}) for e in self.solutions]
+        object.__setattr__(self, "solutions", gated)
+        check_solutions(self.solutions, names, self.baseline_solution)
         return self
+
+    @property
+    def baseline_solution(self) -> str | None:
+        """The popularity-count solution baseline gates compare with (None: no gate asks for one)."""
+        if any(e.gate and e.gate.baseline for e in self.solutions):
+            return baseline_solution_name(self.dataset_group)
+        return None
+
+    def solution_named(self, name: str) -> SolutionEntry:
+        return next(e for e in self.solutions if e.name == name)
+
+    def for_solution(self, name: str) -> PipelineConfig:
+        """This config seen from one solution: `solution`, `campaign`, `gate` and `batch_inference`
+        are that entry's, so per-solution code reads them as it reads a one-solution config."""
+        entry = self.solution_named(name)
+        return self.model_copy(
+            update={
+                "solutions": [entry],
+                "solution": entry,
+                "campaign": entry.campaign,
+                "gate": entry.gate,
+                "batch_inference": entry.batch or BatchInferenceConfig(),
+            }
+        )
+
+    @property
+    def all_resource_tags(self) -> dict[str, str]:
+        """The tags of every resource the pipeline creates: resource_tags plus pipeline=<name>."""
+        return dict(sorted({**self.resource_tags, "pipeline": self.name}.items()))
 
     # Derived names, so each is spelled in one place.
     @property
@@ -485,19 +481,12 @@ class PipelineConfig(StrictModel):
         }
 
     def personalize_solutions(self) -> list[dict[str, Any]]:
-        if self.solution is None:  # a domain config: recommenders, no solution
-            return []
-        solution: dict[str, Any] = {
-            "name": self.solution.name,
-            "recipe_arn": self.solution.recipe_arn,
-            "perform_hpo": self.solution.perform_hpo,
-            "perform_auto_training": self.solution.perform_auto_training,
-        }
-        if self.solution.event_type:
-            solution["event_type"] = self.solution.event_type
-        if self.solution.solution_config:
-            solution["solution_config"] = self.solution.solution_config
-        return [solution]
+        """Every solution, and the baseline's when a gate asks for one."""
+        solutions = [entry.create_kwargs() for entry in self.solutions]
+        if self.baseline_solution:
+            recipe = BASELINE_RECIPES["popularity-count"]
+            solutions.append(SolutionConfig(name=self.baseline_solution, recipe=recipe).create_kwargs())
+        return solutions
 
     def personalize_filters(self) -> list[dict[str, str]]:
         return [{"name": f.name, "filter_expression": f.expression} for f in self.filters]
@@ -579,5 +568,8 @@ def _describe(path: Path, err: ValidationError) -> str:
             message = "unknown key (check the spelling; see the configuration reference in the README)"
         elif error["type"] == "missing":
             message = "required key is missing"
-        lines.append(f"{path}: {key}: {message}")
+        if not error["loc"] and re.match(r"^[a-z_][\w.]*: ", message):
+            lines.append(f"{path}: {message}")  # a cross-key rule that names its own key
+        else:
+            lines.append(f"{path}: {key}: {message}")
     return "\n".join(lines)

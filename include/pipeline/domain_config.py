@@ -13,18 +13,15 @@ from typing import Annotated, Any
 from personalize_contract import domains
 from personalize_contract.names import NAME_MAX_LENGTH, NAME_PATTERN
 from personalize_contract.recipes import RECIPE_ARN_PREFIX
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import StringConstraints, field_validator
 
+from include.pipeline.config_types import StrictModel, check_botocore_shape
 from include.pipeline.lifecycle_config import Cron
 
 DOMAINS = domains.DOMAINS
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RecommenderConfig(_Strict):
+class RecommenderConfig(StrictModel):
     """One recommender: a use case of the config's domain, under a name of its own."""
 
     name: Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)]
@@ -44,14 +41,7 @@ class RecommenderConfig(_Strict):
     @field_validator("recommender_config")
     @classmethod
     def _recommender_config_shape(cls, value: dict[str, Any]) -> dict[str, Any]:
-        import botocore.session
-        from botocore.validate import ParamValidator
-
-        shape = botocore.session.get_session().get_service_model("personalize").shape_for("RecommenderConfig")
-        report = ParamValidator().validate(value, shape)
-        if report.has_errors():
-            raise ValueError(report.generate_report().replace("\n", "; "))
-        return value
+        return check_botocore_shape(value, "RecommenderConfig")
 
     @property
     def recipe_arn(self) -> str:
@@ -62,7 +52,7 @@ class RecommenderConfig(_Strict):
         return domains.USE_CASES[self.use_case]
 
 
-class RecommenderScheduleConfig(_Strict):
+class RecommenderScheduleConfig(StrictModel):
     """Stop every recommender on `stop` and start it again on `start` (a stopped one is not billed)."""
 
     stop: Cron
@@ -76,18 +66,18 @@ def check_domain_keys(config: Any) -> None:
         for key in ("recommenders", "recommender_schedule"):
             if getattr(config, key):
                 raise ValueError(f"{key}: needs `domain: ECOMMERCE` or `domain: VIDEO_ON_DEMAND`")
-        for key in ("solution", "campaign"):
-            if getattr(config, key) is None:
-                raise ValueError(
-                    f"{key}: required key is missing (a config without `domain` trains a custom solution "
-                    "and serves it from a campaign)"
-                )
+        # A missing solution: or campaign: is named before validation (solution_config.check_shorthand).
+        if not config.solutions:
+            raise ValueError(
+                "solutions: at least 1 entry (a config without `domain` trains custom solutions and serves "
+                "them from a campaign or by batch)"
+            )
         return
-    for key in ("solution", "campaign"):
-        if getattr(config, key) is not None:
+    for key in ("solutions", "solution", "campaign"):
+        if getattr(config, key):
             raise ValueError(
                 f"{key}: a domain config (domain: {config.domain}) has no custom solution or campaign: "
-                "its recommenders serve; remove solution and campaign, or remove domain"
+                "its recommenders serve; remove solutions, solution and campaign, or remove domain"
             )
     if not config.recommenders:
         raise ValueError(f"recommenders: a domain config (domain: {config.domain}) needs at least one")

@@ -21,8 +21,14 @@ class HistoryError(RuntimeError):
     pass
 
 
-def history_key(prefix: str) -> str:
-    return f"{prefix.strip('/')}/history/metrics.jsonl".lstrip("/")
+def history_key(prefix: str, solution: str | None = None) -> str:
+    """The metrics history of a pipeline's first solution (None), or of another solution by name.
+
+    The first solution keeps the path a one-solution pipeline always had, so adding solutions to a
+    config keeps its history; every other solution has a folder of its own under history/.
+    """
+    folder = "history" if solution is None else f"history/{solution}"
+    return f"{prefix.strip('/')}/{folder}/metrics.jsonl".lstrip("/")
 
 
 def read_history(s3_client: Any, bucket: str, key: str) -> list[dict]:

@@ -117,10 +117,17 @@ def failure_callbacks(config) -> list:
 
 def gate_rejected(config, decision: Mapping[str, Any], champion: str) -> int:
     message = (
-        f"Pipeline {config.name}: the gate rejected the challenger; campaign {config.campaign.name} "
+        f"Pipeline {config.name}: the gate rejected the challenger; {_serving(config)} "
         f"keeps serving {champion}.\n{decision.get('summary', '')}\n\n{decision.get('table', '')}\n"
     )
     return notify(config, GATE_REJECTED, "challenger rejected by the gate", message)
+
+
+def _serving(config) -> str:
+    """What serves the (per-solution) config's model: its campaign, or batch inference alone."""
+    if config.campaign is not None:
+        return f"campaign {config.campaign.name}"
+    return f"solution {config.solution.name} (batch only)"
 
 
 def trailing_rejections(history: Iterable[Mapping[str, Any]]) -> int:
@@ -149,15 +156,14 @@ def rejections_in_a_row(config, history: Iterable[Mapping[str, Any]]) -> int:
         for r in records[-count:]
     ]
     message = (
-        f"Pipeline {config.name}: the gate rejected {count} challengers in a row; campaign "
-        f"{config.campaign.name} serves an ever older model. Check the data and the gate.\n"
-        + "\n".join(lines)
+        f"Pipeline {config.name}: the gate rejected {count} challengers in a row; "
+        f"{_serving(config)} serves an ever older model. Check the data and the gate.\n" + "\n".join(lines)
     )
     return notify(config, REJECTIONS_IN_A_ROW, f"{count} challengers rejected in a row", message)
 
 
 def serving_model_too_old(config, warning: str) -> int:
-    message = f"Pipeline {config.name}, campaign {config.campaign.name}: {warning}"
+    message = f"Pipeline {config.name}, {_serving(config)}: {warning}"
     return notify(config, SERVING_MODEL_TOO_OLD, "serving model too old", message)
 
 

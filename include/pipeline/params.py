@@ -54,13 +54,15 @@ def train_deploy_params(config: PipelineConfig) -> dict:
     from airflow.sdk import Param
 
     # UPDATE exists only for user-personalization recipes: offer it only where it can run.
-    modes = ["FULL", "UPDATE"] if config.solution.supports_update else ["FULL"]
+    updatable = [s.name for s in config.solutions if s.supports_update]
+    modes = ["FULL", "UPDATE"] if updatable else ["FULL"]
     return {
         "training_mode": Param(
-            config.solution.training_mode,
+            config.solutions[0].training_mode,
             type="string",
             enum=modes,
-            description="FULL retrains on all data; UPDATE (user-personalization) folds in new items and interactions.",
+            description="FULL retrains on all data; UPDATE (user-personalization) folds in new items and "
+            + f"interactions (UPDATE applies to {', '.join(updatable) or 'no solution'}; the others train FULL).",
         ),
         "force_deploy": Param(
             False,

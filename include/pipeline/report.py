@@ -68,6 +68,8 @@ class Run:
     champion_metrics: dict[str, float] | None
     deployed: bool
     details: dict[str, str]
+    # The popularity baseline's metrics, when the solution's gate has a baseline (issue 15).
+    baseline_metrics: dict[str, float] | None = None
     # The replay gate's decision (replay_gate.ReplayDecision.as_dict()) or a PENDING one; None offline.
     replay: dict | None = None
 
@@ -135,6 +137,9 @@ def parse_records(records: Sequence[Mapping[str, Any]]) -> list[Run]:
             if isinstance(record.get("deployed"), bool)
             else verdict.upper() in DEPLOYED_VERDICTS,
             details={k: str(record[k]) for k in DETAIL_KEYS if record.get(k) not in (None, "")},
+            baseline_metrics=None
+            if record.get("baseline_metrics") is None
+            else _metrics(record["baseline_metrics"], f"{where} baseline metrics"),
             replay=dict(decision) if isinstance(decision, Mapping) and decision.get("window") else None,
         )
         runs.append(run)
@@ -232,18 +237,26 @@ def _markdown(run: Run, shown: list[Run]) -> str:
     ]
     if run.created_at:
         lines.append(f"- Recorded at: {run.created_at}")
+    baseline = run.baseline_metrics
     lines += [
         "",
         "## Metrics (GetSolutionMetrics)",
         "",
-        "| metric | challenger | champion | change |",
-        "|---|---:|---:|---:|",
+        "| metric | challenger | champion | change |"
+        if baseline is None
+        else "| metric | challenger | champion | change | popularity baseline | lift |",
+        "|---|---:|---:|---:|" + ("" if baseline is None else "---:|---:|"),
     ]
     for name in _ordered_names(run.metrics, champion):
         mine = run.metrics.get(name)
         theirs = None if champion is None else champion.get(name)
         change = "-" if mine is None or theirs is None else f"{mine - theirs:+.4f}"
-        lines.append(f"| {name} | {format_number(mine)} | {format_number(theirs)} | {change} |")
+        row = f"| {name} | {format_number(mine)} | {format_number(theirs)} | {change} |"
+        if baseline is not None:
+            base = baseline.get(name)
+            lift = "-" if mine is None or not base else f"{mine / base:.2f}x"
+            row += f" {format_number(base)} | {lift} |"
+        lines.append(row)
     if run.replay is not None:
         lines += ["", *replay_markdown(run.replay)]
     lines += [
@@ -352,10 +365,10 @@ def _coverage_png(shown: list[Run], run: Run) -> bytes:
     return _png(figure)
 
 
-def report_prefix(prefix: str, run_id: str) -> str:
-    """Folder of one run's report, next to the metrics history; run ids made safe for keys and URLs."""
+def report_prefix(prefix: str, run_id: str, solution: str | None = None) -> str:
+    """Folder of one run's report, next to the (solution's) metrics history; run ids made safe for keys and URLs."""
     safe_run = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_") or "run"
-    return posixpath.join(posixpath.dirname(history_key(prefix)), "reports", safe_run)
+    return posixpath.join(posixpath.dirname(history_key(prefix, solution)), "reports", safe_run)
 
 
 def write_report(
@@ -364,6 +377,7 @@ def write_report(
     prefix: str,
     records: Sequence[Mapping[str, Any]],
     run_id: str | None = None,
+    solution: str | None = None,
 ) -> dict[str, str]:
     """Build the report for `run_id` (default: newest record), upload it, return {file kind: S3 key}.
 
@@ -371,7 +385,7 @@ def write_report(
     """
     client = s3.get_conn() if hasattr(s3, "get_conn") else s3
     report = build_report(records, run_id)
-    folder = report_prefix(prefix, report.run.run_id)
+    folder = report_prefix(prefix, report.run.run_id, solution)
     bodies = {
         "markdown": report.markdown.encode("utf-8"),
         "json": json.dumps(report.summary, indent=2, sort_keys=True).encode("utf-8"),

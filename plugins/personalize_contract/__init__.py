@@ -11,7 +11,7 @@ reading them from here, so a misreading shared by the validator and the service 
 | `names` | resource name pattern and the 63-character limit |
 | `data_rules` | dataset types, required and record-key fields, schema and value rules, training minimums |
 | `metrics` | the keys GetSolutionMetrics returns |
-| `recipes` | recipe ARNs, Personalize's recipes and their types, which accept trainingMode UPDATE |
+| `recipes` | recipe ARNs, Personalize's recipes and their types, which accept trainingMode UPDATE, what each type is asked with (user, item, user + item list) |
 | `domains` | domain dataset groups (ECOMMERCE, VIDEO_ON_DEMAND) and their use cases (recommender recipes) |
 | `filter_grammar` | the filter expression language: tokens, syntax tree, parser, filterValues |
 """

@@ -48,3 +48,28 @@ def recipe_arn(name: str) -> str:
 def recipe_name(arn_or_name: str) -> str:
     """The recipe's name, from its ARN or from its name."""
     return arn_or_name.removeprefix(RECIPE_ARN_PREFIX)
+
+
+# What a recipe type's recommendations are asked with (personalize-runtime, and the batch input
+# JSON lines: "Preparing input data for batch recommendations"):
+# - USER: GetRecommendations with userId; batch lines {"userId": ...}
+# - ITEM: GetRecommendations with itemId (related items); batch lines {"itemId": ...}
+# - USER_AND_ITEMS: GetPersonalizedRanking with userId and inputList; batch lines
+#   {"userId": ..., "itemList": [...]}
+SERVING_INPUTS = {
+    "USER_PERSONALIZATION": "USER",
+    "POPULAR_ITEMS": "USER",
+    "RELATED_ITEMS": "ITEM",
+    "PERSONALIZED_RANKING": "USER_AND_ITEMS",
+}
+
+
+def serving_input(recipe: str) -> str:
+    """USER, ITEM or USER_AND_ITEMS for a recipe name or ARN; ValueError for a recipe without one."""
+    recipe_type = RECIPE_TYPES.get(recipe_name(recipe))
+    if recipe_type not in SERVING_INPUTS:
+        raise ValueError(
+            f"recipe {recipe_name(recipe)}: no smoke test or batch input is known for its type "
+            f"({recipe_type or 'unknown'}); the pipeline serves {sorted(RECIPE_TYPES)}"
+        )
+    return SERVING_INPUTS[recipe_type]

@@ -106,7 +106,9 @@ class Configs:
         with self._lock:
             if self._loaded is None or refresh or time.monotonic() - self._loaded[0] >= self.ttl:
                 try:
-                    configs, error = load_configs(), None
+                    # The view shows each pipeline's first solution (several: issue 15, left to do).
+                    configs = [c.for_solution(c.solutions[0].name) for c in load_configs()]
+                    error = None
                 except (ConfigError, OSError) as err:
                     configs, error = [], str(err)
                 self._loaded = (time.monotonic(), configs, error)

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from include.local_personalize.connection import aws_connection as local_aws_connection
+from tests.demo_config import one_solution
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO_ROOT / "dags" / "personalize_pipelines.py"
@@ -39,9 +40,14 @@ def app_db_connection(url: str) -> str:
     return json.dumps({"conn_type": "sqlite", "host": str(url).removeprefix("sqlite:///")})
 
 
-def write_config(directory: Path, *, name: str, bucket: str, app_conn_id: str, **overrides) -> Path:
-    """A copy of the demo config renamed for a test, with fast polling and the given overrides."""
-    data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+def write_config(
+    directory: Path, *, name: str, bucket: str, app_conn_id: str, solutions: list | None = None, **overrides
+) -> Path:
+    """A copy of the demo config's first solution (shorthand form) renamed for a test, with fast
+    polling and the given overrides.
+
+    `solutions` replaces the demo's solution(s) by that list (names used as given)."""
+    data = one_solution(yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8")))
     group = name.replace("_", "-")
     data.update(name=name, dataset_group=group, app_db_conn_id=app_conn_id, tags=["test"])
     data["s3"] = {"bucket": bucket, "prefix": name}
@@ -50,6 +56,10 @@ def write_config(directory: Path, *, name: str, bucket: str, app_conn_id: str, *
     data["filters"][0]["name"] = f"{group}-no-purchased"
     data["batch_inference"]["filter"] = f"{group}-no-purchased"
     data["event_tracker"] = f"{group}-tracker"
+    if solutions is not None:
+        for key in ("solution", "campaign", "batch_inference", "solutions"):
+            data.pop(key, None)
+        data["solutions"] = solutions
     data["tasks"] = {
         "retries": 1,
         "retry_delay_seconds": 1,
@@ -90,9 +100,10 @@ def load_dags(config_path: Path, monkeypatch) -> dict:
 
 
 def ensure_pool(name: str = "personalize_import_jobs", slots: int = 5) -> None:
-    from include.pipeline.setup import ensure_import_pool
+    from include.pipeline.setup import ensure_import_pool, ensure_training_pool
 
     ensure_import_pool(name, slots)
+    ensure_training_pool()
 
 
 def task_states(dag_run) -> dict[str, str]:
@@ -123,3 +134,9 @@ def load_lifecycle_dags(config_path: Path, monkeypatch) -> dict:
             dags["recommenders_stop"] = module.build_recommender_schedule(config, "stop")
             dags["recommenders_start"] = module.build_recommender_schedule(config, "start")
     return dags
+
+
+def in_group(config, task_id: str, solution: int | str = 0) -> str:
+    """The id of a task in a solution's task group of train_deploy (by index or name)."""
+    name = config.solutions[solution].name if isinstance(solution, int) else solution
+    return f"{name}.{task_id}"

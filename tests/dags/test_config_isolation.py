@@ -16,8 +16,11 @@ def _pipeline(name: str) -> dict:
     data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
     data.update(name=name, dataset_group=name.replace("_", "-"))
     data["s3"]["prefix"] = name
-    data["solution"]["name"] = f"{name.replace('_', '-')}-solution"
-    data["campaign"]["name"] = f"{name.replace('_', '-')}-campaign"
+    group = name.replace("_", "-")
+    for number, solution in enumerate(data["solutions"]):
+        solution["name"] = f"{group}-solution-{number}"
+        if "campaign" in solution:
+            solution["campaign"]["name"] = f"{group}-campaign-{number}"
     return data
 
 

@@ -92,7 +92,7 @@ def test_ingest_owns_real_intervals_one_run_at_a_time_catching_up_only_when_conf
 def test_train_deploy_runs_on_the_asset_or_its_schedule_and_has_a_described_form(dag_bag):
     from airflow.sdk import AssetOrTimeSchedule
 
-    for _, dags in _pipeline_dags(dag_bag):
+    for config, dags in _pipeline_dags(dag_bag):
         train = dags["train_deploy"]
         assert isinstance(train.timetable, AssetOrTimeSchedule)
         assert train.max_active_runs == 1
@@ -107,14 +107,11 @@ def test_train_deploy_runs_on_the_asset_or_its_schedule_and_has_a_described_form
         ):
             assert form.get_param(name).description, f"param {name} has no description"
         assert form.get_param("training_mode").schema["enum"] == ["FULL", "UPDATE"]
-        assert {
-            "train",
-            "evaluate",
-            "deploy_campaign",
-            "keep_champion",
-            "smoke_test",
-            "record_history",
-        } <= set(train.task_ids)
+        assert {"ensure_resources", "sync_tags", "plan_training", "finish"} <= set(train.task_ids)
+        for solution in config.solutions:
+            served = {"deploy_campaign", "smoke_test"} if solution.campaign else {"accept_batch"}
+            for task_id in {"has_new_data", "train", "evaluate", "keep_champion", "record"} | served:
+                assert f"{solution.name}.{task_id}" in train.task_ids
 
 
 def test_waits_have_timeouts_and_every_task_reports_failures(dag_bag, caplog):

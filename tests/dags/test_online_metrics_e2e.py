@@ -67,7 +67,7 @@ def test_the_report_shows_the_online_metric_of_the_deployed_version(
         logical_date=None,
         run_conf={"force_deploy": True, "force_reason": "retrain after live traffic"},
     )
-    assert states["deploy_campaign"] == "success"
+    assert states[support.in_group(config, "deploy_campaign")] == "success"
     history_key = f"{config.s3.prefix}/history/metrics.jsonl"
     first, second = [
         json.loads(line)

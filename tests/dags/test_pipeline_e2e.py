@@ -133,7 +133,8 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
     _, states = run(dags["ingest"], logical_date=None, run_conf={"start": day(0), "end": day(3)})
     assert states["publish_interactions"] == "success"
     _, states = run(dags["train_deploy"], logical_date=None)
-    assert states["deploy_campaign"] == "success" and states["keep_champion"] == "skipped"
+    group = config.solutions[0].name
+    assert states[f"{group}.deploy_campaign"] == "success" and states[f"{group}.keep_champion"] == "skipped"
     first = campaign(local_aws, config.campaign.name)
     assert first["status"] == "ACTIVE"
     champion = first["solutionVersionArn"]
@@ -146,12 +147,12 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
     )
     assert recs["itemList"], "the deployed campaign returned no recommendations"
     # The model asset tells downstream what it was trained on.
-    model_extra = latest_asset_extra(f"{config.name}_model")
+    model_extra = latest_asset_extra(f"{config.name}_model")[group]
     assert model_extra["solution_version_arn"] == champion and model_extra["deployed"] is True
     assert model_extra["training_data"]["newest_import_finished"]
     # No new data since the serving version: the cost guard skips training.
     _, states = run(dags["train_deploy"], logical_date=None)
-    assert states["plan_training"] == "success" and states["train"] == "skipped", states
+    assert states["plan_training"] == "success" and states[f"{group}.train"] == "skipped", states
 
     # 2. New data, and a worse challenger (popularity-count): rejected, the campaign keeps the champion.
     run(dags["ingest"], logical_date=None, run_conf={"start": day(3), "end": day(4)})
@@ -164,19 +165,22 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
         **{"solution.name": f"{config.dataset_group}-pop", "solution.recipe": "aws-popularity-count"},
     )
     worse = support.load_dags(worse_path, monkeypatch)
+    pop = f"{config.dataset_group}-pop"
     _, states = run(worse["train_deploy"], logical_date=None)
-    assert states["keep_champion"] == "success" and states["deploy_campaign"] == "skipped", states
+    assert states[f"{pop}.keep_champion"] == "success" and states[f"{pop}.deploy_campaign"] == "skipped", (
+        states
+    )
     assert campaign(local_aws, config.campaign.name)["solutionVersionArn"] == champion
     # The rejected challenger was trained on this data: the next run does not pay to train it again.
     _, states = run(worse["train_deploy"], logical_date=None)
-    assert states["plan_training"] == "success" and states["train"] == "skipped", states
+    assert states["plan_training"] == "success" and states[f"{pop}.train"] == "skipped", states
 
     # 3. More data; an UPDATE version of the champion's solution is deployed through UpdateCampaign.
     support.write_config(config_dir, name=name, bucket=s3_bucket, app_conn_id=f"{name}_app", **overrides)
     dags = support.load_dags(path, monkeypatch)
     run(dags["ingest"], logical_date=None, run_conf={"start": day(4), "end": day(5)})
     _, states = run(dags["train_deploy"], logical_date=None, run_conf={"training_mode": "UPDATE"})
-    assert states["deploy_campaign"] == "success", states
+    assert states[f"{group}.deploy_campaign"] == "success", states
     updated = campaign(local_aws, config.campaign.name)
     assert updated["solutionVersionArn"] != champion
     assert (
@@ -194,14 +198,14 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
     # A dry run trains and evaluates (here forced past the cost guard) but leaves the campaign alone.
     dry_conf = {"dry_run": True, "force_deploy": True, "force_reason": "what would the gate say?"}
     _, states = run(dags["train_deploy"], logical_date=None, run_conf=dry_conf)
-    assert states["keep_champion"] == "success" and states["deploy_campaign"] == "skipped", states
+    assert states[f"{group}.keep_champion"] == "success" and states[f"{group}.deploy_campaign"] == "skipped"
     assert campaign(local_aws, config.campaign.name)["solutionVersionArn"] == updated["solutionVersionArn"]
     last = read_history(s3, s3_bucket, history_key(config.s3.prefix))[-1]
     assert last["dry_run"] is True and last["deployed"] is False
 
     # 4. Batch recommendations for every user from the served version.
     _, states = run(dags["batch_inference"], logical_date=None)
-    assert states["publish_output"] == "success"
+    assert states[f"{group}.publish_output"] == "success"
 
 
 def _known_user(config) -> str:
@@ -297,7 +301,7 @@ def test_interval_below_the_import_minimum_is_carried_into_the_next_run(
 
 
 def test_train_deploy_run_fails_at_once_on_bad_params(local_aws, seeded_pipeline):
-    """record_history (all_done) is the only leaf: a run whose params check failed must still fail."""
+    """finish (all_done) is the only leaf: a run whose params check failed must still fail."""
     dags, _, _ = seeded_pipeline("sqlite", "e2e_badform", users=30, days=1)
     dag_run = dags["train_deploy"].test(run_conf={"force_deploy": True})  # no force_reason
     states = support.task_states(dag_run)

@@ -25,4 +25,5 @@ def test_a_deferred_training_survives_a_triggerer_crash(stack):
     tis = stack.task_instances(train, run_id)
     assert finished["state"] == "success", {k: v["state"] for k, v in tis.items()}
     assert tis[task]["state"] == "success"
-    assert tis["deploy_campaign"]["state"] == "success", "force_deploy deploys what it trained"
+    group = stack.config.solutions[0].name
+    assert tis[f"{group}.deploy_campaign"]["state"] == "success", "force_deploy deploys what it trained"

@@ -27,7 +27,7 @@ def test_the_trigger_form_submits_with_its_defaults_and_the_run_shows(stack, bro
     browser.screenshot("train_deploy_trigger_form")
     assert submit.is_enabled(), "the form must submit with its defaults (no required field left empty)"
     # The defaults are shown: the configured training mode and gate metric are selected.
-    assert stack.config.solution.training_mode in dialog.text
+    assert stack.config.solutions[0].training_mode in dialog.text
     assert stack.config.gate.metric in dialog.text
     submit.click()
 

@@ -27,7 +27,9 @@ def quiet(stack) -> bool:
 def serving_version_id(stack) -> str:
     personalize = stack.personalize_client()
     (campaign,) = [
-        c for c in personalize.list_campaigns()["campaigns"] if c["name"] == stack.config.campaign.name
+        c
+        for c in personalize.list_campaigns()["campaigns"]
+        if c["name"] == stack.config.solutions[0].campaign.name
     ]
     described = personalize.describe_campaign(campaignArn=campaign["campaignArn"])["campaign"]
     return described["solutionVersionArn"].rsplit("/", 1)[-1]

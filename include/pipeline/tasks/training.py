@@ -1,11 +1,13 @@
-"""The train_deploy DAG's tasks: plan, evaluate against the champion, smoke test, record."""
+"""train_deploy pieces: the shrink guard, the gate against the champion and the most active users (every
+solution uses them), and the one-solution plan, keep_champion and smoke test the replay gate's wiring
+(replay_dag.py) runs. Offline, each solution runs include/pipeline/solution_tasks.py (plan, evaluate,
+smoke test) and solution_record.py (record, keep the champion, finish)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +18,7 @@ from include.pipeline import imports as imp
 from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
-from include.pipeline.history import append_record, history_key, read_history
+from include.pipeline.history import history_key, read_history
 from include.pipeline.mapping import quote_identifier
 from include.pipeline.schedule import (
     catching_up,
@@ -279,103 +281,3 @@ def top_users(config: PipelineConfig, count: int) -> list[str]:
         f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
     )
     return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
-
-
-@dataclass(frozen=True)
-class TrainingOutcome:
-    asset_extra: dict | None  # None: nothing was trained, nothing recorded
-    failure: str | None  # the run must fail with this message (after recording)
-
-
-def finish_training(
-    config: PipelineConfig,
-    *,
-    plan: Mapping[str, Any] | None,
-    decision: Mapping[str, Any] | None,
-    challenger_arn: str | None,
-    smoke_result: Mapping[str, Any] | None,
-    run_id: str,
-    dag_id: str,
-) -> TrainingOutcome:
-    """Record a trained version in the metrics history and say whether the run must fail.
-
-    Runs after every path: deployed, rejected, dry run, or a deploy / smoke test that failed (the
-    campaign was rolled back). A version that was trained but not evaluated is a failure.
-    """
-    if plan is None:
-        # record_history is the run's only leaf, so its state is the run's: a skipped plan skips
-        # it too, so no plan here means ensure_resources or plan_training failed.
-        return TrainingOutcome(None, "ensure_resources or plan_training failed: nothing was trained")
-    if not plan.get("train"):
-        return TrainingOutcome(None, None)
-    if decision is None or challenger_arn is None:
-        return TrainingOutcome(None, "training or evaluation failed: nothing to record; see the failed task")
-    deployed = smoke_result is not None
-    should_deploy = decision["accepted"] and not plan.get("dry_run")
-    extra = record_training(config, plan, decision, challenger_arn, deployed, run_id, dag_id)
-    if should_deploy and not deployed:
-        return TrainingOutcome(
-            extra,
-            f"{challenger_arn} passed the gate but was not deployed: deploy_campaign or smoke_test failed "
-            f"(the campaign serves {plan.get('champion_arn') or 'nothing'}); recorded as not deployed",
-        )
-    if decision["verdict"] == "REJECTED" and config.gate.fail_on_reject and not plan.get("dry_run"):
-        return TrainingOutcome(
-            extra, f"challenger rejected and gate.fail_on_reject is true: {decision['summary']}"
-        )
-    return TrainingOutcome(extra, None)
-
-
-def record_training(
-    config: PipelineConfig,
-    plan: Mapping[str, Any],
-    decision: Mapping[str, Any],
-    challenger_arn: str,
-    deployed: bool,
-    run_id: str,
-    dag_id: str,
-) -> dict:
-    """Append the run to the metrics history, write its report, return what the asset carries."""
-    from include.pipeline.tasks.metric_attribution import online_totals
-
-    s3 = s3_client(config)
-    record = {
-        "run_id": run_id,
-        "dag_id": dag_id,
-        "created_at": datetime.now(UTC).isoformat(),
-        "solution_version_arn": challenger_arn,
-        "training_mode": plan["training_mode"],
-        "metrics": decision["challenger"],
-        "decision": decision,
-        "reason": decision["summary"],
-        "champion_solution_version_arn": plan.get("champion_arn"),
-        "champion_metrics": decision.get("champion"),
-        "deployed": deployed,
-        "dry_run": bool(plan.get("dry_run")),
-        "campaign_name": config.campaign.name,
-        "training_data": plan.get("training_data"),
-        # The campaign's running online totals (metric attribution) now; None without one.
-        "online_totals": online_totals(config, s3),
-    }
-    key = history_key(config.s3.prefix)
-    written = append_record(s3, config.s3.bucket, key, record)
-    history = read_history(s3, config.s3.bucket, key)
-    if written:  # a rerun of the same run must not alert twice
-        notify.rejections_in_a_row(config, history)
-    report_keys = {}
-    try:
-        from include.pipeline.report import write_report
-
-        report_keys = write_report(s3, config.s3.bucket, config.s3.prefix, history, run_id)
-        log.info("run report: s3://%s/%s", config.s3.bucket, report_keys.get("markdown"))
-    except Exception:  # the report is a convenience; the history line is the record
-        log.exception("could not write the run report; the metrics history has the run")
-    return {
-        "history": f"s3://{config.s3.bucket}/{key}",
-        "report": f"s3://{config.s3.bucket}/{report_keys['markdown']}" if report_keys else None,
-        "solution_version_arn": challenger_arn,
-        "verdict": decision["verdict"],
-        "deployed": deployed,
-        "metrics": decision["challenger"],
-        "training_data": plan.get("training_data"),
-    }

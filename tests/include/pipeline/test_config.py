@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from include.pipeline.config import CONFIG_DIR, ConfigError, load_config, load_configs
+from tests.demo_config import one_solution
 
 DEMO = CONFIG_DIR / "demo_retail.yaml"
 
@@ -20,15 +21,20 @@ def write(tmp_path: Path, data: dict, name: str = "pipeline.yaml") -> Path:
 
 
 def demo_dict() -> dict:
-    return yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    """The demo config's first solution in the one-solution shorthand (tests/demo_config.py)."""
+    return one_solution(yaml.safe_load(DEMO.read_text(encoding="utf-8")))
 
 
 def test_shipped_configs_are_valid_and_yield_the_demo_pipeline():
     configs = load_configs(CONFIG_DIR)
     demo = next(c for c in configs if c.name == "demo_retail")
     assert demo.dag_ids["ingest"] == "demo_retail_ingest"
-    assert demo.solution.perform_auto_training is False
-    assert demo.campaign.campaign_config == {"syncWithLatestSolutionVersion": False}
+    assert [s.recipe for s in demo.solutions] == [
+        "aws-user-personalization", "aws-similar-items", "aws-personalized-ranking",
+    ]  # fmt: skip
+    assert demo.solutions[2].campaign is None and demo.baseline_solution == "demo-retail-baseline-popularity"
+    assert all(s.perform_auto_training is False for s in demo.solutions)
+    assert demo.solutions[0].campaign.campaign_config == {"syncWithLatestSolutionVersion": False}
     assert set(demo.personalize_datasets()) == {"INTERACTIONS", "ITEMS", "USERS"}
     schema = json.loads(demo.personalize_datasets()["INTERACTIONS"]["schema"])
     assert [f["name"] for f in schema["fields"]][:3] == ["USER_ID", "ITEM_ID", "TIMESTAMP"]
@@ -145,8 +151,9 @@ def test_bad_key_or_value_names_the_file_and_the_key(tmp_path, change, key, word
 
 
 def test_every_recipe_the_local_service_trains_is_a_known_recipe():
+    from personalize_contract.recipes import KNOWN_RECIPES
+
     from include.local_personalize.engine.registry import RECIPES
-    from include.pipeline.config import KNOWN_RECIPES
 
     assert set(RECIPES) <= KNOWN_RECIPES
 

@@ -10,10 +10,10 @@ import boto3
 import pytest
 import yaml
 
-from include.pipeline import notify
+from include.pipeline import notify, solution_record
 from include.pipeline.config import CONFIG_DIR, ConfigError, load_config
 from include.pipeline.gate import decide
-from include.pipeline.tasks import training
+from tests.demo_config import one_solution
 
 CONN_ID = "aws_notify_test"
 
@@ -52,8 +52,9 @@ def topic(s3_endpoint, monkeypatch):
 
 
 def make_config(tmp_path, s3_bucket=None, **notifications):
-    data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
+    data = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8")))
     data["aws_conn_id"] = CONN_ID
+    data.pop("metric_attribution")  # no Personalize here: the records carry no online totals
     if s3_bucket:
         data["s3"]["bucket"] = s3_bucket
     data["notifications"] = notifications
@@ -77,10 +78,15 @@ def rejected_decision() -> dict:
 def test_a_gate_rejection_reaches_the_topic_with_the_metrics_table(tmp_path, topic):
     config = make_config(tmp_path, sns_topic_arn=topic["arn"])
     decision = rejected_decision()
-    training.keep_champion(config, {"champion_arn": "arn:champion"}, decision)
+    solution_record.keep_champion(
+        config, config.solutions[0].name, {"champion_arn": "arn:champion"}, decision
+    )
     (message,) = topic["received"](1)
     assert message["Subject"] == "[demo_retail] challenger rejected by the gate"
-    assert "keeps serving arn:champion" in message["Message"]
+    assert (
+        "keeps serving arn:champion" in message["Message"]
+        and "campaign demo-retail-home" in message["Message"]
+    )
     assert decision["table"] and decision["table"] in message["Message"]
     assert "precision_at_25" in message["Message"]
 
@@ -145,11 +151,12 @@ def test_the_nth_rejection_in_a_row_notifies_once(tmp_path, topic, s3_client, s3
         tmp_path, s3_bucket, sns_topic_arn=topic["arn"], events=["rejections_in_a_row"], rejections_in_a_row=2
     )
     decision = rejected_decision()
-    plan = {"training_mode": "FULL", "champion_arn": "arn:champion"}
+    plan = {"train": True, "training_mode": "FULL", "champion_arn": "arn:champion"}
     for run in ("r1", "r2", "r2", "r3"):  # r2 twice: a cleared task's rerun records nothing new
-        training.record_training(
-            config, plan, decision, f"arn:challenger-{run}", False, run, "demo_retail_train_deploy"
-        )
+        solution_record.record_solution(
+            config, config.solutions[0].name, plan=plan, decision=decision,
+            challenger_arn=f"arn:challenger-{run}", deployed=False, run_id=run, dag_id="demo_retail_train_deploy",
+        )  # fmt: skip
     (message,) = topic["received"](1)
     assert message["Subject"] == "[demo_retail] 2 challengers rejected in a row"
     assert "arn:challenger-r1" in message["Message"] and "arn:challenger-r2" in message["Message"]

@@ -59,9 +59,11 @@ def _validate(params, name, value):
 
 def test_update_is_offered_only_for_recipes_that_support_it(config):
     modes = dag_params(config, TRAIN_DEPLOY)["training_mode"].schema["enum"]
-    assert modes == (["FULL", "UPDATE"] if config.solution.supports_update else ["FULL"])
+    assert modes == (["FULL", "UPDATE"] if config.solutions[0].supports_update else ["FULL"])
     other = config.model_copy(
-        update={"solution": config.solution.model_copy(update={"recipe": "aws-popularity-count"})}
+        update={
+            "solutions": [s.model_copy(update={"recipe": "aws-popularity-count"}) for s in config.solutions]
+        }
     )
     assert dag_params(other, TRAIN_DEPLOY)["training_mode"].schema["enum"] == ["FULL"]
 

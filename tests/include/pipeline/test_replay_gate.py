@@ -8,6 +8,7 @@ import yaml
 from include.pipeline.config import CONFIG_DIR, ConfigError, load_config
 from include.pipeline.replay_gate import decide_replay
 from include.pipeline.replay_stats import Interval, ReplayResult
+from tests.demo_config import one_solution
 
 METRIC = "normalized_discounted_cumulative_gain_at_25"
 WINDOW = ["2026-03-04", "2026-03-11"]
@@ -78,7 +79,7 @@ def test_bad_tolerance_is_refused():
 
 
 def _config(tmp_path, **gate):
-    data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
+    data = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8")))
     data["gate"].update(gate)
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")

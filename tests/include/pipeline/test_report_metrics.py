@@ -18,6 +18,7 @@ import yaml
 from include import demo_data
 from include.local_personalize import seed
 from tests.conftest import REPO_ROOT
+from tests.demo_config import one_solution
 
 SHOP = {"users": 200, "items": 120, "days": 30, "seed": 5, "end": datetime(2026, 3, 1, tzinfo=UTC)}
 GROUP = "report-metrics"
@@ -56,7 +57,7 @@ def config(personalize_endpoint, s3_endpoint, monkeypatch):
         "AIRFLOW_CONN_REPORT_METRICS_AWS",
         json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1", "service_config": services}}),
     )
-    raw = yaml.safe_load((REPO_ROOT / "include" / "config" / "demo_retail.yaml").read_text())
+    raw = one_solution(yaml.safe_load((REPO_ROOT / "include" / "config" / "demo_retail.yaml").read_text()))
     raw.update(name="report_metrics", aws_conn_id="report_metrics_aws", dataset_group=GROUP)
     raw["s3"] = {"bucket": BUCKET, "prefix": "pipeline"}
     return PipelineConfig.model_validate(raw)
@@ -74,20 +75,24 @@ def markdown_metrics(markdown: str) -> dict[str, tuple[str, str]]:
 
 
 def test_report_numbers_equal_get_solution_metrics(versions, config):
+    from include.pipeline import solution_record
     from include.pipeline.clients import s3_client
     from include.pipeline.tasks import training
 
     personalize, (champion_arn, challenger_arn) = versions
-    first_plan = {"champion_arn": None, "training_mode": "FULL"}
+    name = config.solutions[0].name
+    first_plan = {"train": True, "champion_arn": None, "training_mode": "FULL"}
     first = training.evaluate_challenger(config, first_plan, champion_arn, {})
-    training.record_training(
-        config, first_plan, first.as_dict(), champion_arn, True, "run-1", "report_metrics_train"
-    )
-    plan = {"champion_arn": champion_arn, "training_mode": "FULL"}
+    solution_record.record_solution(
+        config, name, plan=first_plan, decision=first.as_dict(), challenger_arn=champion_arn, deployed=True,
+        run_id="run-1", dag_id="report_metrics_train",
+    )  # fmt: skip
+    plan = {"train": True, "champion_arn": champion_arn, "training_mode": "FULL"}
     decision = training.evaluate_challenger(config, plan, challenger_arn, {})
-    recorded = training.record_training(
-        config, plan, decision.as_dict(), challenger_arn, decision.accepted, "run-2", "report_metrics_train"
-    )
+    recorded = solution_record.record_solution(
+        config, name, plan=plan, decision=decision.as_dict(), challenger_arn=challenger_arn,
+        deployed=decision.accepted, run_id="run-2", dag_id="report_metrics_train",
+    )  # fmt: skip
     assert recorded["report"], "the report was not written"
 
     expected_challenger = personalize.get_solution_metrics(solutionVersionArn=challenger_arn)["metrics"]

@@ -12,6 +12,7 @@ from include.pipeline import clients
 from include.pipeline.config import CONFIG_DIR, ConfigError, load_config
 from include.pipeline.history import append_record
 from include.pipeline.s3_writer import MultipartObjectWriter, encrypt_writes
+from tests.demo_config import one_solution
 
 KMS_KEY = "arn:aws:kms:us-east-1:000000000000:key/11111111-2222-3333-4444-555555555555"
 
@@ -63,7 +64,7 @@ def test_without_sse_objects_carry_no_encryption_header(s3_client, s3_bucket):
 
 
 def _config(tmp_path, **s3):
-    data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
+    data = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8")))
     data["aws_conn_id"] = "aws_sse_test"
     data["s3"].update(s3)
     path = tmp_path / "c.yaml"

@@ -1,4 +1,4 @@
-"""Task bodies whose failure paths are hard to reach end to end: smoke-test rollback, rejection."""
+"""Task bodies whose failure paths are hard to reach end to end: smoke-test rollback, rejection, records."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.pipeline import solution_record, solution_tasks
 from include.pipeline.config import CONFIG_DIR, load_config
 from include.pipeline.tasks import ingest, training
+from tests.demo_config import one_solution
 
 
 @pytest.fixture
 def config(tmp_path):
-    data = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8"))
+    data = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text(encoding="utf-8")))
     data["tasks"]["poll_seconds"] = 1
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -43,18 +45,24 @@ class FakeHook:
 def fakes(monkeypatch):
     hook = FakeHook()
     monkeypatch.setattr(training, "top_users", lambda config, count: ["u1", "u2"][:count])
-    monkeypatch.setattr(training, "personalize_hook", lambda config: hook)
+    monkeypatch.setattr(solution_tasks, "top_items", lambda config, count: ["i1", "i2", "i3"][:count])
+    monkeypatch.setattr(solution_tasks, "personalize_hook", lambda config: hook)
     return hook
 
 
 RESOURCES = {"filter_arns": {"demo-retail-exclude-purchased": "arn:filter"}}
 
 
+def smoke(config, champion="arn:v1"):
+    name = config.solutions[0].name
+    return solution_tasks.smoke_test(config, name, {"champion_arn": champion}, "arn:campaign", RESOURCES)
+
+
 def test_smoke_test_asks_each_user_with_and_without_each_filter(config, fakes, monkeypatch):
     runtime = FakeRuntime(["i1", "i2"])
-    monkeypatch.setattr(training, "runtime_client", lambda config: runtime)
-    result = training.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
-    assert result["users"] == ["u1", "u2"]
+    monkeypatch.setattr(solution_tasks, "runtime_client", lambda config: runtime)
+    result = smoke(config)
+    assert result["requests"] == 4
     assert sorted((r["userId"], r.get("filterArn", "")) for r in runtime.requests) == [
         ("u1", ""), ("u1", "arn:filter"), ("u2", ""), ("u2", "arn:filter"),
     ]  # fmt: skip
@@ -62,17 +70,17 @@ def test_smoke_test_asks_each_user_with_and_without_each_filter(config, fakes, m
 
 
 def test_empty_recommendations_roll_the_campaign_back_and_fail(config, fakes, monkeypatch):
-    monkeypatch.setattr(training, "runtime_client", lambda config: FakeRuntime([]))
+    monkeypatch.setattr(solution_tasks, "runtime_client", lambda config: FakeRuntime([]))
     with pytest.raises(AirflowFailException, match="rolled back to arn:v1"):
-        training.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+        smoke(config)
     assert fakes.updates == [{"campaignArn": "arn:campaign", "solutionVersionArn": "arn:v1"}]
     assert fakes.waits == ["arn:campaign"]
 
 
 def test_first_deployment_failing_the_smoke_test_fails_without_rollback(config, fakes, monkeypatch):
-    monkeypatch.setattr(training, "runtime_client", lambda config: FakeRuntime([]))
+    monkeypatch.setattr(solution_tasks, "runtime_client", lambda config: FakeRuntime([]))
     with pytest.raises(AirflowFailException, match="no previous version to roll back to"):
-        training.smoke_test(config, {"champion_arn": None}, "arn:campaign", RESOURCES)
+        smoke(config, champion=None)
     assert fakes.updates == []
 
 
@@ -89,75 +97,112 @@ class FailingRuntime:
 
 
 def test_recommendation_errors_roll_the_campaign_back_and_fail(config, fakes, monkeypatch):
-    monkeypatch.setattr(training, "runtime_client", lambda config: FailingRuntime())
+    monkeypatch.setattr(solution_tasks, "runtime_client", lambda config: FailingRuntime())
     with pytest.raises(AirflowFailException, match=r"InvalidInputException.*rolled back to arn:v1"):
-        training.smoke_test(config, {"champion_arn": "arn:v1"}, "arn:campaign", RESOURCES)
+        smoke(config)
     assert fakes.updates == [{"campaignArn": "arn:campaign", "solutionVersionArn": "arn:v1"}]
     assert fakes.waits == ["arn:campaign"]
 
 
-def test_rejection_is_not_a_failure_unless_config_says(config, tmp_path):
+def test_a_rejection_keeps_the_champion_and_never_raises(config):
     decision = {
         "verdict": "REJECTED",
         "summary": "gate REJECTED on precision_at_25: challenger 0.01 vs champion 0.02",
     }
-    message = training.keep_champion(config, {"champion_arn": "arn:v1", "dry_run": False}, decision)
-    assert "CHALLENGER REJECTED, campaign keeps serving arn:v1" in message
-    strict = config.model_copy(update={"gate": config.gate.model_copy(update={"fail_on_reject": True})})
-    with pytest.raises(AirflowFailException, match="fail_on_reject"):
-        training.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": False}, decision)
-    assert "DRY RUN" in training.keep_champion(strict, {"champion_arn": "arn:v1", "dry_run": True}, decision)
+    name = config.solutions[0].name
+    message = solution_record.keep_champion(
+        config, name, {"champion_arn": "arn:v1", "dry_run": False}, decision
+    )
+    assert f"CHALLENGER OF {name} REJECTED, the champion stays arn:v1" in message
+    dry = solution_record.keep_champion(config, name, {"champion_arn": "arn:v1", "dry_run": True}, decision)
+    assert "DRY RUN" in dry
 
 
 @pytest.fixture
-def recorded(monkeypatch):
-    calls = []
-
-    def fake_record(config, plan, decision, challenger, deployed, run_id, dag_id):
-        calls.append({"deployed": deployed, "verdict": decision["verdict"]})
-        return {"deployed": deployed}
-
-    monkeypatch.setattr(training, "record_training", fake_record)
-    return calls
+def recording(config, s3_client, s3_bucket, monkeypatch):
+    """The config writing its metrics history to the test bucket."""
+    monkeypatch.setattr(solution_record, "s3_client", lambda config: s3_client)
+    return config.model_copy(update={"s3": config.s3.model_copy(update={"bucket": s3_bucket})})
 
 
-def finish(
-    config, *, train=True, dry_run=False, accepted=True, verdict="ACCEPTED", smoke=True, evaluated=True
+def outcome(
+    config,
+    *,
+    run="r",
+    train=True,
+    dry_run=False,
+    accepted=True,
+    verdict="ACCEPTED",
+    deployed=True,
+    evaluated=True,
 ):
-    return training.finish_training(
+    metrics = {"precision_at_25": 0.1}
+    return solution_record.record_solution(
         config,
-        plan={"train": train, "dry_run": dry_run, "champion_arn": "arn:v1"},
-        decision={"accepted": accepted, "verdict": verdict, "summary": "s"} if evaluated else None,
-        challenger_arn="arn:v2" if evaluated else None,
-        smoke_result={"users": ["u"]} if smoke else None,
-        run_id="r",
+        config.solutions[0].name,
+        plan={"train": train, "dry_run": dry_run, "champion_arn": "arn:v1", "training_mode": "FULL"},
+        decision={
+            "accepted": accepted,
+            "verdict": verdict,
+            "summary": "s",
+            "challenger": metrics,
+            "table": "t",
+        }
+        if evaluated
+        else None,
+        challenger_arn=f"arn:{run}" if evaluated else None,
+        deployed=deployed,
+        run_id=run,
         dag_id="d",
     )
 
 
-def test_every_trained_version_is_recorded_and_failures_still_fail_the_run(config, recorded):
-    assert finish(config) == training.TrainingOutcome({"deployed": True}, None)
-    rejected = finish(config, accepted=False, verdict="REJECTED", smoke=False)
-    assert rejected.failure is None and recorded[-1] == {"deployed": False, "verdict": "REJECTED"}
-    dry = finish(config, dry_run=True, smoke=False)
-    assert dry.failure is None and recorded[-1]["deployed"] is False
-    rolled_back = finish(config, smoke=False)
-    assert "passed the gate but was not deployed" in rolled_back.failure and recorded[-1]["deployed"] is False
-    strict = config.model_copy(update={"gate": config.gate.model_copy(update={"fail_on_reject": True})})
-    assert "fail_on_reject" in finish(strict, accepted=False, verdict="REJECTED", smoke=False).failure
-    assert len(recorded) == 5
+def test_every_trained_version_is_recorded_and_failures_are_named(recording, s3_client, s3_bucket):
+    from include.pipeline.history import history_key, read_history
 
-
-def test_nothing_trained_records_nothing_and_failed_training_fails(config, recorded):
-    assert finish(config, train=False) == training.TrainingOutcome(None, None)
-    # record_history is the run's only leaf, so it alone decides the run's state: no plan means
-    # ensure_resources or plan_training failed (a skipped plan skips record_history too).
-    no_plan = training.finish_training(
-        config, plan=None, decision=None, challenger_arn=None, smoke_result=None, run_id="r", dag_id="d"
+    assert outcome(recording, run="r1")["failure"] is None
+    assert outcome(recording, run="r2", accepted=False, verdict="REJECTED", deployed=False)["failure"] is None
+    assert outcome(recording, run="r3", dry_run=True, deployed=False)["failure"] is None
+    rolled_back = outcome(recording, run="r4", deployed=False)
+    assert "passed the gate but was not deployed" in rolled_back["failure"]
+    strict_gate = recording.solutions[0].gate.model_copy(update={"fail_on_reject": True})
+    strict = recording.model_copy(
+        update={"solutions": [recording.solutions[0].model_copy(update={"gate": strict_gate})]}
     )
-    assert no_plan.asset_extra is None and "plan_training" in no_plan.failure
-    assert "training or evaluation failed" in finish(config, evaluated=False).failure
-    assert recorded == []
+    assert (
+        "fail_on_reject"
+        in outcome(strict, run="r5", accepted=False, verdict="REJECTED", deployed=False)["failure"]
+    )
+    history = read_history(s3_client, s3_bucket, history_key(recording.s3.prefix))
+    assert [(r["run_id"], r["deployed"]) for r in history] == [
+        ("r1", True), ("r2", False), ("r3", False), ("r4", False), ("r5", False),
+    ]  # fmt: skip
+
+
+def test_nothing_trained_records_nothing_and_failed_training_fails(recording, s3_client, s3_bucket):
+    from include.pipeline.history import history_key, read_history
+
+    assert outcome(recording, train=False) == {
+        "solution": recording.solutions[0].name,
+        "failure": None,
+        "record": None,
+    }
+    no_plan = solution_record.record_solution(
+        recording, recording.solutions[0].name, plan=None, decision=None, challenger_arn=None, deployed=False,
+        run_id="r", dag_id="d",
+    )  # fmt: skip
+    assert "plan_training failed" in no_plan["failure"]
+    assert "training or evaluation failed" in outcome(recording, evaluated=False)["failure"]
+    assert read_history(s3_client, s3_bucket, history_key(recording.s3.prefix)) == []
+
+
+def test_finish_names_every_failed_solution(config):
+    with pytest.raises(
+        AirflowFailException, match=r"2 of 3 solution\(s\) failed: a: broke; c: its record task failed"
+    ):
+        solution_record.finish_run(
+            config, {"a": {"failure": "broke"}, "b": {"failure": None, "record": {"x": 1}}, "c": None}
+        )
 
 
 def test_finished_imports_are_recorded_even_when_another_job_of_the_run_failed(

@@ -1,6 +1,6 @@
 """A pipeline's S3 history written by the pipeline's own writers, for the Personalize view's tests and bench.
 
-- training runs: `include.pipeline.tasks.training.record_training` (the metrics history line and the run
+- training runs: `include.pipeline.solution_record.record_solution` (the metrics history line and the run
   report) with a real `gate.decide` decision, at chosen times;
 - ingest: `import_ledger.Ledger.record_partition`, as `extract_days.extract_day` records each day;
 - reconcile: `reconcile/latest.json` through `reconcile.write_latest`, as the reconcile task writes it.
@@ -17,19 +17,20 @@ from unittest import mock
 
 import yaml
 
+from include.pipeline import solution_record
 from include.pipeline.clients import ledger
 from include.pipeline.config import CONFIG_DIR, PipelineConfig, load_config
 from include.pipeline.gate import decide
 from include.pipeline.import_ledger import Partition, describe_files
 from include.pipeline.reconcile import DayRow, write_latest
-from include.pipeline.tasks import training
+from tests.demo_config import one_solution
 
 ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
 
 
 def write_config(directory: Path, **overrides) -> PipelineConfig:
     """The demo config with `overrides` (dotted keys), as a file in `directory`."""
-    raw = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text())
+    raw = one_solution(yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text()))
     for dotted, value in overrides.items():
         node = raw
         *parents, leaf = dotted.split(".")
@@ -43,14 +44,14 @@ def write_config(directory: Path, **overrides) -> PipelineConfig:
 
 @contextlib.contextmanager
 def frozen_now(moment: datetime) -> Iterator[None]:
-    """`record_training` stamps a record with datetime.now(UTC); a history over a year needs other times."""
+    """`record_solution` stamps a record with datetime.now(UTC); a history over a year needs other times."""
 
     class Frozen(datetime):
         @classmethod
         def now(cls, tz=None):
             return moment if tz is not None else moment.replace(tzinfo=None)
 
-    with mock.patch.object(training, "datetime", Frozen):
+    with mock.patch.object(solution_record, "datetime", Frozen):
         yield
 
 
@@ -71,7 +72,7 @@ def version_arn(config: PipelineConfig, number: int) -> str:
 
 
 def record(config: PipelineConfig, run: TrainingRun) -> dict:
-    """One training run recorded exactly as the train_deploy DAG's record_history task does."""
+    """One training run recorded exactly as a solution's record task of train_deploy does."""
     decision = decide(
         run.metrics,
         run.champion_metrics,
@@ -86,8 +87,15 @@ def record(config: PipelineConfig, run: TrainingRun) -> dict:
         "training_data": None,
     }
     with frozen_now(run.at):
-        return training.record_training(
-            config, plan, decision, run.version_arn, run.deployed, run.run_id, config.dag_ids["train_deploy"]
+        return solution_record.record_solution(
+            config,
+            config.solutions[0].name,
+            plan={**plan, "train": True},
+            decision=decision,
+            challenger_arn=run.version_arn,
+            deployed=run.deployed,
+            run_id=run.run_id,
+            dag_id=config.dag_ids["train_deploy"],
         )
 
 

@@ -1,0 +1,286 @@
+"""train_deploy per solution: plan, evaluate (gate + baseline), deploy its own way, smoke test, record.
+
+Each solution of a config runs in its own task group, so one solution's failure or rejection never
+blocks or rolls back another; `finish_run` fails the run at the end, naming every solution that
+failed. Per-solution code reads `config.for_solution(name)`: that entry's `solution`, `campaign`,
+`gate` and `batch_inference`, as a one-solution config has them.
+
+The champion of a campaign-served solution is the version its campaign serves; a batch-only
+solution has no campaign, so its champion is its newest deployed version in its metrics history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from include.pipeline import days, notify
+from include.pipeline import imports as imp
+from include.pipeline.baseline import apply_baseline
+from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
+from include.pipeline.config import PipelineConfig
+from include.pipeline.history import history_key, read_history
+from include.pipeline.schedule import catching_up, cost_guard, serving_age_warning
+from include.pipeline.serving import Filter, recommended_items, smoke_requests
+
+log = logging.getLogger(__name__)
+
+
+def history_solution(config: PipelineConfig, name: str) -> str | None:
+    """history_key's `solution`: None for the first solution (the one-solution path), else its name."""
+    return None if name == config.solutions[0].name else name
+
+
+def solution_history_key(config: PipelineConfig, name: str) -> str:
+    return history_key(config.s3.prefix, history_solution(config, name))
+
+
+def history_champion(config: PipelineConfig, name: str) -> str | None:
+    """A batch-only solution's champion: its newest deployed version in its metrics history."""
+    records = read_history(s3_client(config), config.s3.bucket, solution_history_key(config, name))
+    deployed = [r for r in records if r.get("deployed")]
+    return deployed[-1]["solution_version_arn"] if deployed else None
+
+
+def champion_of(config: PipelineConfig, name: str, hook: Any = None) -> str | None:
+    entry = config.solution_named(name)
+    if entry.campaign is not None:
+        return (hook or personalize_hook(config)).get_serving_solution_version(entry.campaign.name)
+    return history_champion(config, name)
+
+
+def _version_created(hook: Any, arn: str | None) -> datetime | None:
+    if not arn:
+        return None
+    return days.maybe_utc(
+        hook.conn.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]["creationDateTime"]
+    )
+
+
+def _newest_import(hook: Any, dataset_arns: Any) -> datetime | None:
+    finished = [
+        days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
+        for arn in dataset_arns
+        for page in hook.conn.get_paginator("list_dataset_import_jobs").paginate(datasetArn=arn)
+        for job in page["datasetImportJobs"]
+        if job["status"] == "ACTIVE"
+    ]
+    return max(finished, default=None)
+
+
+def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context: Mapping[str, Any]) -> dict:
+    """Per solution (and the baseline): train or not, in which mode, against which champion."""
+    from include.pipeline.tasks.training import check_data_shrink
+
+    params = context["params"]
+    forced_reason = (params.get("force_reason") or "").strip() or None
+    forced = bool(params.get("force_deploy"))
+    if forced and not forced_reason:
+        raise ValueError("param force_deploy needs force_reason: say why the gate is being overridden")
+    hook = personalize_hook(config)
+    now = datetime.now(UTC)
+    events = context.get("triggering_asset_events") or {}
+    landed = [e.extra for evs in events.values() for e in evs if (e.extra or {}).get("interval_end")]
+    newest_import = _newest_import(hook, resources["dataset_arns"].values())
+    run_type = getattr(context["dag_run"], "run_type", None)
+    catch_up = None
+    if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
+        catch_up = catching_up(
+            [days.maybe_utc(x["interval_end"]) for x in landed], cron=config.schedule.ingest, now=now
+        )
+    dataset_records = imp.read_dataset_record(
+        hook.conn,
+        s3_client(config),
+        ledger(config),
+        "INTERACTIONS",
+        resources["dataset_arns"]["INTERACTIONS"],
+    ).held_records
+    training_data = {
+        "newest_import_finished": newest_import.isoformat() if newest_import else None,
+        "triggering_intervals": [[x.get("interval_start"), x["interval_end"]] for x in landed],
+        "triggering_records": sum(int(x.get("records") or 0) for x in landed),
+        # What the interactions dataset holds: the baseline of the next training's shrink guard.
+        "dataset_records": dataset_records,
+    }
+    plans = {}
+    for entry in config.solutions:
+        view = config.for_solution(entry.name)
+        mode = params.get("training_mode") or entry.training_mode
+        if mode == "UPDATE" and not entry.supports_update:
+            log.info(
+                "%s: recipe %s trains FULL only; the run's UPDATE applies to the others",
+                entry.name,
+                entry.recipe,
+            )
+            mode = "FULL"
+        solution_arn = resources["solution_arns"][entry.name]
+        champion = champion_of(config, entry.name, hook)
+        serving_created = _version_created(hook, champion)
+        if entry.campaign and (
+            warning := serving_age_warning(
+                serving_created, max_age_days=entry.campaign.max_serving_age_days, now=now
+            )
+        ):
+            log.warning("SERVING MODEL AGE: %s (solution %s)", warning, entry.name)
+            notify.serving_model_too_old(view, warning)
+        decision = catch_up or cost_guard(
+            newest_import=newest_import,
+            serving_created=serving_created,
+            latest_trained=_version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
+            forced=forced,
+            training_mode=mode,
+        )
+        if decision.train:
+            check_data_shrink(view, dataset_records, champion, forced=forced)
+        campaign = hook.find_campaign(entry.campaign.name) if entry.campaign else None
+        plans[entry.name] = {
+            "solution": entry.name,
+            "train": decision.train,
+            "reason": decision.reason,
+            "training_mode": mode,
+            "solution_arn": solution_arn,
+            "champion_arn": champion,
+            "campaign_arn": (campaign or {}).get("campaignArn"),
+            "forced_reason": forced_reason if forced else None,
+            "dry_run": bool(params.get("dry_run")),
+            "training_data": training_data,
+        }
+        log.info("%s: %s: %s", entry.name, "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
+    plan = {"solutions": plans, "baseline": None}
+    if config.baseline_solution:
+        baseline_arn = resources["solution_arns"][config.baseline_solution]
+        gated = [n for n, p in plans.items() if p["train"] and config.solution_named(n).gate.baseline]
+        latest = hook.get_latest_active_solution_version(baseline_arn)
+        # Cheap, and retrained only when the data changed since its newest version.
+        fresh = cost_guard(
+            newest_import=newest_import,
+            serving_created=None,
+            latest_trained=_version_created(hook, latest),
+            forced=False,
+            training_mode="FULL",
+        )
+        plan["baseline"] = {
+            "solution_arn": baseline_arn,
+            "train": bool(gated) and fresh.train,
+            "reason": fresh.reason,
+            "latest_arn": latest,
+        }
+        log.info(
+            "baseline %s: %s",
+            config.baseline_solution,
+            "TRAINING" if plan["baseline"]["train"] else fresh.reason,
+        )
+    log.info("plan: %s", json.dumps(plan, sort_keys=True))
+    return plan
+
+
+def evaluate(
+    config: PipelineConfig,
+    name: str,
+    plan: Mapping[str, Any],
+    challenger_arn: str,
+    params: Mapping[str, Any],
+    baseline_arn: str | None,
+) -> dict:
+    """The gate (thresholds, champion rule) and, when the solution's gate asks, the baseline's lift."""
+    from include.pipeline.tasks.training import evaluate_challenger
+
+    view = config.for_solution(name)
+    # The form presets gate_metric to the top-level gate's metric: that preset leaves each solution
+    # its own gate metric; any other choice overrides every solution's.
+    if params.get("gate_metric") == config.gate.metric:
+        params = {**params, "gate_metric": None}
+    decision = evaluate_challenger(view, plan, challenger_arn, params)
+    gate = view.gate
+    if gate.baseline is None:
+        return decision.as_dict()
+    baseline = None
+    if baseline_arn:
+        baseline = personalize_hook(config).conn.get_solution_metrics(solutionVersionArn=baseline_arn)[
+            "metrics"
+        ]
+    result = apply_baseline(decision, baseline, min_lift=gate.min_lift, baseline_arn=baseline_arn)
+    log.info("%s vs the popularity baseline %s:\n%s", name, baseline_arn, result["table"])
+    log.info(result["summary"])
+    return result
+
+
+def top_items(config: PipelineConfig, count: int) -> list[str]:
+    """The most interacted-with items in the app database: items every model has seen."""
+    from include.pipeline.extract import get_source_hook
+    from include.pipeline.mapping import quote_identifier
+
+    mapping = config.mappings["INTERACTIONS"]
+    column = quote_identifier(next(f.column for f in mapping.fields if f.field == "ITEM_ID"))
+    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
+    sql = (
+        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
+    )
+    return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
+
+
+def smoke_test(
+    config: PipelineConfig,
+    name: str,
+    plan: Mapping[str, Any],
+    campaign_arn: str,
+    resources: Mapping[str, Any],
+) -> dict:
+    """The recipe's own requests (by user, by item, or ranking a list); roll the campaign back on failure."""
+    from include.pipeline.tasks.training import SmokeTestFailed, top_users
+
+    view = config.for_solution(name)
+    entry = view.solutions[0]
+    users = top_users(view, view.smoke_test.users)
+    items = top_items(view, max(view.smoke_test.users, view.smoke_test.num_results))
+    if not users or not items:
+        raise SmokeTestFailed("the app database has no interactions to smoke-test with")
+    # Filters on interactions need a user; related-item requests are tried without them.
+    filters = [Filter(f.name, resources["filter_arns"][f.name], f.smoke_test_values) for f in view.filters]
+    requests = smoke_requests(
+        entry.recipe,
+        campaign_arn,
+        users=users,
+        items=items[: view.smoke_test.num_results]
+        if entry.recipe_type == "PERSONALIZED_RANKING"
+        else items[: view.smoke_test.users],
+        num_results=view.smoke_test.num_results,
+        filters=filters if entry.recipe_type != "RELATED_ITEMS" else (),
+    )
+    runtime = runtime_client(view)
+    samples, failures = {}, []
+    for request in requests:
+        try:
+            got = recommended_items(getattr(runtime, request.operation)(**request.kwargs))
+        except ClientError as err:  # an error answer is a failed smoke test too: roll back
+            failures.append(f"{request.label}: {err}")
+            continue
+        samples[request.label] = got[:5]
+        if not got:
+            failures.append(f"{request.label}: no recommendations")
+    if failures:
+        message = f"smoke test of {name} failed: " + "; ".join(failures)
+        previous = plan.get("champion_arn")
+        if previous:
+            from personalize.hooks import CAMPAIGN
+
+            hook = personalize_hook(config)
+            log.error("%s; rolling campaign %s back to %s", message, campaign_arn, previous)
+            hook.conn.update_campaign(campaignArn=campaign_arn, solutionVersionArn=previous)
+            hook.wait_until_active(
+                CAMPAIGN, campaign_arn, waiter_delay=max(1, int(config.tasks.poll_seconds))
+            )
+            message += f"; campaign rolled back to {previous}"
+        else:
+            message += "; no previous version to roll back to"
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(message)
+    for label, got in samples.items():
+        log.info("smoke test %s %s -> %s", name, label, got)
+    return {"requests": len(requests), "samples": samples}
