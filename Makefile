@@ -24,10 +24,13 @@ $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt constrain
 demo: $(STAMP)
 	$(BIN)/python -m include.demo $(ARGS)
 
+# The suite waits on servers and trainings more than it computes: two workers (pytest-xdist) halve
+# its wall time on CI's 2 cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(ARGS)
 
 # Validate every pipeline config the way DAG parsing does (one line per file; exit 1 if any is invalid).
 check-config: $(STAMP)
