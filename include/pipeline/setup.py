@@ -8,7 +8,7 @@ Equivalent CLI: `airflow pools set personalize_import_jobs 5 "..." --include-def
 
 from __future__ import annotations
 
-from include.pipeline.config import (
+from include.pipeline.run_config import (
     DEFAULT_IMPORT_POOL,
     DEFAULT_IMPORT_POOL_SLOTS,
     DEFAULT_TRAINING_POOL,
