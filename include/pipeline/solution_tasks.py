@@ -232,7 +232,7 @@ def smoke_test(
     resources: Mapping[str, Any],
 ) -> dict:
     """The recipe's own requests (by user, by item, or ranking a list); roll the campaign back on failure."""
-    from include.pipeline.tasks.training import SmokeTestFailed, top_users
+    from include.pipeline.tasks.training import SmokeTestFailed, roll_back_and_fail, top_users
 
     view = config.for_solution(name)
     entry = view.solutions[0]
@@ -264,23 +264,7 @@ def smoke_test(
         if not got:
             failures.append(f"{request.label}: no recommendations")
     if failures:
-        message = f"smoke test of {name} failed: " + "; ".join(failures)
-        previous = plan.get("champion_arn")
-        if previous:
-            from personalize.hooks import CAMPAIGN
-
-            hook = personalize_hook(config)
-            log.error("%s; rolling campaign %s back to %s", message, campaign_arn, previous)
-            hook.conn.update_campaign(campaignArn=campaign_arn, solutionVersionArn=previous)
-            hook.wait_until_active(
-                CAMPAIGN, campaign_arn, waiter_delay=max(1, int(config.tasks.poll_seconds))
-            )
-            message += f"; campaign rolled back to {previous}"
-        else:
-            message += "; no previous version to roll back to"
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(message)
+        roll_back_and_fail(config, plan, campaign_arn, f"smoke test of {name} failed: " + "; ".join(failures))
     for label, got in samples.items():
         log.info("smoke test %s %s -> %s", name, label, got)
     return {"requests": len(requests), "samples": samples}

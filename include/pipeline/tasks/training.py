@@ -216,6 +216,25 @@ def keep_champion(config: PipelineConfig, plan: Mapping[str, Any], decision: Map
     return message
 
 
+def roll_back_and_fail(config: PipelineConfig, plan: Mapping[str, Any], campaign_arn: str, message: str):
+    """A failed smoke test: the campaign goes back to the version it served before, and the task
+    fails without retries (a retry would smoke-test the same version again)."""
+    previous = plan.get("champion_arn")
+    if previous:
+        from personalize.kinds import CAMPAIGN
+
+        hook = personalize_hook(config)
+        log.error("%s; rolling campaign %s back to %s", message, campaign_arn, previous)
+        hook.conn.update_campaign(campaignArn=campaign_arn, solutionVersionArn=previous)
+        hook.wait_until_active(CAMPAIGN, campaign_arn, waiter_delay=max(1, int(config.tasks.poll_seconds)))
+        message += f"; campaign rolled back to {previous}"
+    else:
+        message += "; no previous version to roll back to"
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(message)
+
+
 def smoke_test(
     config: PipelineConfig, plan: Mapping[str, Any], campaign_arn: str, resources: Mapping[str, Any]
 ) -> dict:
@@ -248,23 +267,7 @@ def smoke_test(
             if not items:
                 failures.append(f"user {user} with {name or 'no filter'}: no recommendations")
     if failures:
-        message = "smoke test failed: " + "; ".join(failures)
-        previous = plan.get("champion_arn")
-        if previous:
-            from personalize.kinds import CAMPAIGN
-
-            hook = personalize_hook(config)
-            log.error("%s; rolling campaign %s back to %s", message, campaign_arn, previous)
-            hook.conn.update_campaign(campaignArn=campaign_arn, solutionVersionArn=previous)
-            hook.wait_until_active(
-                CAMPAIGN, campaign_arn, waiter_delay=max(1, int(config.tasks.poll_seconds))
-            )
-            message += f"; campaign rolled back to {previous}"
-        else:
-            message += "; no previous version to roll back to"
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(message)
+        roll_back_and_fail(config, plan, campaign_arn, "smoke test failed: " + "; ".join(failures))
     for key, items in results.items():
         log.info("smoke test %s -> %s", key, items)
     return {"users": users, "samples": results}

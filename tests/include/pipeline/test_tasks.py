@@ -47,6 +47,7 @@ def fakes(monkeypatch):
     monkeypatch.setattr(training, "top_users", lambda config, count: ["u1", "u2"][:count])
     monkeypatch.setattr(solution_tasks, "top_items", lambda config, count: ["i1", "i2", "i3"][:count])
     monkeypatch.setattr(solution_tasks, "personalize_hook", lambda config: hook)
+    monkeypatch.setattr(training, "personalize_hook", lambda config: hook)  # the rollback's
     return hook
 
 
