@@ -25,8 +25,11 @@ REPLAY_GATE = {
 }
 
 
-def _batch_jobs(personalize) -> list[dict]:
-    return personalize.list_batch_inference_jobs()["batchInferenceJobs"]
+def _batch_jobs(personalize, config) -> list[dict]:
+    """This test's batch jobs: the local service is shared by the tests a worker runs."""
+    own = f"/{config.solution.name}/"
+    jobs = personalize.list_batch_inference_jobs()["batchInferenceJobs"]
+    return [j for j in jobs if own in j["solutionVersionArn"]]
 
 
 def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts(
@@ -68,7 +71,7 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     # 3. Its window is not in the dataset yet: the run waits, trains nothing, scores nothing.
     _, states = run(dags["train_deploy"], logical_date=None, run_conf={"force_deploy": False})
     assert states["train"] == "skipped" and states["replay_inputs"] == "skipped", states
-    assert len(history()) == 2 and not _batch_jobs(personalize)
+    assert len(history()) == 2 and not _batch_jobs(personalize, config)
 
     # 4. Day 4 imported: both versions score the same held-out users on it, then the gate decides.
     run(dags["ingest"], logical_date=None, run_conf={"start": day(4), "end": day(5)})
@@ -76,7 +79,7 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     _, states = run(dags["train_deploy"], logical_date=scoring_run, run_after=scoring_run)
     assert states["train"] == "skipped", states
     assert states["replay_batch_jobs[0]"] == states["replay_batch_jobs[1]"] == "success", states
-    jobs = _batch_jobs(personalize)
+    jobs = _batch_jobs(personalize, config)
     assert sorted(j["solutionVersionArn"] for j in jobs) == sorted([challenger, champion])
     decided = history()[-1]
     decision = decided["decision"]
@@ -101,7 +104,7 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     lines = len(history())
     _, states = run(dags["train_deploy"], logical_date=scoring_run, run_after=scoring_run)
     assert states["replay_decide"] == "success", states
-    assert sorted(j["batchInferenceJobArn"] for j in _batch_jobs(personalize)) == sorted(
+    assert sorted(j["batchInferenceJobArn"] for j in _batch_jobs(personalize, config)) == sorted(
         j["batchInferenceJobArn"] for j in jobs
     )
     assert len(history()) == lines
