@@ -26,9 +26,10 @@ REPLAY_GATE = {
 
 
 def _batch_jobs(personalize, config) -> list[dict]:
-    """This pipeline's batch jobs (the local service is shared by every test of the session)."""
+    """This test's batch jobs: the local service is shared by the tests a worker runs."""
+    own = f"/{config.solution.name}/"
     jobs = personalize.list_batch_inference_jobs()["batchInferenceJobs"]
-    return [job for job in jobs if f":solution/{config.solution.name}/" in job["solutionVersionArn"]]
+    return [j for j in jobs if own in j["solutionVersionArn"]]
 
 
 def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts(
