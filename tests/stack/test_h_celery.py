@@ -108,5 +108,6 @@ def test_a_ten_day_manual_ingest_spreads_over_both_workers_and_deploys(celery_st
 
     train_run, train_tis = stack.wait_for(deployed_run, RUN_DEADLINE, f"an asset-triggered {train} run")
     assert train_run["state"] == "success", {k: v["state"] for k, v in train_tis.items()}
-    assert train_tis["deploy_campaign"]["state"] == "success"
-    assert train_tis["smoke_test"]["state"] == "success"
+    group = stack.config.solutions[0].name  # its task group in train_deploy
+    assert train_tis[f"{group}.deploy_campaign"]["state"] == "success"
+    assert train_tis[f"{group}.smoke_test"]["state"] == "success"
