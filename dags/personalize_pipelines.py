@@ -23,7 +23,7 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import replay_dag, solution_dag
+from include.pipeline import solution_dag
 from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
 from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
 from include.pipeline.domain_config import domain_create_kwargs
@@ -182,6 +182,7 @@ def build_train_deploy(config: PipelineConfig):
         f"- `{s.name}` ({s.recipe}): gate `{s.gate.metric}` thresholds {dict(s.gate.thresholds)}, tolerance "
         f"{tolerance_text(s.gate.tolerance)}"
         + (f", at least {s.gate.min_lift:g}x the popularity baseline" if s.gate.baseline else "")
+        + (f"; replay over {s.gate.holdout_days} held-out days" if s.gate.evaluation == "replay" else "")
         + (f"; campaign `{s.campaign.name}`" if s.campaign else "")
         + ("; batch inference" if s.batch else "")
         for s in config.solutions
@@ -210,8 +211,10 @@ asked) -> deploy (campaign: create or UpdateCampaign, then a smoke test with the
 requests, rolled back on failure; batch only: the version becomes the champion) -> metrics history
 and report. A rejected or failed solution never blocks another; `finish` fails the run naming it.
 
-With `gate.evaluation: replay` (one solution only) the solution is judged by replay instead:
-see docs/DESIGN.md, "Replay evaluation".
+A solution whose gate has `evaluation: replay` is judged by replay instead, in its own group: its
+challenger waits until `holdout_days` newer days are imported, then it, its champion and (with a
+baseline) the baseline are scored by batch inference on the same users and days; see
+docs/DESIGN.md, "Replay evaluation".
 
 {solutions}
 """,
@@ -220,11 +223,6 @@ see docs/DESIGN.md, "Replay evaluation".
     def train_deploy():
         resources = ensure_resources(config)
         check_params(config, "train_deploy") >> resources
-        if any(entry.gate.evaluation == "replay" for entry in config.solutions):
-            # Replay evaluation runs for a one-solution config (checked at parse time).
-            view = config.for_solution(config.solutions[0].name)
-            replay_dag.replay_train_deploy(view, resources, model_asset, aws_args(view))
-            return
         solution_dag.train_deploy_solutions(config, resources, model_asset, aws_args(config))
 
     return train_deploy()

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from include.pipeline.config import PipelineConfig
-from include.pipeline.history import read_history
+from include.pipeline.history import history_solution, read_history, solution_history_key
 from include.pipeline.serving import recommended_items, smoke_requests
-from include.pipeline.solution_tasks import history_solution, solution_history_key, top_items
+from include.pipeline.solution_tasks import top_items
 
 
 def show_results(config: PipelineConfig, s3, personalize_url: str, demo_dir: Path, say) -> None:

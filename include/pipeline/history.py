@@ -31,6 +31,16 @@ def history_key(prefix: str, solution: str | None = None) -> str:
     return f"{prefix.strip('/')}/{folder}/metrics.jsonl".lstrip("/")
 
 
+def history_solution(config: Any, name: str) -> str | None:
+    """history_key's `solution` for a pipeline config's solution: None for its first solution (the
+    one-solution path), else its name."""
+    return None if name == config.solutions[0].name else name
+
+
+def solution_history_key(config: Any, name: str) -> str:
+    return history_key(config.s3.prefix, history_solution(config, name))
+
+
 def read_history(s3_client: Any, bucket: str, key: str) -> list[dict]:
     """All records, oldest first; empty when the history does not exist yet."""
     body, _ = _read(s3_client, bucket, key)

@@ -8,8 +8,8 @@ Rules, in order, each named in the decision text:
   noise; a challenger as good as the champion passes however the draw falls;
 - champion rule `tolerance T` (a number): reject when challenger - champion < -T, as the offline
   gate does, but on the same users and window;
-- baseline (when a baseline model was scored and min_lift is given): the challenger must reach
-  min_lift x the baseline's value.
+- baseline (when min_lift is given: the solution's gate has a baseline): the challenger must reach
+  min_lift x the baseline's replay value; no baseline scored fails the rule.
 A forced deployment is accepted and still lists what failed. The decision's dict has the offline
 GateDecision's keys (verdict, summary, table, challenger, champion, ...), so keep_champion, the
 notifications and the report read either.
@@ -53,6 +53,8 @@ class ReplayDecision:
         )
         if CHAMPION in metrics:
             line += f" vs champion {metrics[CHAMPION][self.metric].text()}"
+        if BASELINE in metrics:
+            line += f", baseline {metrics[BASELINE][self.metric].text()}"
         if self.failures:
             line += "; " + "; ".join(self.failures)
         if self.forced_reason is not None:
@@ -143,12 +145,20 @@ def decide_replay(
                 f"{metric} trails the champion's by {-difference.value:.4f}, more than tolerance {tolerance:g}"
             )
     baseline = result.metrics.get(BASELINE, {}).get(metric)
-    if baseline is not None and min_lift is not None:
-        rules.append(f"baseline lift {min_lift:g}x")
-        if challenger[metric].value < min_lift * baseline.value:
-            failures.append(
-                f"{metric} {challenger[metric].value:.4f} < {min_lift:g} x baseline {baseline.value:.4f}"
+    if min_lift is not None:
+        if baseline is None:
+            # Nothing to compare with is not a pass (as the offline baseline gate, baseline.py).
+            rules.append(f"baseline lift {min_lift:g}x: no baseline scored")
+            failures.append("no baseline version was scored on the window (none trained before it)")
+        else:
+            lift = challenger[metric].value / baseline.value if baseline.value > 0 else float("inf")
+            rules.append(
+                f"baseline lift {min_lift:g}x: challenger / baseline {baseline.text()} = {lift:.2f}x"
             )
+            if challenger[metric].value < min_lift * baseline.value:
+                failures.append(
+                    f"{metric} {challenger[metric].value:.4f} < {min_lift:g} x baseline {baseline.value:.4f}"
+                )
     return ReplayDecision(
         accepted=not failures or forced_reason is not None,
         metric=metric,

@@ -109,14 +109,24 @@ def champion_saw_window(
     return None
 
 
-def job_name(pipeline: str, solution_version_arn: str, window: Window) -> str:
-    """The batch inference job's name, from the version and the window: a rerun adopts the job."""
-    digest = hashlib.sha256(f"{solution_version_arn}|{window.start}|{window.end}".encode()).hexdigest()[:12]
-    return f"{pipeline[:40]}-replay-{digest}"
+def job_name(solution: str, role: str, solution_version_arn: str, window: Window) -> str:
+    """The batch inference job scoring one model for `solution`'s replay on `window`.
+
+    Deterministic, so a rerun adopts the job: the digest covers the judged solution (two solutions
+    may score the same baseline version on the same window, each on its own held-out users), the
+    scored version and the window. Within Personalize's jobName rule (1-63 characters: letters,
+    digits, - and _, a letter or digit first): the solution name is a PersonalizeName, cut to leave
+    room for the role and the digest.
+    """
+    digest = hashlib.sha256(
+        f"{solution}|{solution_version_arn}|{window.start}|{window.end}".encode()
+    ).hexdigest()[:10]
+    return f"{solution[:32]}-replay-{role[:10]}-{digest}"
 
 
-def folder(window: Window) -> str:
-    return f"replay/{window.start}_{window.end}"
+def folder(solution: str, window: Window) -> str:
+    """Each solution's replay inputs and outputs: its held-out users depend on its event type."""
+    return f"replay/{solution}/{window.start}_{window.end}"
 
 
 def _verdict(record: Mapping) -> str | None:

@@ -1,9 +1,13 @@
-"""What train_deploy's tasks do when `gate.evaluation: replay` (docs/DESIGN.md, "Replay evaluation").
+"""What a solution's task group does when its gate has `evaluation: replay` (docs/DESIGN.md,
+"Replay evaluation"). Every function works on one solution (`config.for_solution(name)`): its own
+metrics history, its own replay folder on S3, its own batch inference jobs.
 
-A run does one of three things (replay_plan.plan): trains a challenger and leaves it PENDING;
-scores the oldest pending challenger whose window the dataset now holds (batch inference jobs for
-it and the champion, same users, same window), decides and deploys; or waits. The first version
-(no campaign yet) and a forced run go through the offline gate as before. The DAG file wires these.
+A run does one of three things per replay solution (replay_plan.plan): trains a challenger and
+leaves it PENDING; scores the oldest pending challenger whose window the dataset now holds (batch
+inference jobs for it, the champion and, with `gate.baseline`, the baseline version recorded with
+it: same users, same window), decides and deploys; or waits. The first version (no champion yet)
+and a forced run go through the offline gate as the offline solutions do. solution_tasks.plan_training
+calls plan_replay; replay_dag.py wires the rest; replay_record.py writes the outcome.
 """
 
 from __future__ import annotations
@@ -13,147 +17,156 @@ import io
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import date, datetime
 from typing import Any
 
-from include.pipeline import days, notify, replay, replay_plan, replay_stats
-from include.pipeline import imports as imp
-from include.pipeline.clients import ledger, personalize_hook, s3_client
+from include.pipeline import days, replay, replay_plan, replay_stats
+from include.pipeline.clients import personalize_hook, s3_client
 from include.pipeline.config import PipelineConfig
-from include.pipeline.gate import decide
-from include.pipeline.history import append_record, history_key, read_history
-from include.pipeline.replay_gate import CHALLENGER, CHAMPION, decide_replay
+from include.pipeline.history import read_history, solution_history_key
+from include.pipeline.replay_gate import BASELINE, CHALLENGER, CHAMPION, decide_replay
 
 log = logging.getLogger(__name__)
 
+# The branch a solution's group takes after planning (the step's "next").
+TRAIN, SCORE = "train", "score"
+
 
 def plan_replay(
-    config: PipelineConfig, plan: Mapping[str, Any], resources: Mapping[str, Any], run_id: str
+    config: PipelineConfig,
+    name: str,
+    plan: Mapping[str, Any],
+    data_end: date | None,
+    run_id: str,
+    *,
+    hook: Any,
+    forced: bool,
+    baseline_solution_arn: str | None = None,
 ) -> dict:
-    """plan_training's plan plus what replay does this run: {action, reason, window, pending ...}.
+    """The solution's plan (plan_training's entry) plus what replay does this run: {action, reason,
+    next, window, challenger_arn, champion_arn, baseline_arn ...}.
 
     The history's lines of this very run are left out, so a cleared and rerun run plans what its
     first try planned (and adopts its batch jobs) instead of seeing its own work as done.
     """
-    hook = personalize_hook(config)
-    held = imp.read_dataset_record(
-        hook.conn,
-        s3_client(config),
-        ledger(config),
-        "INTERACTIONS",
-        resources["dataset_arns"]["INTERACTIONS"],
-    ).held
-    data_end = replay_plan.data_end(held)
-    everything = read_history(s3_client(config), config.s3.bucket, history_key(config.s3.prefix))
+    everything = read_history(s3_client(config), config.s3.bucket, solution_history_key(config, name))
     history = [r for r in everything if r.get("run_id") != run_id]
     own = next((r for r in everything if r.get("run_id") == run_id and r.get("replay_of")), None)
     decided = replay_plan.plan(history, data_end)
+    pending = decided.pending or {}
     result = {
         "action": decided.action,
         "reason": decided.reason,
         "data_end": data_end.isoformat() if data_end else None,
         "window": decided.window.as_list() if decided.window else None,
-        "challenger_arn": (decided.pending or {}).get("solution_version_arn"),
-        "pending_run_id": (decided.pending or {}).get("run_id"),
+        "challenger_arn": pending.get("solution_version_arn"),
+        "pending_run_id": pending.get("run_id"),
         # What the pending version was trained on: the shrink guard's baseline once it serves.
-        "pending_training_data": (decided.pending or {}).get("training_data"),
+        "pending_training_data": pending.get("training_data"),
         # The first try's champion on a rerun (the campaign may serve the challenger by now).
         "champion_arn": own["champion_solution_version_arn"] if own else plan.get("champion_arn"),
+        "baseline_arn": None,
     }
     if own is not None:
         log.info(
-            "a rerun of %s: scoring against the champion of its first try, %s", run_id, result["champion_arn"]
+            "%s: a rerun of %s scores against its first try's champion %s",
+            name,
+            run_id,
+            result["champion_arn"],
         )
     elif decided.action == replay_plan.SCORE and plan.get("champion_arn"):
         champion = plan["champion_arn"]
         record = next((r for r in reversed(history) if r["solution_version_arn"] == champion), None)
-        created = days.maybe_utc(
-            hook.conn.describe_solution_version(solutionVersionArn=champion)["solutionVersion"][
-                "creationDateTime"
-            ]
-        )
         unfair = (
             "the champion is the pending challenger itself"
             if champion == result["challenger_arn"]
-            else replay_plan.champion_saw_window(record, created, decided.window)
+            else replay_plan.champion_saw_window(record, _created(hook, champion), decided.window)
         )
         if unfair:
             result.update(action="supersede", reason=f"{result['challenger_arn']} is not scored: {unfair}")
-    log.info("REPLAY %s: %s", result["action"].upper(), result["reason"])
+    if result["action"] == replay_plan.SCORE and baseline_solution_arn:
+        result["baseline_arn"] = _baseline_for(hook, pending, baseline_solution_arn, decided.window)
+    result["next"] = next_step(result["action"], trains=plan["train"], forced=forced)
+    log.info("%s: REPLAY %s: %s", name, result["action"].upper(), result["reason"])
     return result
 
 
-def next_task(plan: Mapping[str, Any], replay_step: Mapping[str, Any], forced: bool) -> list[str]:
-    """The branch after planning: train, score the pending challenger, or nothing."""
+def next_step(action: str, *, trains: bool, forced: bool) -> str | None:
+    """The group's branch: train (the cost guard lets it and no challenger waits), score, or nothing."""
     if forced:
-        return ["train"] if plan["train"] else []
-    if replay_step["action"] == replay_plan.SCORE:
-        return ["replay_inputs"]
-    if replay_step["action"] == replay_plan.TRAIN and plan["train"]:
-        return ["train"]
-    return []
+        return TRAIN if trains else None  # a person decides: the offline path
+    if action == replay_plan.SCORE:
+        return SCORE
+    return TRAIN if action == replay_plan.TRAIN and trains else None
 
 
-def evaluate_trained(
-    config: PipelineConfig,
-    plan: Mapping[str, Any],
-    replay_step: Mapping[str, Any],
-    challenger_arn: str,
-    params,
-) -> tuple[dict, str]:
-    """A freshly trained version: PENDING for replay when a champion serves, else the offline gate."""
-    hook = personalize_hook(config)
-    offline = hook.conn.get_solution_metrics(solutionVersionArn=challenger_arn)["metrics"]
-    if plan.get("champion_arn") and not plan.get("forced_reason"):
-        window = replay_plan.Window.after(
-            datetime.fromisoformat(replay_step["data_end"]).date(), config.gate.holdout_days
-        )
-        decision = {
-            "evaluation": "replay",
-            "verdict": replay_plan.PENDING,
-            "accepted": False,
-            "challenger": offline,
-            "champion": None,
-            "window": window.as_list(),
-            "summary": (
-                f"PENDING replay: trained on days before {window.start}; scored against the champion on "
-                f"[{window.start}, {window.end}) once the dataset holds those days"
-            ),
-        }
-        log.info(decision["summary"])
-        return decision, "keep_champion" if plan.get("dry_run") else "hold_challenger"
-    # "auto" needs an interval, which a first version (no champion) or a forced run has no use for.
-    tolerance = 0.0 if isinstance(config.gate.tolerance, str) else config.gate.tolerance
-    champion = None
-    if plan.get("champion_arn"):
-        champion = hook.conn.get_solution_metrics(solutionVersionArn=plan["champion_arn"])["metrics"]
-    gate = decide(
-        offline,
-        champion,
-        metric=params.get("gate_metric") or config.gate.metric,
-        thresholds=dict(config.gate.thresholds),
-        tolerance=tolerance,
-        forced_reason=plan.get("forced_reason"),
+def _created(hook: Any, arn: str) -> datetime | None:
+    described = hook.conn.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]
+    return days.maybe_utc(described["creationDateTime"])
+
+
+def _baseline_for(
+    hook: Any, pending: Mapping, baseline_solution_arn: str, window: replay_plan.Window
+) -> str | None:
+    """The baseline version to score beside the pending challenger: the one recorded with it (trained
+    on the same days), else the newest one created before the window began (it cannot have seen it)."""
+    recorded = (pending.get("decision") or {}).get("baseline_arn") or pending.get(
+        "baseline_solution_version_arn"
     )
-    log.info("offline gate (first version or forced run)\n%s", gate.table())
-    verdict = "deploy_campaign" if gate.accepted and not plan.get("dry_run") else "keep_champion"
-    return gate.as_dict(), verdict
+    if recorded:
+        return recorded
+    latest = hook.get_latest_active_solution_version(baseline_solution_arn)
+    created = _created(hook, latest) if latest else None
+    if created is not None and created.date() <= window.start:
+        return latest
+    log.warning("no baseline version trained before the window %s: the baseline rule fails", window.as_list())
+    return None
 
 
-def prepare_inputs(
-    config: PipelineConfig, plan: Mapping[str, Any], replay_step: Mapping[str, Any]
-) -> list[dict]:
+def pending_decision(
+    config: PipelineConfig, name: str, plan: Mapping[str, Any], challenger_arn: str, baseline_arn: str | None
+) -> dict | None:
+    """A freshly trained version waits PENDING for its replay window when a champion serves; None when
+    the offline gate decides instead (no champion yet: nothing to compare with; a forced run)."""
+    if not plan.get("champion_arn") or plan.get("forced_reason"):
+        return None
+    gate = config.for_solution(name).gate
+    offline = personalize_hook(config).conn.get_solution_metrics(solutionVersionArn=challenger_arn)["metrics"]
+    window = replay_plan.Window.after(
+        datetime.fromisoformat(plan["replay"]["data_end"]).date(), gate.holdout_days
+    )
+    decision = {
+        "evaluation": "replay",
+        "verdict": replay_plan.PENDING,
+        "accepted": False,
+        "challenger": offline,
+        "champion": None,
+        "window": window.as_list(),
+        # Trained on the same days as the challenger: what its replay scores it against.
+        "baseline_arn": baseline_arn if gate.baseline else None,
+        "summary": (
+            f"PENDING replay: trained on days before {window.start}; scored against the champion on "
+            f"[{window.start}, {window.end}) once the dataset holds those days"
+        ),
+    }
+    log.info("%s: %s", name, decision["summary"])
+    return decision
+
+
+def prepare_inputs(config: PipelineConfig, name: str, plan: Mapping[str, Any]) -> list[dict]:
     """Held-out users of the window, their batch input on S3, one batch job per model to score."""
     from airflow.sdk.exceptions import AirflowFailException
 
     if not config.role_arn:
         raise AirflowFailException(
-            "gate.evaluation replay runs batch inference jobs: set role_arn in the config"
+            f"solution {name}: gate.evaluation replay runs batch inference jobs: set role_arn in the config"
         )
-    window = replay_plan.Window.from_list(replay_step["window"])
+    step = plan["replay"]
+    window = replay_plan.Window.from_list(step["window"])
+    view = config.for_solution(name)
     s3 = s3_client(config)
-    held = build_held_out(config, s3, window)
-    folder = config.s3.key(replay_plan.folder(window))
+    held = build_held_out(view, s3, window)
+    folder = config.s3.key(replay_plan.folder(name, window))
     input_key = f"{folder}/input/users.jsonl"
     s3.put_object(Bucket=config.s3.bucket, Key=input_key, Body=replay.batch_input(held.users).encode())
     s3.put_object(
@@ -170,27 +183,34 @@ def prepare_inputs(
             }
         ).encode(),
     )
-    models = {CHALLENGER: replay_step["challenger_arn"]}
-    if replay_step.get("champion_arn"):
-        models[CHAMPION] = replay_step["champion_arn"]
     jobs = []
-    for role, arn in models.items():
-        name = replay_plan.job_name(config.name, arn, window)
+    for role, arn in models(step).items():
+        job = replay_plan.job_name(name, role, arn, window)
         jobs.append(
             {
-                "job_name": name,
+                "job_name": job,
                 "solution_version_arn": arn,
                 "input_path": f"s3://{config.s3.bucket}/{input_key}",
-                "output_path": f"s3://{config.s3.bucket}/{folder}/{name}/",
+                "output_path": f"s3://{config.s3.bucket}/{folder}/{job}/",
                 "num_results": replay.num_results(held),
             }
         )
-        log.info("replay %s %s: batch job %s", role, arn, name)
+        log.info("%s: replay %s %s: batch job %s", name, role, arn, job)
     log.info(
-        "held out %d of %d eligible users, %d window events in [%s, %s)",
-        len(held.users), held.eligible_users, held.window_events, window.start, window.end,
+        "%s: held out %d of %d eligible users, %d window events in [%s, %s)",
+        name, len(held.users), held.eligible_users, held.window_events, window.start, window.end,
     )  # fmt: skip
     return jobs
+
+
+def models(step: Mapping[str, Any]) -> dict[str, str]:
+    """role -> solution version scored: the challenger, the champion and the baseline when there is one."""
+    found = {
+        CHALLENGER: step["challenger_arn"],
+        CHAMPION: step.get("champion_arn"),
+        BASELINE: step.get("baseline_arn"),
+    }
+    return {role: arn for role, arn in found.items() if arn}
 
 
 def build_held_out(config: PipelineConfig, s3, window: replay_plan.Window) -> replay.HeldOut:
@@ -233,15 +253,18 @@ def _rows(config: PipelineConfig, s3, key_lists) -> Iterator[tuple[str, str]]:
 
 def decide_pending(
     config: PipelineConfig,
+    name: str,
     plan: Mapping[str, Any],
-    replay_step: Mapping[str, Any],
     jobs: list[dict],
     params: Mapping[str, Any],
 ) -> tuple[dict, str, str | None]:
     """Score each batch output, bootstrap, decide. Returns (decision, next task, ARN to deploy)."""
-    window = replay_plan.Window.from_list(replay_step["window"])
+    step = plan["replay"]
+    view = config.for_solution(name)
+    gate = view.gate
+    window = replay_plan.Window.from_list(step["window"])
     s3 = s3_client(config)
-    folder = config.s3.key(replay_plan.folder(window))
+    folder = config.s3.key(replay_plan.folder(name, window))
     stored = json.loads(s3.get_object(Bucket=config.s3.bucket, Key=f"{folder}/held_out.json")["Body"].read())
     held = replay.HeldOut(
         users=tuple(stored["users"]),
@@ -251,14 +274,14 @@ def decide_pending(
         eligible_users=stored["eligible_users"],
         window_events=stored["window_events"],
     )
-    roles = {replay_step["challenger_arn"]: CHALLENGER, replay_step.get("champion_arn"): CHAMPION}
+    roles = {arn: role for role, arn in models(step).items()}
     hook = personalize_hook(config)
     scores, offline = {}, {}
     for job in jobs:
         role = roles[job["solution_version_arn"]]
         lists, errors = replay.read_batch_output(_output_lines(config, s3, job["output_path"]))
         if errors:
-            log.warning("replay %s: %d users not scored, e.g. %s", role, len(errors), errors[:3])
+            log.warning("%s: replay %s: %d users not scored, e.g. %s", name, role, len(errors), errors[:3])
         scores[role] = replay.score_users(lists, held)
         offline[role] = hook.conn.get_solution_metrics(solutionVersionArn=job["solution_version_arn"])[
             "metrics"
@@ -266,33 +289,33 @@ def decide_pending(
     result = replay_stats.bootstrap(
         scores,
         reference=CHAMPION if CHAMPION in scores else CHALLENGER,
-        resamples=config.gate.replay_resamples,
+        resamples=gate.replay_resamples,
         seed=window.seed,
     )
-    metric = params.get("gate_metric") or config.gate.metric
-    tolerance = (
-        config.gate.tolerance if params.get("gate_tolerance") is None else float(params["gate_tolerance"])
-    )
+    # The form presets gate_metric to the top-level gate's: that preset leaves each solution its own.
+    chosen = params.get("gate_metric")
+    metric = chosen if chosen and chosen != config.gate.metric else gate.metric
+    tolerance = gate.tolerance if params.get("gate_tolerance") is None else float(params["gate_tolerance"])
     decision = decide_replay(
         result,
         metric=metric,
-        thresholds=dict(config.gate.thresholds),
+        thresholds=dict(gate.thresholds),
         tolerance=tolerance,
         window=window.as_list(),
+        min_lift=gate.min_lift if gate.baseline else None,
         offline=offline,
     )
     log.info(
-        "replay of %s vs %s\n%s",
-        replay_step["challenger_arn"],
-        replay_step.get("champion_arn"),
-        decision.table(),
-    )
-    log.info(decision.summary())
+        "%s: replay of %s vs champion %s, baseline %s\n%s",
+        name, step["challenger_arn"], step.get("champion_arn"), step.get("baseline_arn"), decision.table(),
+    )  # fmt: skip
+    log.info("%s: %s", name, decision.summary())
+    decided = {**decision.as_dict(), "baseline_arn": step.get("baseline_arn")}
     if not decision.accepted or plan.get("dry_run"):
-        return decision.as_dict(), "keep_champion", None
-    if config.gate.replay_deploy == "retrain":
-        return decision.as_dict(), "retrain", None
-    return decision.as_dict(), "use_as_trained", replay_step["challenger_arn"]
+        return decided, "keep_champion", None
+    if gate.replay_deploy == "retrain":
+        return decided, "retrain", None
+    return decided, "use_as_trained", step["challenger_arn"]
 
 
 def _output_lines(config: PipelineConfig, s3, output_path: str) -> Iterator[str]:
@@ -306,120 +329,3 @@ def _output_lines(config: PipelineConfig, s3, output_path: str) -> Iterator[str]
         raise replay.ReplayError(f"the batch inference job wrote nothing under {output_path}")
     for key in keys:
         yield from s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8").splitlines()
-
-
-def record(
-    config: PipelineConfig,
-    *,
-    plan: Mapping[str, Any] | None,
-    replay_step: Mapping[str, Any] | None,
-    decision: Mapping[str, Any] | None,
-    trained_arn: str | None,
-    retrained_arn: str | None,
-    deployed: bool,
-    run_id: str,
-    dag_id: str,
-) -> dict | None:
-    """The run's line in the metrics history and its report; None when the run did nothing.
-
-    Lines: a trained version (PENDING, or the offline gate's decision for a first version or a
-    forced run); a replay decision (`replay_of` names the pending version it resolves); or a
-    pending version that cannot be scored fairly (SUPERSEDED). `replay.data_end` is the day the
-    line's version's training data ends, which the next replay checks the champion against.
-    """
-    if plan is None or replay_step is None:
-        return None
-    scored = replay_step["action"] in (replay_plan.SCORE, "supersede")
-    if replay_step["action"] == "supersede":
-        decision = {"verdict": "SUPERSEDED", "summary": replay_step["reason"], "challenger": {}}
-    if decision is None or (not scored and trained_arn is None):
-        return None
-    offline = decision.get("offline") or {}
-    if scored:
-        evaluated = replay_step["challenger_arn"]
-        arn = retrained_arn or evaluated
-        data_end = replay_step["data_end"] if retrained_arn else replay_step["window"][0]
-        metrics, champion_metrics = offline.get(CHALLENGER) or {}, offline.get(CHAMPION)
-    else:
-        arn, data_end = trained_arn, replay_step["data_end"]
-        metrics, champion_metrics = decision.get("challenger") or {}, decision.get("champion")
-    line = {
-        "run_id": run_id,
-        "dag_id": dag_id,
-        "created_at": datetime.now(UTC).isoformat(),
-        "solution_version_arn": arn,
-        "training_mode": "FULL" if retrained_arn else plan.get("training_mode"),
-        "metrics": metrics,
-        "decision": dict(decision),
-        "reason": decision["summary"],
-        "champion_solution_version_arn": replay_step.get("champion_arn")
-        if scored
-        else plan.get("champion_arn"),
-        "champion_metrics": champion_metrics,
-        "deployed": deployed,
-        "dry_run": bool(plan.get("dry_run")),
-        "campaign_name": config.campaign.name,
-        "training_data": replay_step.get("pending_training_data")
-        if scored and not retrained_arn
-        else plan.get("training_data"),
-        "replay": {"window": decision.get("window") or replay_step.get("window"), "data_end": data_end},
-    }
-    if scored:
-        line["replay_of"] = replay_step["challenger_arn"]
-        line["pending_run_id"] = replay_step.get("pending_run_id")
-        if retrained_arn:
-            line["retrained_from"] = replay_step["challenger_arn"]
-    s3 = s3_client(config)
-    key = history_key(config.s3.prefix)
-    written = append_record(s3, config.s3.bucket, key, line)
-    history = read_history(s3, config.s3.bucket, key)
-    if written:
-        notify.rejections_in_a_row(config, history)
-    report = None
-    try:
-        from include.pipeline.report import write_report
-
-        report = write_report(s3, config.s3.bucket, config.s3.prefix, history, run_id)["markdown"]
-    except Exception:  # the report is a convenience; the history line is the record
-        log.exception("could not write the run report; the metrics history has the run")
-    return {
-        "history": f"s3://{config.s3.bucket}/{key}",
-        "report": f"s3://{config.s3.bucket}/{report}" if report else None,
-        "solution_version_arn": arn,
-        "verdict": decision["verdict"],
-        "deployed": deployed,
-        "metrics": metrics,
-        "training_data": line["training_data"],
-    }
-
-
-def failure(
-    config: PipelineConfig,
-    *,
-    plan: Mapping[str, Any] | None,
-    replay_step: Mapping[str, Any] | None,
-    decision: Mapping[str, Any] | None,
-    trained_arn: str | None,
-    retrained_arn: str | None,
-    deployed: bool,
-) -> str | None:
-    """Why the run must fail (after recording what was done), from what its tasks returned."""
-    if plan is None or replay_step is None:
-        return "ensure_resources or plan_training failed: nothing was trained or scored"
-    action = replay_step["action"]
-    if action == replay_plan.SCORE and decision is None:
-        return f"scoring {replay_step['challenger_arn']} failed (replay_inputs, replay_batch_jobs or replay_decide)"
-    trains = action == replay_plan.TRAIN and plan.get("train")
-    if trains and (trained_arn is None or decision is None):
-        return "training or evaluation failed: nothing to record; see the failed task"
-    if decision is None or plan.get("dry_run"):
-        return None
-    if decision.get("accepted") and decision.get("verdict") != replay_plan.PENDING and not deployed:
-        what = retrained_arn or replay_step.get("challenger_arn") or trained_arn
-        return (
-            f"{what} passed the gate but was not deployed: retrain, deploy_campaign or smoke_test failed "
-            f"(the campaign serves {plan.get('champion_arn') or 'nothing'})"
-        )
-    if decision.get("verdict") == "REJECTED" and config.gate.fail_on_reject:
-        return f"challenger rejected and gate.fail_on_reject is true: {decision['summary']}"
-    return None

@@ -164,12 +164,15 @@ def check_solutions(solutions: list, filters: list[str], baseline_name: str | No
     seen: dict[str, str] = {}
     for index, entry in enumerate(solutions):
         where = f"solutions.{index}"
-        if entry.gate.evaluation == "replay":
-            # The replay gate's wiring (replay_dag.py) trains and deploys one solution.
-            if len(solutions) > 1:
-                raise ValueError(f"{where}.gate.evaluation: replay supports a config with one solution")
-            if entry.gate.baseline is not None:
-                raise ValueError(f"{where}.gate.baseline: the popularity baseline gate is offline only")
+        if entry.gate.evaluation == "replay" and serving_input(entry.recipe) != "USER":
+            # Replay scores each model's recommendations for held-out users (replay.py): a recipe
+            # asked by item, or with a list to rank, has no such list to score.
+            raise ValueError(
+                f"{where}.gate.evaluation: replay scores recommendations for users; recipe {entry.recipe} is "
+                f"asked {'by item' if serving_input(entry.recipe) == 'ITEM' else 'to rank a list'}: give "
+                "this solution its own gate with evaluation: offline (an entry without gate: takes the "
+                "top-level gate:)"
+            )
         for kind, name in (("name", entry.name), ("campaign.name", entry.campaign and entry.campaign.name)):
             if name is None:
                 continue

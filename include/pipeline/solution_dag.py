@@ -13,6 +13,7 @@ from personalize.operators import (
 )
 
 from include.pipeline.config import PipelineConfig
+from include.pipeline.replay_dag import replay_group
 
 
 def solution_tasks():
@@ -38,7 +39,9 @@ def group_id(solution_name: str) -> str:
 
 
 def train_deploy_solutions(config: PipelineConfig, resources, model_asset, aws_args: dict) -> None:
-    """sync_tags -> plan_training -> [train_baseline] -> one task group per solution -> finish."""
+    """sync_tags -> plan_training -> [train_baseline] -> one task group per solution -> finish.
+
+    A solution whose gate has `evaluation: replay` gets the replay gate's group (replay_dag.py)."""
 
     @task
     def sync_tags(resources: dict):
@@ -70,7 +73,9 @@ def train_deploy_solutions(config: PipelineConfig, resources, model_asset, aws_a
         baseline_has_new_data(planned) >> baseline_train
 
     outcomes = [
-        solution_group(config, entry, planned, resources.output, baseline_train, aws_args)
+        replay_group(config, entry, group_id(entry.name), planned, resources.output, baseline_train, aws_args)
+        if entry.gate.evaluation == "replay"
+        else solution_group(config, entry, planned, resources.output, baseline_train, aws_args)
         for entry in config.solutions
     ]
 

@@ -15,8 +15,7 @@ from typing import Any
 from include.pipeline import notify
 from include.pipeline.clients import s3_client
 from include.pipeline.config import PipelineConfig
-from include.pipeline.history import append_record, read_history
-from include.pipeline.solution_tasks import history_solution, solution_history_key
+from include.pipeline.history import append_record, history_solution, read_history, solution_history_key
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def record_solution(
         "campaign_name": entry.campaign.name if entry.campaign else None,
         "training_data": plan.get("training_data"),
         # The solution's campaign's running online totals now (metric attribution); None without.
-        "online_totals": _online_totals(view, s3),
+        "online_totals": online_totals_of(view, s3),
     }
     key = solution_history_key(config, name)
     if append_record(s3, config.s3.bucket, key, record):  # a rerun of the same run must not alert twice
@@ -97,7 +96,7 @@ def record_solution(
     return outcome
 
 
-def _online_totals(view: PipelineConfig, s3: Any) -> dict[str, float] | None:
+def online_totals_of(view: PipelineConfig, s3: Any) -> dict[str, float] | None:
     """The totals are a convenience of the report: a failure to read them never loses the record."""
     from include.pipeline.tasks.metric_attribution import online_totals
 

@@ -24,20 +24,11 @@ from include.pipeline import imports as imp
 from include.pipeline.baseline import apply_baseline
 from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
-from include.pipeline.history import history_key, read_history
+from include.pipeline.history import read_history, solution_history_key
 from include.pipeline.schedule import catching_up, cost_guard, serving_age_warning
 from include.pipeline.serving import Filter, recommended_items, smoke_requests
 
 log = logging.getLogger(__name__)
-
-
-def history_solution(config: PipelineConfig, name: str) -> str | None:
-    """history_key's `solution`: None for the first solution (the one-solution path), else its name."""
-    return None if name == config.solutions[0].name else name
-
-
-def solution_history_key(config: PipelineConfig, name: str) -> str:
-    return history_key(config.s3.prefix, history_solution(config, name))
 
 
 def history_champion(config: PipelineConfig, name: str) -> str | None:
@@ -93,13 +84,14 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         catch_up = catching_up(
             [days.maybe_utc(x["interval_end"]) for x in landed], cron=config.schedule.ingest, now=now
         )
-    dataset_records = imp.read_dataset_record(
+    held = imp.read_dataset_record(
         hook.conn,
         s3_client(config),
         ledger(config),
         "INTERACTIONS",
         resources["dataset_arns"]["INTERACTIONS"],
-    ).held_records
+    )
+    dataset_records = held.held_records
     training_data = {
         "newest_import_finished": newest_import.isoformat() if newest_import else None,
         "triggering_intervals": [[x.get("interval_start"), x["interval_end"]] for x in landed],
@@ -150,6 +142,8 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
             "dry_run": bool(params.get("dry_run")),
             "training_data": training_data,
         }
+        if entry.gate.evaluation == "replay":
+            _plan_replay(config, entry.name, plans[entry.name], held.held, resources, hook, context, forced)
         log.info("%s: %s: %s", entry.name, "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
     plan = {"solutions": plans, "baseline": None}
     if config.baseline_solution:
@@ -177,6 +171,27 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         )
     log.info("plan: %s", json.dumps(plan, sort_keys=True))
     return plan
+
+
+def _plan_replay(config, name, plan: dict, partitions, resources, hook, context, forced: bool) -> None:
+    """Adds the replay step to a replay solution's plan; `train` becomes whether this run trains it
+    (not while a challenger waits or is scored), which also decides whether the baseline trains."""
+    from include.pipeline import replay_plan
+    from include.pipeline.replay_tasks import TRAIN, plan_replay
+
+    baseline = config.baseline_solution if config.solution_named(name).gate.baseline else None
+    plan["replay"] = plan_replay(
+        config,
+        name,
+        plan,
+        replay_plan.data_end(partitions),
+        context["run_id"],
+        hook=hook,
+        forced=forced,
+        baseline_solution_arn=resources["solution_arns"][baseline] if baseline else None,
+    )
+    if plan["train"] and plan["replay"]["next"] != TRAIN:
+        plan.update(train=False, reason=plan["replay"]["reason"])
 
 
 def evaluate(

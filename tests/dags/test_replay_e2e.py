@@ -47,21 +47,24 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     config = dags["config"]
     personalize, s3 = local_aws["personalize"], local_aws["s3"]
 
+    def g(task_id: str) -> str:
+        return support.in_group(config, task_id)
+
     def history():
         return read_history(s3, s3_bucket, history_key(config.s3.prefix))
 
     # 1. Nothing serves yet: the first version deploys on the offline gate.
     run(dags["ingest"], logical_date=None, run_conf={"start": day(0), "end": day(3)})
     _, states = run(dags["train_deploy"], logical_date=None)
-    assert states["deploy_campaign"] == "success" and states["hold_challenger"] == "skipped", states
+    assert states[g("deploy_campaign")] == "success" and states[g("hold_challenger")] == "skipped", states
     champion = campaign(local_aws, config.campaign.name)["solutionVersionArn"]
     assert history()[-1]["replay"]["data_end"] == day(3)
 
     # 2. New data: the challenger trains on days before day 4 and waits for [day 4, day 5).
     run(dags["ingest"], logical_date=None, run_conf={"start": day(3), "end": day(4)})
     _, states = run(dags["train_deploy"], logical_date=None)
-    assert states["hold_challenger"] == "success" and states["deploy_campaign"] == "skipped", states
-    assert states["replay_inputs"] == "skipped", states
+    assert states[g("hold_challenger")] == "success" and states[g("deploy_campaign")] == "skipped", states
+    assert states[g("replay_inputs")] == "skipped", states
     pending = history()[-1]
     assert pending["decision"]["verdict"] == "PENDING" and pending["replay"]["window"] == [day(4), day(5)]
     challenger = pending["solution_version_arn"]
@@ -70,15 +73,15 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
 
     # 3. Its window is not in the dataset yet: the run waits, trains nothing, scores nothing.
     _, states = run(dags["train_deploy"], logical_date=None, run_conf={"force_deploy": False})
-    assert states["train"] == "skipped" and states["replay_inputs"] == "skipped", states
+    assert states[g("train")] == "skipped" and states[g("replay_inputs")] == "skipped", states
     assert len(history()) == 2 and not _batch_jobs(personalize, config)
 
     # 4. Day 4 imported: both versions score the same held-out users on it, then the gate decides.
     run(dags["ingest"], logical_date=None, run_conf={"start": day(4), "end": day(5)})
     scoring_run = START + timedelta(days=30)
     _, states = run(dags["train_deploy"], logical_date=scoring_run, run_after=scoring_run)
-    assert states["train"] == "skipped", states
-    assert states["replay_batch_jobs[0]"] == states["replay_batch_jobs[1]"] == "success", states
+    assert states[g("train")] == "skipped", states
+    assert states[g("replay_batch_jobs[0]")] == states[g("replay_batch_jobs[1]")] == "success", states
     jobs = _batch_jobs(personalize, config)
     assert sorted(j["solutionVersionArn"] for j in jobs) == sorted([challenger, champion])
     decided = history()[-1]
@@ -94,7 +97,7 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     assert decided["metrics"] == personalize.get_solution_metrics(solutionVersionArn=challenger)["metrics"]
     serving = campaign(local_aws, config.campaign.name)["solutionVersionArn"]
     assert decision["verdict"] == "ACCEPTED", decision["summary"]
-    assert states["deploy_campaign"] == "success" and serving == challenger, states
+    assert states[g("deploy_campaign")] == "success" and serving == challenger, states
     folder = report_prefix(config.s3.prefix, decided["run_id"])
     report = s3.get_object(Bucket=s3_bucket, Key=f"{folder}/report.md")["Body"].read().decode()
     assert "## Metrics (GetSolutionMetrics)" in report and "## Replay metrics: window" in report
@@ -103,7 +106,7 @@ def test_replay_defers_then_scores_on_the_same_window_deploys_and_a_rerun_adopts
     # 5. The same run again (cleared and rerun): the jobs are adopted by name; nothing new anywhere.
     lines = len(history())
     _, states = run(dags["train_deploy"], logical_date=scoring_run, run_after=scoring_run)
-    assert states["replay_decide"] == "success", states
+    assert states[g("replay_decide")] == "success", states
     assert sorted(j["batchInferenceJobArn"] for j in _batch_jobs(personalize, config)) == sorted(
         j["batchInferenceJobArn"] for j in jobs
     )
@@ -126,6 +129,9 @@ def test_replay_deploy_retrain_deploys_a_fresh_version_of_the_accepted_solution(
     config = dags["config"]
     personalize = local_aws["personalize"]
 
+    def g(task_id: str) -> str:
+        return support.in_group(config, task_id)
+
     run(dags["ingest"], logical_date=None, run_conf={"start": day(0), "end": day(3)})
     run(dags["train_deploy"], logical_date=None)
     run(dags["ingest"], logical_date=None, run_conf={"start": day(3), "end": day(4)})
@@ -135,7 +141,7 @@ def test_replay_deploy_retrain_deploys_a_fresh_version_of_the_accepted_solution(
     ]
     run(dags["ingest"], logical_date=None, run_conf={"start": day(4), "end": day(5)})
     _, states = run(dags["train_deploy"], logical_date=None)
-    assert states["retrain"] == "success" and states["use_as_trained"] == "skipped", states
+    assert states[g("retrain")] == "success" and states[g("use_as_trained")] == "skipped", states
     serving = campaign(local_aws, config.campaign.name)["solutionVersionArn"]
     # The accepted solution, trained again on every day (the window included), serves.
     assert serving != pending and serving.rsplit("/", 1)[0] == pending.rsplit("/", 1)[0]

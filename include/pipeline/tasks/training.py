@@ -1,115 +1,26 @@
-"""train_deploy pieces: the shrink guard, the gate against the champion and the most active users (every
-solution uses them), and the one-solution plan, keep_champion and smoke test the replay gate's wiring
-(replay_dag.py) runs. Offline, each solution runs include/pipeline/solution_tasks.py (plan, evaluate,
-smoke test) and solution_record.py (record, keep the champion, finish)."""
+"""train_deploy pieces every solution shares: the shrink guard, the gate against the champion, the
+rollback of a failed smoke test and the most active users. Each solution runs
+include/pipeline/solution_tasks.py (plan, evaluate, smoke test) and solution_record.py (record, keep
+the champion, finish); a replay solution replay_tasks.py and replay_record.py."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from include.pipeline import days, notify
-from include.pipeline import imports as imp
-from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
+from include.pipeline import notify
+from include.pipeline.clients import personalize_hook, s3_client
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
 from include.pipeline.history import history_key, read_history
 from include.pipeline.mapping import quote_identifier
-from include.pipeline.schedule import (
-    catching_up,
-    cost_guard,
-    serving_age_warning,
-)
 
 log = logging.getLogger(__name__)
 
 
 class SmokeTestFailed(RuntimeError):
     pass
-
-
-def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context: Mapping[str, Any]) -> dict:
-    """Decide whether this run trains, in which mode, against which champion."""
-    params = context["params"]
-    forced_reason = (params.get("force_reason") or "").strip() or None
-    if params.get("force_deploy") and not forced_reason:
-        raise ValueError("param force_deploy needs force_reason: say why the gate is being overridden")
-    training_mode = params.get("training_mode") or config.solution.training_mode
-    if training_mode == "UPDATE" and not config.solution.supports_update:
-        raise ValueError(f"param training_mode UPDATE: recipe {config.solution.recipe} supports FULL only")
-    hook = personalize_hook(config)
-    now = datetime.now(UTC)
-    solution_arn = resources["solution_arns"][config.solution.name]
-    campaign = hook.find_campaign(config.campaign.name)
-    champion_arn = hook.get_serving_solution_version(config.campaign.name)
-    serving_created = _version_created(hook, champion_arn)
-    if warning := serving_age_warning(
-        serving_created, max_age_days=config.campaign.max_serving_age_days, now=now
-    ):
-        log.warning("SERVING MODEL AGE: %s", warning)
-        notify.serving_model_too_old(config, warning)
-
-    forced = bool(params.get("force_deploy"))
-    decision = None
-    dag_run = context["dag_run"]
-    events = context.get("triggering_asset_events") or {}
-    landed = [
-        event.extra
-        for asset_events in events.values()
-        for event in asset_events
-        if (event.extra or {}).get("interval_end")
-    ]
-    ends = [days.maybe_utc(extra["interval_end"]) for extra in landed]
-    newest_import = _newest_import(hook, resources["dataset_arns"].values())
-    run_type = getattr(dag_run, "run_type", None)
-    if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
-        decision = catching_up(ends, cron=config.schedule.ingest, now=now)
-    if decision is None:
-        decision = cost_guard(
-            newest_import=newest_import,
-            serving_created=serving_created,
-            latest_trained=_version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
-            forced=forced,
-            training_mode=training_mode,
-        )
-    dataset_records = imp.read_dataset_record(
-        hook.conn,
-        s3_client(config),
-        ledger(config),
-        "INTERACTIONS",
-        resources["dataset_arns"]["INTERACTIONS"],
-    ).held_records
-    if decision.train:
-        check_data_shrink(config, dataset_records, champion_arn, forced=forced)
-    plan = {
-        "train": decision.train,
-        "reason": decision.reason,
-        "training_mode": training_mode,
-        "solution_arn": solution_arn,
-        "champion_arn": champion_arn,
-        "campaign_arn": (campaign or {}).get("campaignArn"),
-        "forced_reason": forced_reason if forced else None,
-        "dry_run": bool(params.get("dry_run")),
-        # What downstream consumers of the model asset need to know about the data behind it.
-        "training_data": {
-            "newest_import_finished": newest_import.isoformat() if newest_import else None,
-            "triggering_intervals": [
-                [extra.get("interval_start"), extra["interval_end"]] for extra in landed
-            ],
-            "triggering_records": sum(int(extra.get("records") or 0) for extra in landed),
-            # What the interactions dataset holds (manifests of its ACTIVE import jobs): the
-            # baseline the next training's shrink guard compares with.
-            "dataset_records": dataset_records,
-        },
-    }
-    log.info("%s: %s", "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
-    log.info("plan: %s", json.dumps(plan, sort_keys=True))
-    return plan
 
 
 def check_data_shrink(
@@ -151,25 +62,6 @@ def check_data_shrink(
     raise AirflowFailException(message)
 
 
-def _version_created(hook, solution_version_arn: str | None) -> datetime | None:
-    if not solution_version_arn:
-        return None
-    version = hook.conn.describe_solution_version(solutionVersionArn=solution_version_arn)
-    return days.maybe_utc(version["solutionVersion"]["creationDateTime"])
-
-
-def _newest_import(hook, dataset_arns) -> datetime | None:
-    newest = None
-    for dataset_arn in dataset_arns:
-        paginator = hook.conn.get_paginator("list_dataset_import_jobs")
-        for page in paginator.paginate(datasetArn=dataset_arn):
-            for job in page["datasetImportJobs"]:
-                if job["status"] == "ACTIVE":
-                    finished = days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
-                    newest = finished if newest is None or finished > newest else newest
-    return newest
-
-
 def evaluate_challenger(
     config: PipelineConfig, plan: Mapping[str, Any], challenger_arn: str, params: Mapping[str, Any]
 ) -> GateDecision:
@@ -185,6 +77,8 @@ def evaluate_challenger(
     tolerance = (
         config.gate.tolerance if params.get("gate_tolerance") is None else float(params["gate_tolerance"])
     )
+    if tolerance == "auto":  # a replay gate's first version or forced run: no interval to be tolerant within
+        tolerance = 0.0
     decision = decide(
         challenger,
         champion,
@@ -196,24 +90,6 @@ def evaluate_challenger(
     log.info("challenger %s vs champion %s\n%s", challenger_arn, plan.get("champion_arn"), decision.table())
     log.info(decision.summary())
     return decision
-
-
-def keep_champion(config: PipelineConfig, plan: Mapping[str, Any], decision: Mapping[str, Any]) -> str:
-    champion = plan.get("champion_arn") or "nothing (no campaign yet)"
-    if plan.get("dry_run"):
-        message = (
-            f"DRY RUN: the gate said {decision['verdict']}; campaign untouched, still serving {champion}"
-        )
-        log.info(message)
-        return message
-    message = f"CHALLENGER REJECTED, campaign keeps serving {champion}. {decision['summary']}"
-    log.warning("%s\n%s", message, decision.get("table", ""))
-    notify.gate_rejected(config, decision, champion)
-    if config.gate.fail_on_reject:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(message + " (gate.fail_on_reject is true)")
-    return message
 
 
 def roll_back_and_fail(config: PipelineConfig, plan: Mapping[str, Any], campaign_arn: str, message: str):
@@ -233,44 +109,6 @@ def roll_back_and_fail(config: PipelineConfig, plan: Mapping[str, Any], campaign
     from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException(message)
-
-
-def smoke_test(
-    config: PipelineConfig, plan: Mapping[str, Any], campaign_arn: str, resources: Mapping[str, Any]
-) -> dict:
-    """GetRecommendations for a few real users, with and without each filter; roll back on failure."""
-    users = top_users(config, config.smoke_test.users)
-    if not users:
-        raise SmokeTestFailed("the app database has no users with interactions to smoke-test with")
-    runtime = runtime_client(config)
-    filters = [(None, None, {})] + [
-        (f.name, resources["filter_arns"][f.name], f.smoke_test_values) for f in config.filters
-    ]
-    results, failures = {}, []
-    for user in users:
-        for name, arn, values in filters:
-            request: dict[str, Any] = {
-                "campaignArn": campaign_arn,
-                "userId": user,
-                "numResults": config.smoke_test.num_results,
-            }
-            if arn:
-                request["filterArn"] = arn
-            if values:
-                request["filterValues"] = values
-            try:
-                items = [i["itemId"] for i in runtime.get_recommendations(**request)["itemList"]]
-            except ClientError as err:  # an error answer is a failed smoke test too: roll back
-                failures.append(f"user {user} with {name or 'no filter'}: {err}")
-                continue
-            results[f"{user}|{name or 'no filter'}"] = items[:5]
-            if not items:
-                failures.append(f"user {user} with {name or 'no filter'}: no recommendations")
-    if failures:
-        roll_back_and_fail(config, plan, campaign_arn, "smoke test failed: " + "; ".join(failures))
-    for key, items in results.items():
-        log.info("smoke test %s -> %s", key, items)
-    return {"users": users, "samples": results}
 
 
 def top_users(config: PipelineConfig, count: int) -> list[str]:

@@ -6,6 +6,7 @@ Expected numbers are worked out by hand in the comments, not recomputed with the
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -201,15 +202,31 @@ def test_data_end_is_the_day_after_the_newest_partition():
     assert replay_plan.data_end([]) is None
 
 
-def test_job_names_are_deterministic_per_version_and_window_and_fit_personalize():
+def test_job_names_are_deterministic_per_solution_version_and_window_and_fit_personalize():
+    import botocore.session
+
     window = replay_plan.Window(date(2026, 3, 4), date(2026, 3, 11))
-    name = replay_plan.job_name("x" * 60, "arn:sv/1", window)
-    assert name == replay_plan.job_name("x" * 60, "arn:sv/1", window)
-    assert name != replay_plan.job_name("x" * 60, "arn:sv/2", window)
+    longest = "x" * 63  # a solution name may use Personalize's whole 63 characters
+    name = replay_plan.job_name(longest, "challenger", "arn:sv/1", window)
+    assert name == replay_plan.job_name(longest, "challenger", "arn:sv/1", window)
+    assert name != replay_plan.job_name(longest, "challenger", "arn:sv/2", window)
     assert name != replay_plan.job_name(
-        "x" * 60, "arn:sv/1", replay_plan.Window(window.start, date(2026, 3, 12))
+        longest, "challenger", "arn:sv/1", replay_plan.Window(window.start, date(2026, 3, 12))
     )
-    assert len(name) <= 63 and name.startswith("x" * 40 + "-replay-")
+    # Two solutions scoring the same baseline version on the same window: two jobs (their users differ).
+    assert replay_plan.job_name("a", "baseline", "arn:base/1", window) != replay_plan.job_name(
+        "b", "baseline", "arn:base/1", window
+    )
+    rule = (
+        botocore.session.get_session()
+        .get_service_model("personalize")
+        .operation_model("CreateBatchInferenceJob")
+        .input_shape.members["jobName"]
+        .metadata
+    )
+    assert len(name) <= rule["max"] == 63 and re.fullmatch(rule["pattern"], name)
+    assert name.startswith("x" * 32 + "-replay-challenger-")
+    assert replay_plan.folder("shop-up", window) == "replay/shop-up/2026-03-04_2026-03-11"
     assert window.seed == replay_plan.Window(date(2026, 3, 4), date(2026, 3, 11)).seed
 
 
@@ -225,43 +242,44 @@ def test_a_champion_that_may_have_trained_on_the_window_is_refused():
     )
 
 
-# ------------------------------------------------------------------ the DAG's branch and failure
+# ------------------------------------------------------------------ a solution's branch and failure
 
 
-def test_next_task_and_run_failure_rules():
+def test_the_replay_step_routes_the_group_and_failure_names_what_went_wrong():
     from include.pipeline.config import CONFIG_DIR, load_config
-    from include.pipeline.replay_tasks import failure, next_task
+    from include.pipeline.replay_record import failure
+    from include.pipeline.replay_tasks import next_step
+
+    assert next_step("score", trains=True, forced=False) == "score"
+    assert next_step("train", trains=True, forced=False) == "train"
+    assert next_step("train", trains=False, forced=False) is None  # the cost guard: no new data
+    assert next_step("wait", trains=True, forced=False) is None
+    assert next_step("supersede", trains=True, forced=False) is None
+    assert next_step("score", trains=True, forced=True) == "train"  # a person decides: the offline path
 
     config = load_config(CONFIG_DIR / "demo_retail.yaml")
-    plan = {"train": True, "champion_arn": "sv/0"}
-    score = {"action": "score", "challenger_arn": "sv/1", "window": ["2026-03-04", "2026-03-05"]}
-    assert next_task(plan, score, forced=False) == ["replay_inputs"]
-    assert next_task(plan, {"action": "train"}, forced=False) == ["train"]
-    assert next_task({**plan, "train": False}, {"action": "train"}, forced=False) == []
-    assert next_task(plan, {"action": "wait"}, forced=False) == []
-    assert next_task(plan, score, forced=True) == ["train"]  # a person decides: the offline path
-
+    name = config.solutions[0].name
+    score = {
+        "action": "score",
+        "next": "score",
+        "challenger_arn": "sv/1",
+        "window": ["2026-03-04", "2026-03-05"],
+    }
+    plan = {"train": False, "champion_arn": "sv/0", "replay": score}
     outcome = {"trained_arn": None, "retrained_arn": None, "deployed": False}
-    assert "scoring sv/1 failed" in failure(config, plan=plan, replay_step=score, decision=None, **outcome)
+    assert "scoring sv/1 failed" in failure(config, name, plan=plan, decision=None, **outcome)
     accepted = {"accepted": True, "verdict": "ACCEPTED", "summary": "ok"}
     assert "passed the gate but was not deployed" in failure(
-        config, plan=plan, replay_step=score, decision=accepted, **outcome
+        config, name, plan=plan, decision=accepted, **outcome
     )
-    assert (
-        failure(config, plan=plan, replay_step=score, decision=accepted, **{**outcome, "deployed": True})
-        is None
-    )
+    assert failure(config, name, plan=plan, decision=accepted, **{**outcome, "deployed": True}) is None
     pending = {"accepted": False, "verdict": "PENDING", "summary": "waits"}
-    train = {"action": "train", "data_end": "2026-03-04"}
-    assert (
-        failure(config, plan=plan, replay_step=train, decision=pending, **{**outcome, "trained_arn": "sv/2"})
-        is None
-    )
-    assert "training or evaluation failed" in failure(
-        config, plan=plan, replay_step=train, decision=None, **outcome
-    )
-    assert failure(config, plan=plan, replay_step={"action": "wait"}, decision=None, **outcome) is None
-    assert "plan_training failed" in failure(config, plan=None, replay_step=None, decision=None, **outcome)
+    train = {**plan, "train": True, "replay": {"action": "train", "next": "train", "data_end": "2026-03-04"}}
+    assert failure(config, name, plan=train, decision=pending, **{**outcome, "trained_arn": "sv/2"}) is None
+    assert "training or evaluation failed" in failure(config, name, plan=train, decision=None, **outcome)
+    waiting = {**plan, "replay": {"action": "wait", "next": None}}
+    assert failure(config, name, plan=waiting, decision=None, **outcome) is None
+    assert "plan_training failed" in failure(config, name, plan=None, decision=None, **outcome)
 
 
 def test_coverage_interval_is_shifted_to_contain_its_value():

@@ -159,3 +159,13 @@ def test_rejections_in_a_row_count_across_replay_pending_lines():
     # Replay mode alternates: a decision, then the next challenger waiting for its window.
     assert trailing_rejections([rejected, pending, rejected, superseded, pending]) == 2
     assert trailing_rejections([rejected, {"decision": {"verdict": "ACCEPTED"}}, pending]) == 0
+
+
+def test_a_baseline_gate_without_a_scored_baseline_rejects_and_the_rule_shows_the_baseline():
+    missing = decide(result(0.11, 0.10, (-0.01, 0.03)), min_lift=1.2)
+    assert not missing.accepted and "no baseline version was scored" in missing.summary()
+    assert "no baseline scored" in missing.rule
+    passed = decide(result(0.13, 0.10, (-0.01, 0.03), baseline=0.10), min_lift=1.2)
+    # 0.13 / 0.10 = 1.30x >= 1.2x; the rule shows the baseline's interval [0.09, 0.11].
+    assert passed.accepted and "1.30x" in passed.rule and "0.1000 [0.0900, 0.1100]" in passed.rule
+    assert "baseline 0.1000 [0.0900, 0.1100]" in passed.summary()

@@ -107,9 +107,15 @@ def test_resource_tags_get_the_pipeline_tag(tmp_path):
         (lambda d: d.update(solutions=[]), "solutions", "at least 1"),
         (lambda d: d.pop("solutions"), "solutions", "required"),
         (
+            # Replay scores lists for users: similar-items is asked by item.
             lambda d: d["solutions"][1].update(gate={"evaluation": "replay"}),
             "solutions.1.gate.evaluation",
-            "replay supports a config with one solution",
+            "asked by item: give this solution its own gate with evaluation: offline",
+        ),
+        (
+            lambda d: d["solutions"][2]["gate"].update(evaluation="replay"),
+            "solutions.2.gate.evaluation",
+            "asked to rank a list",
         ),
         (
             lambda d: d["solutions"][1].update(
@@ -138,10 +144,23 @@ def test_the_shorthand_needs_its_campaign(tmp_path):
         load_config(write(tmp_path, data))
 
 
-def test_the_replay_gate_has_no_baseline(tmp_path):
-    data = as_list(demo_dict())
-    data["solutions"][0]["gate"] = {"evaluation": "replay", "baseline": "popularity-count"}
-    with pytest.raises(
-        ConfigError, match=r"solutions\.0\.gate\.baseline: the popularity baseline gate is offline only"
-    ):
-        load_config(write(tmp_path, data))
+def test_several_solutions_each_with_its_replay_gate_and_a_baseline(tmp_path):
+    data = three_solutions()
+    replay = {"evaluation": "replay", "tolerance": "auto", "holdout_days": 3}
+    data["solutions"][0]["gate"] = {**replay, "baseline": "popularity-count", "min_lift": 1.1}
+    data["solutions"].append(
+        {"name": "trending", "recipe": "aws-trending-now", "batch": {}, "gate": {**replay, "holdout_days": 5}}
+    )
+    config = load_config(write(tmp_path, data))
+    first, trending = config.solutions[0].gate, config.solution_named("trending").gate
+    assert (first.evaluation, first.baseline, first.min_lift, first.holdout_days) == (
+        "replay",
+        "popularity-count",
+        1.1,
+        3,
+    )
+    assert (trending.evaluation, trending.holdout_days, trending.baseline) == ("replay", 5, None)
+    assert config.solution_named("similar").gate.evaluation == "offline"
+    # One baseline solution for every gate that asks (the replay one and the ranking one).
+    assert [s["name"] for s in config.personalize_solutions()][-1] == "demo-retail-baseline-popularity"
+    assert config.for_solution("trending").gate.holdout_days == 5
