@@ -64,7 +64,7 @@ def demo_config(demo_dir: Path, replay_days: int | None = None) -> Path:
     data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     data["tasks"].update(retries=1, retry_delay_seconds=5, poll_seconds=1)
     if replay_days:
-        # The replay gate judges a one-solution config: the first solution, on its own gate.
+        # The first solution alone, on its own replay gate: three short train_deploy runs show it.
         first = data["solutions"][0]
         data["solutions"] = [first]
         gate = {k: v for k, v in first.get("gate", {}).items() if k not in ("baseline", "min_lift")}

@@ -83,7 +83,7 @@ def copy_reports(config: PipelineConfig, s3, demo_dir: Path, say) -> None:
             target.parent.mkdir(exist_ok=True)
             s3.download_file(config.s3.bucket, o["Key"], str(target))
     overview = config.s3.key("history", "overview.png")
-    # The replay gate's wiring (one solution) draws no overview.
+    # Drawn by train_deploy's finish; a demo stopped before it has none.
     if s3.list_objects_v2(Bucket=config.s3.bucket, Prefix=overview).get("KeyCount"):
         s3.download_file(config.s3.bucket, overview, str(local / "overview.png"))
     say(f"reports per solution (and the overview.png of every solution) copied to {local}/")
