@@ -191,3 +191,29 @@ def test_failure_callback_logs_one_line(caplog):
         on_failure_summary({"ti": ti, "exception": ValueError("bad CSV\nline 2")})
     (line,) = [r.getMessage() for r in caplog.records if "PIPELINE FAILURE" in r.getMessage()]
     assert line == "PIPELINE FAILURE dag=d task=t run=r try=2: bad CSV"
+
+
+def test_replay_solutions_get_the_replay_group_and_the_others_keep_theirs(tmp_path, monkeypatch):
+    """Each solution whose gate is replay (campaign-served with a baseline, batch only) gets its own
+    replay group in train_deploy, beside an offline solution's group."""
+    import yaml
+
+    from tests.dags import e2e_support as support
+
+    data = yaml.safe_load(support.DEMO_CONFIG.read_text(encoding="utf-8"))
+    replay = {"evaluation": "replay", "tolerance": "auto", "holdout_days": 3}
+    data["solutions"][0]["gate"].update(replay)
+    data["solutions"][2] = {"name": "demo-retail-trending", "recipe": "aws-trending-now", "batch": {},
+                            "gate": replay}  # fmt: skip
+    path = tmp_path / "demo_retail.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    train = support.load_dags(path, monkeypatch)["train_deploy"]
+    up, similar, trending = (s["name"] for s in data["solutions"])
+    replay_tasks = {"route", "train", "evaluate", "hold_challenger", "replay_inputs", "replay_batch_jobs",
+                    "replay_decide", "retrain", "use_as_trained", "keep_champion", "record"}  # fmt: skip
+    for name, served in ((up, {"deploy_campaign", "smoke_test"}), (trending, {"accept_batch"})):
+        assert {f"{name}.{t}" for t in replay_tasks | served} <= set(train.task_ids)
+        assert f"{name}.has_new_data" not in train.task_ids
+    assert f"{similar}.has_new_data" in train.task_ids and f"{similar}.replay_inputs" not in train.task_ids
+    # The baseline trains before the replay solution's evaluate (the one it asks for), as offline.
+    assert f"{up}.evaluate" in train.get_task("train_baseline").downstream_task_ids
