@@ -110,9 +110,7 @@ def _baseline_for(
 ) -> str | None:
     """The baseline version to score beside the pending challenger: the one recorded with it (trained
     on the same days), else the newest one created before the window began (it cannot have seen it)."""
-    recorded = (pending.get("decision") or {}).get("baseline_arn") or pending.get(
-        "baseline_solution_version_arn"
-    )
+    recorded = pending.get("baseline_solution_version_arn")
     if recorded:
         return recorded
     latest = hook.get_latest_active_solution_version(baseline_solution_arn)
