@@ -24,6 +24,7 @@ from include.pipeline import imports as imp
 from include.pipeline.baseline import apply_baseline
 from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
+from include.pipeline.extract_sql import most_active
 from include.pipeline.history import history_key, read_history
 from include.pipeline.schedule import catching_up, cost_guard, serving_age_warning
 from include.pipeline.serving import Filter, recommended_items, smoke_requests
@@ -210,20 +211,6 @@ def evaluate(
     return result
 
 
-def top_items(config: PipelineConfig, count: int) -> list[str]:
-    """The most interacted-with items in the app database: items every model has seen."""
-    from include.pipeline.extract import get_source_hook
-    from include.pipeline.mapping import quote_identifier
-
-    mapping = config.mappings["INTERACTIONS"]
-    column = quote_identifier(next(f.column for f in mapping.fields if f.field == "ITEM_ID"))
-    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
-    sql = (
-        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
-    )
-    return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
-
-
 def smoke_test(
     config: PipelineConfig,
     name: str,
@@ -232,12 +219,12 @@ def smoke_test(
     resources: Mapping[str, Any],
 ) -> dict:
     """The recipe's own requests (by user, by item, or ranking a list); roll the campaign back on failure."""
-    from include.pipeline.tasks.training import SmokeTestFailed, roll_back_and_fail, top_users
+    from include.pipeline.tasks.training import SmokeTestFailed, roll_back_and_fail
 
     view = config.for_solution(name)
     entry = view.solutions[0]
-    users = top_users(view, view.smoke_test.users)
-    items = top_items(view, max(view.smoke_test.users, view.smoke_test.num_results))
+    users = most_active(view, "USER_ID", view.smoke_test.users)
+    items = most_active(view, "ITEM_ID", max(view.smoke_test.users, view.smoke_test.num_results))
     if not users or not items:
         raise SmokeTestFailed("the app database has no interactions to smoke-test with")
     # Filters on interactions need a user; related-item requests are tried without them.

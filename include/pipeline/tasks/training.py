@@ -1,4 +1,4 @@
-"""train_deploy pieces: the shrink guard, the gate against the champion and the most active users (every
+"""train_deploy pieces: the shrink guard, the gate against the champion and the rollback (every
 solution uses them), and the one-solution plan, keep_champion and smoke test the replay gate's wiring
 (replay_dag.py) runs. Offline, each solution runs include/pipeline/solution_tasks.py (plan, evaluate,
 smoke test) and solution_record.py (record, keep the champion, finish)."""
@@ -17,9 +17,9 @@ from include.pipeline import days, notify
 from include.pipeline import imports as imp
 from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
+from include.pipeline.extract_sql import most_active
 from include.pipeline.gate import GateDecision, decide
 from include.pipeline.history import history_key, read_history
-from include.pipeline.mapping import quote_identifier
 from include.pipeline.schedule import (
     catching_up,
     cost_guard,
@@ -239,7 +239,7 @@ def smoke_test(
     config: PipelineConfig, plan: Mapping[str, Any], campaign_arn: str, resources: Mapping[str, Any]
 ) -> dict:
     """GetRecommendations for a few real users, with and without each filter; roll back on failure."""
-    users = top_users(config, config.smoke_test.users)
+    users = most_active(config, "USER_ID", config.smoke_test.users)
     if not users:
         raise SmokeTestFailed("the app database has no users with interactions to smoke-test with")
     runtime = runtime_client(config)
@@ -271,16 +271,3 @@ def smoke_test(
     for key, items in results.items():
         log.info("smoke test %s -> %s", key, items)
     return {"users": users, "samples": results}
-
-
-def top_users(config: PipelineConfig, count: int) -> list[str]:
-    """The most active users in the app database: real users the model has seen."""
-    from include.pipeline.extract_sql import get_source_hook
-
-    mapping = config.mappings["INTERACTIONS"]
-    column = quote_identifier(next(f.column for f in mapping.fields if f.field == "USER_ID"))
-    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
-    sql = (
-        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
-    )
-    return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
