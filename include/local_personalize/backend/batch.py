@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from include.local_personalize import datasets as data
 from include.local_personalize.backend.core import (
     DEFAULT_NUM_RESULTS,
     MAX_NUM_RESULTS,
-    log,
+    answer_json_lines,
 )
 from include.local_personalize.errors import (
     InvalidInput,
@@ -48,46 +46,17 @@ class BatchJobsMixin:
         return {"batchInferenceJobArn": arn}
 
     def _run_batch_inference(self, arn: str) -> None:
-        job = self._set(arn, status="CREATE IN_PROGRESS")
-        if job is None:
-            return
-        self.worker.pause()
-        try:
-            self._batch_infer(job)
-        except (data.ImportFailure, InvalidInput, ResourceNotFound) as err:
-            self._set(arn, status="CREATE FAILED", failureReason=str(err.args[0]))
-            return
-        except Exception as err:
-            log.exception("batch inference job %s failed", arn)
-            self._set(arn, status="CREATE FAILED", failureReason=f"{type(err).__name__}: {err}")
-            return
-        self._set(arn, status="ACTIVE")
+        self._run_job(arn, self._batch_infer, (data.ImportFailure, InvalidInput, ResourceNotFound))
 
     def _batch_infer(self, job: dict) -> None:
         version = self._get("solutionVersion", job["solutionVersionArn"])
-        in_uri = job["jobInput"]["s3DataSource"]["path"]
-        out_uri = job["jobOutput"]["s3DataDestination"]["path"]
-        out_bucket, out_prefix = data.split_s3_uri(out_uri)
-        if out_prefix and not out_prefix.endswith("/"):
-            out_prefix += "/"
-        client = data.s3_client()
-        for bucket, key in data.list_import_objects(in_uri):
-            lines = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8").splitlines()
-            results = []
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise InvalidInput(f"s3://{bucket}/{key} line {number}: not JSON ({err.msg})") from None
-                if not isinstance(record, dict):
-                    raise InvalidInput(f"s3://{bucket}/{key} line {number}: expected a JSON object")
-                results.append(self._batch_line(version, job, record))
-            body = "".join(json.dumps(r) + "\n" for r in results)
-            client.put_object(
-                Bucket=out_bucket, Key=f"{out_prefix}{key.rsplit('/', 1)[-1]}.out", Body=body.encode()
-            )
+
+        def answer(record: object, where: str) -> dict:
+            if not isinstance(record, dict):
+                raise InvalidInput(f"{where}: expected a JSON object")
+            return self._batch_line(version, job, record)
+
+        answer_json_lines(job, answer)
 
     def _batch_line(self, version: dict, job: dict, record: dict) -> dict:
         try:
