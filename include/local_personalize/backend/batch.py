@@ -20,29 +20,21 @@ class BatchJobsMixin:
     # batch inference jobs ------------------------------------------------------------------------
     def create_batch_inference_job(self, params: dict) -> dict:
         version = self._active_version(params["solutionVersionArn"])
-        if params.get("filterArn"):
-            self._get("filter", params["filterArn"])
         mode = params.get("batchInferenceJobMode") or "BATCH_INFERENCE"
         if mode != "BATCH_INFERENCE":
             raise InvalidInput(f"batchInferenceJobMode {mode} is not supported by the local service")
-        num_results = params.get("numResults", DEFAULT_NUM_RESULTS)
-        if not 1 <= num_results <= MAX_NUM_RESULTS:
-            raise InvalidInput(f"numResults {num_results} is outside 1..{MAX_NUM_RESULTS}")
-        arn = self.arn(f"batch-inference-job/{params['jobName']}")
-        body = {
-            "jobName": params["jobName"],
-            "filterArn": params.get("filterArn"),
-            "solutionVersionArn": version["solutionVersionArn"],
-            "numResults": num_results,
-            "jobInput": params["jobInput"],
-            "jobOutput": params["jobOutput"],
-            "batchInferenceJobConfig": params.get("batchInferenceJobConfig"),
-            "roleArn": params.get("roleArn"),
-            "batchInferenceJobMode": mode,
-            "status": "CREATE PENDING",
-        }
-        self._new("batchInferenceJob", arn, body, params.get("tags"))
-        self.worker.submit(lambda: self._run_batch_inference(arn), job=True)
+        arn = self._new_batch_job(
+            "batchInferenceJob",
+            "batch-inference-job",
+            params,
+            version,
+            default_results=DEFAULT_NUM_RESULTS,
+            max_results=MAX_NUM_RESULTS,
+            run=self._run_batch_inference,
+            batchInferenceJobConfig=params.get("batchInferenceJobConfig"),
+            roleArn=params.get("roleArn"),
+            batchInferenceJobMode=mode,
+        )
         return {"batchInferenceJobArn": arn}
 
     def _run_batch_inference(self, arn: str) -> None:

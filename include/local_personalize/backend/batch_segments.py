@@ -33,24 +33,16 @@ class BatchSegmentsMixin:
                 f"Solution version {version['solutionVersionArn']} is of recipe {recipe}; batch segment jobs "
                 f"need a User-Segmentation recipe: {[RECIPE_ARN_PREFIX + r for r in SEGMENT_RECIPES]}"
             )
-        if params.get("filterArn"):
-            self._get("filter", params["filterArn"])
-        num_results = params.get("numResults", DEFAULT_SEGMENT_USERS)
-        if not 1 <= num_results <= MAX_SEGMENT_USERS:
-            raise InvalidInput(f"numResults {num_results} is outside 1..{MAX_SEGMENT_USERS}")
-        arn = self.arn(f"batch-segment-job/{params['jobName']}")
-        body = {
-            "jobName": params["jobName"],
-            "filterArn": params.get("filterArn"),
-            "solutionVersionArn": version["solutionVersionArn"],
-            "numResults": num_results,
-            "jobInput": params["jobInput"],
-            "jobOutput": params["jobOutput"],
-            "roleArn": params["roleArn"],
-            "status": "CREATE PENDING",
-        }
-        self._new("batchSegmentJob", arn, body, params.get("tags"))
-        self.worker.submit(lambda: self._run_batch_segment(arn), job=True)
+        arn = self._new_batch_job(
+            "batchSegmentJob",
+            "batch-segment-job",
+            params,
+            version,
+            default_results=DEFAULT_SEGMENT_USERS,
+            max_results=MAX_SEGMENT_USERS,
+            run=self._run_batch_segment,
+            roleArn=params["roleArn"],
+        )
         return {"batchSegmentJobArn": arn}
 
     def _run_batch_segment(self, arn: str) -> None:

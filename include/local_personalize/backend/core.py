@@ -314,6 +314,40 @@ class BackendCore:
             return
         self._set(arn, status=done, **changes)
 
+    def _new_batch_job(
+        self,
+        kind: str,
+        arn_path: str,
+        params: dict,
+        version: dict,
+        *,
+        default_results: int,
+        max_results: int,
+        run: Callable[[str], None],
+        **members,
+    ) -> str:
+        """What CreateBatchInferenceJob and CreateBatchSegmentJob share: the filter and numResults
+        checked, the job stored CREATE PENDING (with the caller's own `members`), `run(arn)` queued."""
+        if params.get("filterArn"):
+            self._get("filter", params["filterArn"])
+        num_results = params.get("numResults", default_results)
+        if not 1 <= num_results <= max_results:
+            raise InvalidInput(f"numResults {num_results} is outside 1..{max_results}")
+        arn = self.arn(f"{arn_path}/{params['jobName']}")
+        body = {
+            "jobName": params["jobName"],
+            "filterArn": params.get("filterArn"),
+            "solutionVersionArn": version["solutionVersionArn"],
+            "numResults": num_results,
+            "jobInput": params["jobInput"],
+            "jobOutput": params["jobOutput"],
+            **members,
+            "status": "CREATE PENDING",
+        }
+        self._new(kind, arn, body, params.get("tags"))
+        self.worker.submit(lambda: run(arn), job=True)
+        return arn
+
     def _activate_later(self, arn: str, on_active=None) -> None:
         """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE in the background."""
 
