@@ -20,9 +20,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from include.pipeline import days, notify
-from include.pipeline import imports as imp
 from include.pipeline.baseline import apply_baseline
-from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
+from include.pipeline.clients import personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
 from include.pipeline.extract_sql import most_active
 from include.pipeline.history import history_key, read_history
@@ -55,28 +54,15 @@ def champion_of(config: PipelineConfig, name: str, hook: Any = None) -> str | No
     return history_champion(config, name)
 
 
-def _version_created(hook: Any, arn: str | None) -> datetime | None:
-    if not arn:
-        return None
-    return days.maybe_utc(
-        hook.conn.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]["creationDateTime"]
-    )
-
-
-def _newest_import(hook: Any, dataset_arns: Any) -> datetime | None:
-    finished = [
-        days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
-        for arn in dataset_arns
-        for page in hook.conn.get_paginator("list_dataset_import_jobs").paginate(datasetArn=arn)
-        for job in page["datasetImportJobs"]
-        if job["status"] == "ACTIVE"
-    ]
-    return max(finished, default=None)
-
-
 def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context: Mapping[str, Any]) -> dict:
     """Per solution (and the baseline): train or not, in which mode, against which champion."""
-    from include.pipeline.tasks.training import check_data_shrink
+    from include.pipeline.tasks.training import (
+        check_data_shrink,
+        landed_intervals,
+        newest_import_finished,
+        training_data,
+        version_created,
+    )
 
     params = context["params"]
     forced_reason = (params.get("force_reason") or "").strip() or None
@@ -85,29 +71,15 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         raise ValueError("param force_deploy needs force_reason: say why the gate is being overridden")
     hook = personalize_hook(config)
     now = datetime.now(UTC)
-    events = context.get("triggering_asset_events") or {}
-    landed = [e.extra for evs in events.values() for e in evs if (e.extra or {}).get("interval_end")]
-    newest_import = _newest_import(hook, resources["dataset_arns"].values())
+    landed = landed_intervals(context)
+    newest_import = newest_import_finished(hook, resources["dataset_arns"].values())
     run_type = getattr(context["dag_run"], "run_type", None)
     catch_up = None
     if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
         catch_up = catching_up(
             [days.maybe_utc(x["interval_end"]) for x in landed], cron=config.schedule.ingest, now=now
         )
-    dataset_records = imp.read_dataset_record(
-        hook.conn,
-        s3_client(config),
-        ledger(config),
-        "INTERACTIONS",
-        resources["dataset_arns"]["INTERACTIONS"],
-    ).held_records
-    training_data = {
-        "newest_import_finished": newest_import.isoformat() if newest_import else None,
-        "triggering_intervals": [[x.get("interval_start"), x["interval_end"]] for x in landed],
-        "triggering_records": sum(int(x.get("records") or 0) for x in landed),
-        # What the interactions dataset holds: the baseline of the next training's shrink guard.
-        "dataset_records": dataset_records,
-    }
+    data = training_data(config, hook, resources, landed, newest_import)
     plans = {}
     for entry in config.solutions:
         view = config.for_solution(entry.name)
@@ -121,7 +93,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
             mode = "FULL"
         solution_arn = resources["solution_arns"][entry.name]
         champion = champion_of(config, entry.name, hook)
-        serving_created = _version_created(hook, champion)
+        serving_created = version_created(hook, champion)
         if entry.campaign and (
             warning := serving_age_warning(
                 serving_created, max_age_days=entry.campaign.max_serving_age_days, now=now
@@ -132,12 +104,12 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         decision = catch_up or cost_guard(
             newest_import=newest_import,
             serving_created=serving_created,
-            latest_trained=_version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
+            latest_trained=version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
             forced=forced,
             training_mode=mode,
         )
         if decision.train:
-            check_data_shrink(view, dataset_records, champion, forced=forced)
+            check_data_shrink(view, data["dataset_records"], champion, forced=forced)
         campaign = hook.find_campaign(entry.campaign.name) if entry.campaign else None
         plans[entry.name] = {
             "solution": entry.name,
@@ -149,7 +121,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
             "campaign_arn": (campaign or {}).get("campaignArn"),
             "forced_reason": forced_reason if forced else None,
             "dry_run": bool(params.get("dry_run")),
-            "training_data": training_data,
+            "training_data": data,
         }
         log.info("%s: %s: %s", entry.name, "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
     plan = {"solutions": plans, "baseline": None}
@@ -161,7 +133,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         fresh = cost_guard(
             newest_import=newest_import,
             serving_created=None,
-            latest_trained=_version_created(hook, latest),
+            latest_trained=version_created(hook, latest),
             forced=False,
             training_mode="FULL",
         )

@@ -47,7 +47,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
     solution_arn = resources["solution_arns"][config.solution.name]
     campaign = hook.find_campaign(config.campaign.name)
     champion_arn = hook.get_serving_solution_version(config.campaign.name)
-    serving_created = _version_created(hook, champion_arn)
+    serving_created = version_created(hook, champion_arn)
     if warning := serving_age_warning(
         serving_created, max_age_days=config.campaign.max_serving_age_days, now=now
     ):
@@ -57,15 +57,9 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
     forced = bool(params.get("force_deploy"))
     decision = None
     dag_run = context["dag_run"]
-    events = context.get("triggering_asset_events") or {}
-    landed = [
-        event.extra
-        for asset_events in events.values()
-        for event in asset_events
-        if (event.extra or {}).get("interval_end")
-    ]
+    landed = landed_intervals(context)
     ends = [days.maybe_utc(extra["interval_end"]) for extra in landed]
-    newest_import = _newest_import(hook, resources["dataset_arns"].values())
+    newest_import = newest_import_finished(hook, resources["dataset_arns"].values())
     run_type = getattr(dag_run, "run_type", None)
     if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
         decision = catching_up(ends, cron=config.schedule.ingest, now=now)
@@ -73,19 +67,13 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         decision = cost_guard(
             newest_import=newest_import,
             serving_created=serving_created,
-            latest_trained=_version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
+            latest_trained=version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
             forced=forced,
             training_mode=training_mode,
         )
-    dataset_records = imp.read_dataset_record(
-        hook.conn,
-        s3_client(config),
-        ledger(config),
-        "INTERACTIONS",
-        resources["dataset_arns"]["INTERACTIONS"],
-    ).held_records
+    data = training_data(config, hook, resources, landed, newest_import)
     if decision.train:
-        check_data_shrink(config, dataset_records, champion_arn, forced=forced)
+        check_data_shrink(config, data["dataset_records"], champion_arn, forced=forced)
     plan = {
         "train": decision.train,
         "reason": decision.reason,
@@ -95,17 +83,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         "campaign_arn": (campaign or {}).get("campaignArn"),
         "forced_reason": forced_reason if forced else None,
         "dry_run": bool(params.get("dry_run")),
-        # What downstream consumers of the model asset need to know about the data behind it.
-        "training_data": {
-            "newest_import_finished": newest_import.isoformat() if newest_import else None,
-            "triggering_intervals": [
-                [extra.get("interval_start"), extra["interval_end"]] for extra in landed
-            ],
-            "triggering_records": sum(int(extra.get("records") or 0) for extra in landed),
-            # What the interactions dataset holds (manifests of its ACTIVE import jobs): the
-            # baseline the next training's shrink guard compares with.
-            "dataset_records": dataset_records,
-        },
+        "training_data": data,
     }
     log.info("%s: %s", "TRAINING" if decision.train else "NOT TRAINING", decision.reason)
     log.info("plan: %s", json.dumps(plan, sort_keys=True))
@@ -151,23 +129,54 @@ def check_data_shrink(
     raise AirflowFailException(message)
 
 
-def _version_created(hook, solution_version_arn: str | None) -> datetime | None:
+def version_created(hook, solution_version_arn: str | None) -> datetime | None:
     if not solution_version_arn:
         return None
     version = hook.conn.describe_solution_version(solutionVersionArn=solution_version_arn)
     return days.maybe_utc(version["solutionVersion"]["creationDateTime"])
 
 
-def _newest_import(hook, dataset_arns) -> datetime | None:
-    newest = None
-    for dataset_arn in dataset_arns:
-        paginator = hook.conn.get_paginator("list_dataset_import_jobs")
-        for page in paginator.paginate(datasetArn=dataset_arn):
-            for job in page["datasetImportJobs"]:
-                if job["status"] == "ACTIVE":
-                    finished = days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
-                    newest = finished if newest is None or finished > newest else newest
-    return newest
+def newest_import_finished(hook, dataset_arns) -> datetime | None:
+    """When the newest ACTIVE import job of the datasets finished (None: no import yet)."""
+    finished = [
+        days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
+        for arn in dataset_arns
+        for page in hook.conn.get_paginator("list_dataset_import_jobs").paginate(datasetArn=arn)
+        for job in page["datasetImportJobs"]
+        if job["status"] == "ACTIVE"
+    ]
+    return max(finished, default=None)
+
+
+def landed_intervals(context: Mapping[str, Any]) -> list[dict]:
+    """The extras of the asset events that triggered the run and name an interval (ingest's)."""
+    events = context.get("triggering_asset_events") or {}
+    return [e.extra for evs in events.values() for e in evs if (e.extra or {}).get("interval_end")]
+
+
+def training_data(
+    config: PipelineConfig,
+    hook,
+    resources: Mapping[str, Any],
+    landed: list[dict],
+    newest_import: datetime | None,
+) -> dict:
+    """What downstream consumers of the model asset need to know about the data behind it."""
+    dataset_records = imp.read_dataset_record(
+        hook.conn,
+        s3_client(config),
+        ledger(config),
+        "INTERACTIONS",
+        resources["dataset_arns"]["INTERACTIONS"],
+    ).held_records
+    return {
+        "newest_import_finished": newest_import.isoformat() if newest_import else None,
+        "triggering_intervals": [[extra.get("interval_start"), extra["interval_end"]] for extra in landed],
+        "triggering_records": sum(int(extra.get("records") or 0) for extra in landed),
+        # What the interactions dataset holds (manifests of its ACTIVE import jobs): the baseline
+        # the next training's shrink guard compares with.
+        "dataset_records": dataset_records,
+    }
 
 
 def evaluate_challenger(
