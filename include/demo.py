@@ -189,7 +189,7 @@ def live_traffic(config, personalize_url: str, users: int = 200) -> dict:
     import boto3
 
     from include.demo_events import send_recommendation_events
-    from include.pipeline.tasks.training import top_users
+    from include.pipeline.extract_sql import most_active
 
     clients = {
         name: boto3.client(name, endpoint_url=personalize_url, region_name="us-east-1")
@@ -201,7 +201,7 @@ def live_traffic(config, personalize_url: str, users: int = 200) -> dict:
         clients["personalize-events"],
         campaign_name=config.campaign.name,
         tracker_name=config.event_tracker,
-        users=top_users(config, users),
+        users=most_active(config, "USER_ID", users),
     )
     say(
         f"live traffic: {sent['click']} clicks and {sent['purchase']} purchases ({sent['revenue']:.2f}) on recommendations"

@@ -8,16 +8,15 @@ import shutil
 from pathlib import Path
 
 from include.pipeline.config import PipelineConfig
+from include.pipeline.extract_sql import most_active
 from include.pipeline.history import history_solution, read_history, solution_history_key
 from include.pipeline.serving import recommended_items, smoke_requests
-from include.pipeline.solution_tasks import top_items
 
 
 def show_results(config: PipelineConfig, s3, personalize_url: str, demo_dir: Path, say) -> None:
     import boto3
 
     from include.pipeline.reconcile import format_table, reconcile
-    from include.pipeline.tasks.training import top_users
 
     control = boto3.client("personalize", endpoint_url=personalize_url, region_name="us-east-1")
     runtime = boto3.client("personalize-runtime", endpoint_url=personalize_url, region_name="us-east-1")
@@ -25,7 +24,7 @@ def show_results(config: PipelineConfig, s3, personalize_url: str, demo_dir: Pat
     say("reconcile (per day: app DB vs imported into Personalize vs quarantined):")
     print(format_table(reconcile(config)), flush=True)
     campaigns = {c["name"]: c["campaignArn"] for c in control.list_campaigns()["campaigns"]}
-    users, items = top_users(config, 2), top_items(config, 2)
+    users, items = most_active(config, "USER_ID", 2), most_active(config, "ITEM_ID", 2)
     for entry in config.solutions:
         print()
         say(f"solution {entry.name} ({entry.recipe}):")

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from include import stack_celery
 from include.stack_processes import HOST, alive, free_port, port_open
-from include.stack_setup import Shop, StackSettings, new_fernet_key, setup_airflow
+from include.stack_setup import Shop, StackSettings, airflow_env, new_fernet_key, setup_airflow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO_ROOT / ".stack"
@@ -52,11 +52,9 @@ BIN = Path(sys.executable).parent
 SERVICES = ("s3", "personalize")
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 STATE_FILE = "stack.json"
-# SQLite metadata DB: scheduler, API server, DAG processor, triggerer and CLI commands write at once;
-# a writer waits up to a minute for the lock (sqlite3's default is 5 s). A transaction that read
+# SQLite metadata DB (its lock wait: stack_setup.SQLITE_CONNECT_ARGS): a transaction that read
 # before another process wrote cannot write at all (WAL refuses to upgrade a stale snapshot:
 # "database is locked" at once); SQLite rolled it back whole, so `make airflow` runs the command again.
-SQLITE_CONNECT_ARGS = {"timeout": 60}
 SQLITE_LOCKED = "database is locked"
 CLI_ATTEMPTS = 5
 
@@ -122,57 +120,14 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         """Everything an Airflow process of this stack reads, on top of a clean copy of os.environ."""
-        settings = self.settings
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AWS_")) and key != "AIRFLOW_HOME"
-        }
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.airflow_home),
-                "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'plugins'}",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
-                "AIRFLOW__CORE__FERNET_KEY": settings.fernet_key,
-                # Local only: every visitor is admin, and GET /auth/token hands out a token. The
-                # API server listens on loopback, so only this machine can reach it.
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__API__HOST": HOST,
-                "AIRFLOW__API__PORT": str(settings.api_port),
-                "AIRFLOW__API__BASE_URL": self.base_url,
-                "AIRFLOW__API__SECRET_KEY": settings.api_secret_key,
-                "AIRFLOW__API_AUTH__JWT_SECRET": settings.jwt_secret,
-                # Tasks report to the execution API at this URL (not the default port 8080).
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.airflow_home / "logs"),
-                # Fake credentials: both local servers accept any signature; never a real key here.
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                # The local Personalize service's import and batch jobs read and write S3 here.
-                "AWS_ENDPOINT_URL_S3": self.s3_url,
-                # moto refuses multipart parts under 5 MiB unless told otherwise.
-                "S3_UPLOAD_PART_MIN_SIZE": "1",
-            }
+        return airflow_env(
+            self.settings,
+            repo_root=REPO_ROOT,
+            airflow_home=self.airflow_home,
+            db_url=self.db_url,
+            base_url=self.base_url,
+            s3_url=self.s3_url,
         )
-        env.update(
-            stack_celery.executor_env(
-                settings.executor, redis_port=settings.redis_port, host=HOST, db_url=self.db_url
-            )
-        )
-        if self.db_url.startswith("sqlite"):
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "include.stack.SQLITE_CONNECT_ARGS"
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "include.stack.SQLITE_CONNECT_ARGS"
-        if settings.config_dir:
-            from include.pipeline.config import CONFIG_DIR_ENV
-
-            env[CONFIG_DIR_ENV] = settings.config_dir
-        env.update(settings.extra_env)
-        return env
 
     @property
     def services(self) -> tuple[str, ...]:

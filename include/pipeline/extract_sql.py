@@ -190,6 +190,21 @@ def get_source_hook(source):
     )
 
 
+def most_active(config, field: str, count: int) -> list[str]:
+    """The `count` values of `field` (USER_ID or ITEM_ID) with the most interactions in the app DB,
+    most first (ties by value): users and items every model trained on the data has seen."""
+    mapping = config.mappings["INTERACTIONS"]
+    columns = [f.column for f in mapping.fields if f.field == field]
+    if not columns:
+        raise ValueError(f"field {field!r} is not mapped in the interactions (mappings.INTERACTIONS)")
+    column = quote_identifier(columns[0])
+    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
+    sql = (
+        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
+    )
+    return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
+
+
 def dialect_of(conn) -> _Dialect:
     if isinstance(conn, sqlite3.Connection):
         return SQLITE

@@ -17,7 +17,7 @@ PERMANENT_ERRORS = (
     # the import plan cannot be made (e.g. one file over the import size limit)
     "include.pipeline.imports.ImportPlanError",
     # a Personalize resource exists with other, unchangeable settings (schema, recipe, filter)
-    "personalize.hooks.PersonalizeResourceConflictError",
+    "personalize.errors.PersonalizeResourceConflictError",
 )
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from include.pipeline.clients import s3_client
 from include.pipeline.config import PipelineConfig
+from include.pipeline.extract_sql import most_active
 from include.pipeline.serving import batch_input_lines
-from include.pipeline.solution_tasks import champion_of, top_items
+from include.pipeline.solution_tasks import champion_of
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def prepare(config: PipelineConfig, name: str, resources: Mapping[str, Any], run
     kind_users = entry.recipe_type != "RELATED_ITEMS"
     users = _distinct(config, "USER_ID") if kind_users else []
     if entry.recipe_type == "PERSONALIZED_RANKING":
-        items = top_items(config, batch.num_results)
+        items = most_active(config, "ITEM_ID", batch.num_results)
     elif entry.recipe_type == "RELATED_ITEMS":
         items = _distinct(config, "ITEM_ID")
     else:

@@ -20,10 +20,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from include.pipeline import days, notify
-from include.pipeline import imports as imp
 from include.pipeline.baseline import apply_baseline
-from include.pipeline.clients import ledger, personalize_hook, runtime_client, s3_client
+from include.pipeline.clients import personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
+from include.pipeline.extract_sql import most_active
 from include.pipeline.history import read_history, solution_history_key
 from include.pipeline.schedule import catching_up, cost_guard, serving_age_warning
 from include.pipeline.serving import Filter, recommended_items, smoke_requests
@@ -45,28 +45,16 @@ def champion_of(config: PipelineConfig, name: str, hook: Any = None) -> str | No
     return history_champion(config, name)
 
 
-def _version_created(hook: Any, arn: str | None) -> datetime | None:
-    if not arn:
-        return None
-    return days.maybe_utc(
-        hook.conn.describe_solution_version(solutionVersionArn=arn)["solutionVersion"]["creationDateTime"]
-    )
-
-
-def _newest_import(hook: Any, dataset_arns: Any) -> datetime | None:
-    finished = [
-        days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
-        for arn in dataset_arns
-        for page in hook.conn.get_paginator("list_dataset_import_jobs").paginate(datasetArn=arn)
-        for job in page["datasetImportJobs"]
-        if job["status"] == "ACTIVE"
-    ]
-    return max(finished, default=None)
-
-
 def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context: Mapping[str, Any]) -> dict:
     """Per solution (and the baseline): train or not, in which mode, against which champion."""
-    from include.pipeline.tasks.training import check_data_shrink
+    from include.pipeline.tasks.training import (
+        check_data_shrink,
+        interactions_record,
+        landed_intervals,
+        newest_import_finished,
+        training_data,
+        version_created,
+    )
 
     params = context["params"]
     forced_reason = (params.get("force_reason") or "").strip() or None
@@ -75,30 +63,16 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         raise ValueError("param force_deploy needs force_reason: say why the gate is being overridden")
     hook = personalize_hook(config)
     now = datetime.now(UTC)
-    events = context.get("triggering_asset_events") or {}
-    landed = [e.extra for evs in events.values() for e in evs if (e.extra or {}).get("interval_end")]
-    newest_import = _newest_import(hook, resources["dataset_arns"].values())
+    landed = landed_intervals(context)
+    newest_import = newest_import_finished(hook, resources["dataset_arns"].values())
     run_type = getattr(context["dag_run"], "run_type", None)
     catch_up = None
     if getattr(run_type, "value", run_type) == "asset_triggered" and not forced:
         catch_up = catching_up(
             [days.maybe_utc(x["interval_end"]) for x in landed], cron=config.schedule.ingest, now=now
         )
-    held = imp.read_dataset_record(
-        hook.conn,
-        s3_client(config),
-        ledger(config),
-        "INTERACTIONS",
-        resources["dataset_arns"]["INTERACTIONS"],
-    )
-    dataset_records = held.held_records
-    training_data = {
-        "newest_import_finished": newest_import.isoformat() if newest_import else None,
-        "triggering_intervals": [[x.get("interval_start"), x["interval_end"]] for x in landed],
-        "triggering_records": sum(int(x.get("records") or 0) for x in landed),
-        # What the interactions dataset holds: the baseline of the next training's shrink guard.
-        "dataset_records": dataset_records,
-    }
+    held = interactions_record(config, hook, resources)
+    data = training_data(held, landed, newest_import)
     plans = {}
     for entry in config.solutions:
         view = config.for_solution(entry.name)
@@ -112,7 +86,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
             mode = "FULL"
         solution_arn = resources["solution_arns"][entry.name]
         champion = champion_of(config, entry.name, hook)
-        serving_created = _version_created(hook, champion)
+        serving_created = version_created(hook, champion)
         if entry.campaign and (
             warning := serving_age_warning(
                 serving_created, max_age_days=entry.campaign.max_serving_age_days, now=now
@@ -123,12 +97,12 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         decision = catch_up or cost_guard(
             newest_import=newest_import,
             serving_created=serving_created,
-            latest_trained=_version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
+            latest_trained=version_created(hook, hook.get_latest_active_solution_version(solution_arn)),
             forced=forced,
             training_mode=mode,
         )
         if decision.train:
-            check_data_shrink(view, dataset_records, champion, forced=forced)
+            check_data_shrink(view, data["dataset_records"], champion, forced=forced)
         campaign = hook.find_campaign(entry.campaign.name) if entry.campaign else None
         plans[entry.name] = {
             "solution": entry.name,
@@ -140,7 +114,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
             "campaign_arn": (campaign or {}).get("campaignArn"),
             "forced_reason": forced_reason if forced else None,
             "dry_run": bool(params.get("dry_run")),
-            "training_data": training_data,
+            "training_data": data,
         }
         if entry.gate.evaluation == "replay":
             _plan_replay(config, entry.name, plans[entry.name], held.held, resources, hook, context, forced)
@@ -154,7 +128,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
         fresh = cost_guard(
             newest_import=newest_import,
             serving_created=None,
-            latest_trained=_version_created(hook, latest),
+            latest_trained=version_created(hook, latest),
             forced=False,
             training_mode="FULL",
         )
@@ -225,20 +199,6 @@ def evaluate(
     return result
 
 
-def top_items(config: PipelineConfig, count: int) -> list[str]:
-    """The most interacted-with items in the app database: items every model has seen."""
-    from include.pipeline.extract import get_source_hook
-    from include.pipeline.mapping import quote_identifier
-
-    mapping = config.mappings["INTERACTIONS"]
-    column = quote_identifier(next(f.column for f in mapping.fields if f.field == "ITEM_ID"))
-    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
-    sql = (
-        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
-    )
-    return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]
-
-
 def smoke_test(
     config: PipelineConfig,
     name: str,
@@ -247,12 +207,12 @@ def smoke_test(
     resources: Mapping[str, Any],
 ) -> dict:
     """The recipe's own requests (by user, by item, or ranking a list); roll the campaign back on failure."""
-    from include.pipeline.tasks.training import SmokeTestFailed, roll_back_and_fail, top_users
+    from include.pipeline.tasks.training import SmokeTestFailed, roll_back_and_fail
 
     view = config.for_solution(name)
     entry = view.solutions[0]
-    users = top_users(view, view.smoke_test.users)
-    items = top_items(view, max(view.smoke_test.users, view.smoke_test.num_results))
+    users = most_active(view, "USER_ID", view.smoke_test.users)
+    items = most_active(view, "ITEM_ID", max(view.smoke_test.users, view.smoke_test.num_results))
     if not users or not items:
         raise SmokeTestFailed("the app database has no interactions to smoke-test with")
     # Filters on interactions need a user; related-item requests are tried without them.

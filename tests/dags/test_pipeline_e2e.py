@@ -209,9 +209,9 @@ def test_ingest_train_gate_update_and_batch(kind, local_aws, s3_bucket, monkeypa
 
 
 def _known_user(config) -> str:
-    from include.pipeline.tasks.training import top_users
+    from include.pipeline.extract_sql import most_active
 
-    return top_users(config, 1)[0]
+    return most_active(config, "USER_ID", 1)[0]
 
 
 def _bucket_state(s3, bucket: str) -> dict[str, str]:

@@ -187,9 +187,9 @@ def _ensured(personalize, config) -> dict:
 
 
 def support_item(config) -> str:
-    from include.pipeline.solution_tasks import top_items
+    from include.pipeline.extract_sql import most_active
 
-    return top_items(config, 1)[0]
+    return most_active(config, "ITEM_ID", 1)[0]
 
 
 def test_a_failing_solution_blocks_no_other_and_the_run_names_it(

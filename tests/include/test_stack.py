@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from airflow.sdk.module_loading import import_string
+
 from include.stack import Stack
 from include.stack_processes import HOST
 from include.stack_setup import StackSettings
@@ -18,7 +20,8 @@ def test_the_stack_environment_keeps_everything_on_loopback_under_its_folder(tmp
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert "AWS_PROFILE" not in env and env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:15000"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] == "include.stack.SQLITE_CONNECT_ARGS"
+    # Airflow imports the connect args by name: the name must resolve to the lock wait.
+    assert import_string(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"]) == {"timeout": 60}
     for name in ("api-server", "scheduler", "dag-processor", "triggerer", "s3", "personalize"):
         command = stack.command(name)
         if name in ("scheduler", "triggerer"):

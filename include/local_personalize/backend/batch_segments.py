@@ -10,13 +10,11 @@ CREATE IN_PROGRESS > ACTIVE | CREATE FAILED; the model documents PENDING / IN PR
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from personalize_contract.recipes import RECIPE_ARN_PREFIX
 
 from include.local_personalize import datasets as data
-from include.local_personalize.backend.core import log
+from include.local_personalize.backend.core import answer_json_lines
 from include.local_personalize.errors import InvalidInput, ResourceNotFound
 
 SEGMENT_RECIPES = ("aws-item-affinity", "aws-item-attribute-affinity")
@@ -35,78 +33,37 @@ class BatchSegmentsMixin:
                 f"Solution version {version['solutionVersionArn']} is of recipe {recipe}; batch segment jobs "
                 f"need a User-Segmentation recipe: {[RECIPE_ARN_PREFIX + r for r in SEGMENT_RECIPES]}"
             )
-        if params.get("filterArn"):
-            self._get("filter", params["filterArn"])
-        num_results = params.get("numResults", DEFAULT_SEGMENT_USERS)
-        if not 1 <= num_results <= MAX_SEGMENT_USERS:
-            raise InvalidInput(f"numResults {num_results} is outside 1..{MAX_SEGMENT_USERS}")
-        arn = self.arn(f"batch-segment-job/{params['jobName']}")
-        body = {
-            "jobName": params["jobName"],
-            "filterArn": params.get("filterArn"),
-            "solutionVersionArn": version["solutionVersionArn"],
-            "numResults": num_results,
-            "jobInput": params["jobInput"],
-            "jobOutput": params["jobOutput"],
-            "roleArn": params["roleArn"],
-            "status": "CREATE PENDING",
-        }
-        self._new("batchSegmentJob", arn, body, params.get("tags"))
-        self.worker.submit(lambda: self._run_batch_segment(arn), job=True)
+        arn = self._new_batch_job(
+            "batchSegmentJob",
+            "batch-segment-job",
+            params,
+            version,
+            default_results=DEFAULT_SEGMENT_USERS,
+            max_results=MAX_SEGMENT_USERS,
+            run=self._run_batch_segment,
+            roleArn=params["roleArn"],
+        )
         return {"batchSegmentJobArn": arn}
 
     def _run_batch_segment(self, arn: str) -> None:
-        job = self._set(arn, status="CREATE IN_PROGRESS")
-        if job is None:
-            return
-        self.worker.pause()
-        try:
-            self._segment(job)
-        except (data.ImportFailure, InvalidInput, ResourceNotFound) as err:
-            self._set(arn, status="CREATE FAILED", failureReason=str(err.args[0]))
-            return
-        except Exception as err:
-            log.exception("batch segment job %s failed", arn)
-            self._set(arn, status="CREATE FAILED", failureReason=f"{type(err).__name__}: {err}")
-            return
-        self._set(arn, status="ACTIVE")
+        self._run_job(arn, self._segment, (data.ImportFailure, InvalidInput, ResourceNotFound))
 
     def _segment(self, job: dict) -> None:
         model = self._model(job["solutionVersionArn"])
         users = model.users.ids
         # Each user's scores for every item, once: a segment is then a column's top users.
         scores = np.vstack([model.preferences(str(u), None, np.zeros(0, dtype=np.int64))[0] for u in users])
-        out_bucket, out_prefix = data.split_s3_uri(job["jobOutput"]["s3DataDestination"]["path"])
-        if out_prefix and not out_prefix.endswith("/"):
-            out_prefix += "/"
-        client = data.s3_client()
-        for bucket, key in data.list_import_objects(job["jobInput"]["s3DataSource"]["path"]):
-            results = []
-            text = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-            for number, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise InvalidInput(f"s3://{bucket}/{key} line {number}: not JSON ({err.msg})") from None
-                position = (
-                    model.items.positions.get(str(record.get("itemId"))) if isinstance(record, dict) else None
-                )
-                if position is None:
-                    results.append(
-                        {"input": record, "output": None, "error": "itemId is not in the model's items"}
-                    )
-                    continue
-                column = scores[:, position]
-                top = np.argsort(-column, kind="stable")[: job["numResults"]]
-                results.append(
-                    {"input": record, "output": {"usersList": [str(users[i]) for i in top]}, "error": None}
-                )
-            body = "".join(json.dumps(r) + "\n" for r in results)
-            client.put_object(
-                Bucket=out_bucket, Key=f"{out_prefix}{key.rsplit('/', 1)[-1]}.out", Body=body.encode()
+
+        def answer(record: object, where: str) -> dict:
+            position = (
+                model.items.positions.get(str(record.get("itemId"))) if isinstance(record, dict) else None
             )
+            if position is None:
+                return {"input": record, "output": None, "error": "itemId is not in the model's items"}
+            top = np.argsort(-scores[:, position], kind="stable")[: job["numResults"]]
+            return {"input": record, "output": {"usersList": [str(users[i]) for i in top]}, "error": None}
+
+        answer_json_lines(job, answer)
 
     def describe_batch_segment_job(self, params: dict) -> dict:
         return self._describe("batchSegmentJob", params["batchSegmentJobArn"])

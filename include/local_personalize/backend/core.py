@@ -7,11 +7,13 @@ in this package built on `BackendCore`; the constants and wire helpers they shar
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import re
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +125,32 @@ def public(body: dict) -> dict:
         for k, v in body.items()
         if not k.startswith("_") and v is not None
     }
+
+
+def answer_json_lines(job: dict, answer: Callable[[object, str], dict]) -> None:
+    """A batch job's input read and answered: every non-blank JSON line of each object under
+    jobInput's path becomes `answer(record, where)` (`where` names object and line), one JSON line
+    per answer in `<jobOutput path><object's file name>.out`. A line that is not JSON fails the job."""
+    out_bucket, out_prefix = data.split_s3_uri(job["jobOutput"]["s3DataDestination"]["path"])
+    if out_prefix and not out_prefix.endswith("/"):
+        out_prefix += "/"
+    client = data.s3_client()
+    for bucket, key in data.list_import_objects(job["jobInput"]["s3DataSource"]["path"]):
+        text = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        answers = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"s3://{bucket}/{key} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InvalidInput(f"{where}: not JSON ({err.msg})") from None
+            answers.append(answer(record, where))
+        body = "".join(json.dumps(a) + "\n" for a in answers)
+        client.put_object(
+            Bucket=out_bucket, Key=f"{out_prefix}{key.rsplit('/', 1)[-1]}.out", Body=body.encode()
+        )
 
 
 def camel_to_field(name: str) -> str:
@@ -257,6 +285,68 @@ class BackendCore:
             if self.store.get(arn) is None:
                 return None
             return self.store.update(arn, lastUpdatedDateTime=time.time(), **changes)
+
+    def _run_job(
+        self,
+        arn: str,
+        work: Callable[[dict], dict | None],
+        expected: tuple[type[Exception], ...],
+        *,
+        running: str = "CREATE IN_PROGRESS",
+        done: str = "ACTIVE",
+        failed: str = "CREATE FAILED",
+    ) -> None:
+        """A job's run in the background: `running`, a pause, then `work(job)`, then `done` with the
+        members work returns. An `expected` error (the job's input or a resource it names) ends it
+        `failed` with the error's message as failureReason; any other is logged and named by type."""
+        job = self._set(arn, status=running)
+        if job is None:  # deleted meanwhile
+            return
+        self.worker.pause()
+        try:
+            changes = work(job) or {}
+        except expected as err:
+            self._set(arn, status=failed, failureReason=str(err))
+            return
+        except Exception as err:
+            log.exception("job %s failed", arn)
+            self._set(arn, status=failed, failureReason=f"{type(err).__name__}: {err}")
+            return
+        self._set(arn, status=done, **changes)
+
+    def _new_batch_job(
+        self,
+        kind: str,
+        arn_path: str,
+        params: dict,
+        version: dict,
+        *,
+        default_results: int,
+        max_results: int,
+        run: Callable[[str], None],
+        **members,
+    ) -> str:
+        """What CreateBatchInferenceJob and CreateBatchSegmentJob share: the filter and numResults
+        checked, the job stored CREATE PENDING (with the caller's own `members`), `run(arn)` queued."""
+        if params.get("filterArn"):
+            self._get("filter", params["filterArn"])
+        num_results = params.get("numResults", default_results)
+        if not 1 <= num_results <= max_results:
+            raise InvalidInput(f"numResults {num_results} is outside 1..{max_results}")
+        arn = self.arn(f"{arn_path}/{params['jobName']}")
+        body = {
+            "jobName": params["jobName"],
+            "filterArn": params.get("filterArn"),
+            "solutionVersionArn": version["solutionVersionArn"],
+            "numResults": num_results,
+            "jobInput": params["jobInput"],
+            "jobOutput": params["jobOutput"],
+            **members,
+            "status": "CREATE PENDING",
+        }
+        self._new(kind, arn, body, params.get("tags"))
+        self.worker.submit(lambda: run(arn), job=True)
+        return arn
 
     def _activate_later(self, arn: str, on_active=None) -> None:
         """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE in the background."""

@@ -20,7 +20,7 @@ import io
 import pandas as pd
 
 from include.local_personalize import datasets as data
-from include.local_personalize.backend.core import INTERRUPTED, log
+from include.local_personalize.backend.core import INTERRUPTED
 from include.local_personalize.errors import InvalidInput, ResourceInUse, ResourceNotFound
 
 USER_DATASET_TYPES = ("INTERACTIONS", "USERS")
@@ -75,21 +75,18 @@ class DataJobsMixin:
         return {"dataDeletionJobArn": arn}
 
     def _run_data_deletion(self, arn: str) -> None:
-        job = self._set(arn, status="IN_PROGRESS")
-        if job is None:
-            return
-        self.worker.pause()
-        try:
+        def erase(job: dict) -> dict:
             users = read_user_ids(job["dataSource"]["dataLocation"])
-            deleted = self._erase_users(job["datasetGroupArn"], set(users))
-        except (data.ImportFailure, DeletionInputError, ResourceNotFound) as err:
-            self._set(arn, status="FAILED", failureReason=str(err))
-            return
-        except Exception as err:
-            log.exception("data deletion job %s failed", arn)
-            self._set(arn, status="FAILED", failureReason=f"{type(err).__name__}: {err}")
-            return
-        self._set(arn, status="COMPLETED", numDeleted=deleted)
+            return {"numDeleted": self._erase_users(job["datasetGroupArn"], set(users))}
+
+        self._run_job(
+            arn,
+            erase,
+            (data.ImportFailure, DeletionInputError, ResourceNotFound),
+            running="IN_PROGRESS",
+            done="COMPLETED",
+            failed="FAILED",
+        )
 
     def _erase_users(self, group_arn: str, users: set[str]) -> int:
         group = self._get("datasetGroup", group_arn)
@@ -146,27 +143,15 @@ class DataJobsMixin:
         return {"datasetExportJobArn": arn}
 
     def _run_dataset_export(self, arn: str) -> None:
-        job = self._set(arn, status="CREATE IN_PROGRESS")
-        if job is None:
-            return
-        self.worker.pause()
-        try:
-            frame = self._export_records(job["datasetArn"], job["ingestionMode"])
-            bucket, prefix = data.split_s3_uri(job["jobOutput"]["s3DataDestination"]["path"])
-            if prefix and not prefix.endswith("/"):
-                prefix += "/"
-            body = frame.to_csv(index=False, lineterminator="\n").encode()
-            data.s3_client().put_object(
-                Bucket=bucket, Key=f"{prefix}{job['jobName']}/part-00000.csv", Body=body
-            )
-        except (data.ImportFailure, ResourceNotFound) as err:
-            self._set(arn, status="CREATE FAILED", failureReason=str(err))
-            return
-        except Exception as err:
-            log.exception("dataset export job %s failed", arn)
-            self._set(arn, status="CREATE FAILED", failureReason=f"{type(err).__name__}: {err}")
-            return
-        self._set(arn, status="ACTIVE")
+        self._run_job(arn, self._export, (data.ImportFailure, ResourceNotFound))
+
+    def _export(self, job: dict) -> None:
+        frame = self._export_records(job["datasetArn"], job["ingestionMode"])
+        bucket, prefix = data.split_s3_uri(job["jobOutput"]["s3DataDestination"]["path"])
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        body = frame.to_csv(index=False, lineterminator="\n").encode()
+        data.s3_client().put_object(Bucket=bucket, Key=f"{prefix}{job['jobName']}/part-00000.csv", Body=body)
 
     def _export_records(self, dataset_arn: str, mode: str) -> pd.DataFrame:
         dataset = self._get("dataset", dataset_arn)

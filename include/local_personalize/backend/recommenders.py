@@ -118,20 +118,12 @@ class RecommendersMixin:
         return metrics
 
     def _run_recommender_creation(self, arn: str) -> None:
-        recommender = self._set(arn, status="CREATE IN_PROGRESS")
-        if recommender is None:
-            return
-        self.worker.pause()
-        try:
-            metrics = self._train_recommender(recommender)
-        except (InsufficientEvents, engine.InsufficientDataError, ValueError, ResourceNotFound) as err:
-            self._set(arn, status="CREATE FAILED", failureReason=str(err))
-            return
-        except Exception as err:
-            log.exception("recommender %s failed", arn)
-            self._set(arn, status="CREATE FAILED", failureReason=f"{type(err).__name__}: {err}")
-            return
-        self._set(arn, status="ACTIVE", modelMetrics=metrics, _trainedAt=time.time())
+        def train(recommender: dict) -> dict:
+            return {"modelMetrics": self._train_recommender(recommender), "_trainedAt": time.time()}
+
+        self._run_job(
+            arn, train, (InsufficientEvents, engine.InsufficientDataError, ValueError, ResourceNotFound)
+        )
 
     def _recommender_model(self, arn: str) -> engine.TrainedModel:
         model = self._models.get(arn)

@@ -15,8 +15,8 @@ from typing import Any
 
 from include.pipeline.clients import personalize_hook, runtime_client, s3_client
 from include.pipeline.config import PipelineConfig
+from include.pipeline.extract_sql import most_active
 from include.pipeline.history import append_record
-from include.pipeline.mapping import quote_identifier
 from include.pipeline.online_metrics import OUTPUT_FOLDER, campaign_totals, read_rows
 
 log = logging.getLogger(__name__)
@@ -40,23 +40,11 @@ def dataset_group_arn(config: PipelineConfig) -> str:
     return arn
 
 
-def _most_frequent(config: PipelineConfig, field: str) -> str | None:
-    """The app DB's most frequent USER_ID or ITEM_ID in the interactions: one the model has seen."""
-    from include.pipeline.extract_sql import get_source_hook
-
-    mapping = config.mappings["INTERACTIONS"]
-    column = quote_identifier(next(f.column for f in mapping.fields if f.field == field))
-    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
-    rows = get_source_hook(config.app_db_conn_id).get_records(
-        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT 1"
-    )
-    return str(rows[0][0]) if rows else None
-
-
 def smoke_test(config: PipelineConfig, arns: Mapping[str, str]) -> dict:
     """GetRecommendations from every ACTIVE recommender, with the inputs its use case takes."""
     hook, runtime = personalize_hook(config), runtime_client(config)
-    user, item = _most_frequent(config, "USER_ID"), _most_frequent(config, "ITEM_ID")
+    # The app DB's most active user and item: ones the models have seen.
+    user, item = (next(iter(most_active(config, field, 1)), None) for field in ("USER_ID", "ITEM_ID"))
     results = {}
     for recommender in config.recommenders:
         arn = arns[recommender.name]

@@ -1,5 +1,5 @@
 """train_deploy pieces every solution shares: the shrink guard, the gate against the champion, the
-rollback of a failed smoke test and the most active users. Each solution runs
+rollback of a failed smoke test, and the data a training saw. Each solution runs
 include/pipeline/solution_tasks.py (plan, evaluate, smoke test) and solution_record.py (record, keep
 the champion, finish); a replay solution replay_tasks.py and replay_record.py."""
 
@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from include.pipeline import notify
-from include.pipeline.clients import personalize_hook, s3_client
+from include.pipeline import days, notify
+from include.pipeline import imports as imp
+from include.pipeline.clients import ledger, personalize_hook, s3_client
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
 from include.pipeline.history import history_key, read_history
-from include.pipeline.mapping import quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,55 @@ def check_data_shrink(
         return
     notify.data_shrink(config, message)
     raise AirflowFailException(message)
+
+
+def version_created(hook, solution_version_arn: str | None) -> datetime | None:
+    if not solution_version_arn:
+        return None
+    version = hook.conn.describe_solution_version(solutionVersionArn=solution_version_arn)
+    return days.maybe_utc(version["solutionVersion"]["creationDateTime"])
+
+
+def newest_import_finished(hook, dataset_arns) -> datetime | None:
+    """When the newest ACTIVE import job of the datasets finished (None: no import yet)."""
+    finished = [
+        days.maybe_utc(job.get("lastUpdatedDateTime") or job["creationDateTime"])
+        for arn in dataset_arns
+        for page in hook.conn.get_paginator("list_dataset_import_jobs").paginate(datasetArn=arn)
+        for job in page["datasetImportJobs"]
+        if job["status"] == "ACTIVE"
+    ]
+    return max(finished, default=None)
+
+
+def landed_intervals(context: Mapping[str, Any]) -> list[dict]:
+    """The extras of the asset events that triggered the run and name an interval (ingest's)."""
+    events = context.get("triggering_asset_events") or {}
+    return [e.extra for evs in events.values() for e in evs if (e.extra or {}).get("interval_end")]
+
+
+def interactions_record(config: PipelineConfig, hook, resources: Mapping[str, Any]) -> imp.DatasetRecord:
+    """What the interactions dataset holds, read from the manifests of its ACTIVE import jobs."""
+    return imp.read_dataset_record(
+        hook.conn,
+        s3_client(config),
+        ledger(config),
+        "INTERACTIONS",
+        resources["dataset_arns"]["INTERACTIONS"],
+    )
+
+
+def training_data(record: imp.DatasetRecord, landed: list[dict], newest_import: datetime | None) -> dict:
+    """What downstream consumers of the model asset need to know about the data behind it."""
+    dataset_records = record.held_records
+    return {
+        "newest_import_finished": newest_import.isoformat() if newest_import else None,
+        "triggering_intervals": [[extra.get("interval_start"), extra["interval_end"]] for extra in landed],
+        "triggering_records": sum(int(extra.get("records") or 0) for extra in landed),
+        # What the interactions dataset holds (manifests of its ACTIVE import jobs): the baseline
+        # the next training's shrink guard compares with.
+        "dataset_records": dataset_records,
+    }
 
 
 def evaluate_challenger(
@@ -109,16 +159,3 @@ def roll_back_and_fail(config: PipelineConfig, plan: Mapping[str, Any], campaign
     from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException(message)
-
-
-def top_users(config: PipelineConfig, count: int) -> list[str]:
-    """The most active users in the app database: real users the model has seen."""
-    from include.pipeline.extract_sql import get_source_hook
-
-    mapping = config.mappings["INTERACTIONS"]
-    column = quote_identifier(next(f.column for f in mapping.fields if f.field == "USER_ID"))
-    table = ".".join(quote_identifier(part) for part in mapping.table.split("."))
-    sql = (
-        f"SELECT {column} FROM {table} GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT {int(count)}"
-    )
-    return [str(row[0]) for row in get_source_hook(config.app_db_conn_id).get_records(sql)]

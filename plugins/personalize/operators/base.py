@@ -35,9 +35,7 @@ from personalize.kinds import (
     effective_status,
     failure_reason,
 )
-from personalize.links import (
-    console_arn,
-)
+from personalize.links import PersonalizeDatasetGroupLink, console_arn
 from personalize.triggers import TRIGGER_FOR_KIND, validated_resource
 
 if TYPE_CHECKING:
@@ -322,6 +320,26 @@ class PersonalizeBaseOperator(AwsBaseOperator[PersonalizeHook]):
             f"Every attempt of Personalize {kind.label} {failed[0]!r} failed ({', '.join(failed)}); "
             f"the last failureReason: {last_reason}. Fix the cause, then start a new DAG run."
         )
+
+    def _converge_job(
+        self,
+        context: Context,
+        kind: ResourceKind,
+        find: Callable[[str], str | None],
+        create: Callable[[str], str],
+        dataset_group_arn: Callable[[], str],
+    ) -> Any:
+        """
+        The step of a job named ``self.job_name`` in a dataset group (import, deletion, export).
+
+        Adopts or creates the job of the name's attempt chain (see ``_adopt_or_create_attempt``),
+        links the job's dataset group, and returns the job ARN once it is done, else what to wait for.
+        """
+        arn = self._adopt_or_create_attempt(
+            kind, lambda attempt: attempt_name(self.job_name, attempt), find, create
+        )
+        self._persist_link(context, PersonalizeDatasetGroupLink, dataset_group=dataset_group_arn())
+        return self._pending(kind, arn, result=arn) or arn
 
     def _persist_link(self, context: Context, link: type, **arns: str) -> None:
         link.persist(

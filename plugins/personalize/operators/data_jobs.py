@@ -9,7 +9,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from personalize.kinds import DATA_DELETION_JOB, DATASET, DATASET_EXPORT_JOB
 from personalize.links import PersonalizeDatasetGroupLink
-from personalize.operators.base import CREATE_TEMPLATE_FIELDS, PersonalizeBaseOperator, attempt_name
+from personalize.operators.base import CREATE_TEMPLATE_FIELDS, PersonalizeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -77,14 +77,13 @@ class PersonalizeCreateDataDeletionJobOperator(PersonalizeBaseOperator):
             )
             return hook.conn.create_data_deletion_job(**params)["dataDeletionJobArn"]
 
-        arn = self._adopt_or_create_attempt(
+        return self._converge_job(
+            context,
             DATA_DELETION_JOB,
-            lambda attempt: attempt_name(self.job_name, attempt),
             lambda job_name: hook.find_data_deletion_job(self.dataset_group_arn, job_name),
             create,
+            lambda: self.dataset_group_arn,
         )
-        self._persist_link(context, PersonalizeDatasetGroupLink, dataset_group=self.dataset_group_arn)
-        return self._pending(DATA_DELETION_JOB, arn, result=arn) or arn
 
 
 class PersonalizeCreateDatasetExportJobOperator(PersonalizeBaseOperator):
@@ -155,12 +154,10 @@ class PersonalizeCreateDatasetExportJobOperator(PersonalizeBaseOperator):
             )
             return hook.conn.create_dataset_export_job(**params)["datasetExportJobArn"]
 
-        arn = self._adopt_or_create_attempt(
+        return self._converge_job(
+            context,
             DATASET_EXPORT_JOB,
-            lambda attempt: attempt_name(self.job_name, attempt),
             lambda job_name: hook.find_dataset_export_job(self.dataset_arn, job_name),
             create,
+            lambda: hook.describe(DATASET, self.dataset_arn)["datasetGroupArn"],
         )
-        group_arn = hook.describe(DATASET, self.dataset_arn)["datasetGroupArn"]
-        self._persist_link(context, PersonalizeDatasetGroupLink, dataset_group=group_arn)
-        return self._pending(DATASET_EXPORT_JOB, arn, result=arn) or arn

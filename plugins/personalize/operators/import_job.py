@@ -11,7 +11,7 @@ from personalize.kinds import DATASET, DATASET_IMPORT_JOB
 from personalize.links import (
     PersonalizeDatasetGroupLink,
 )
-from personalize.operators.base import CREATE_TEMPLATE_FIELDS, PersonalizeBaseOperator, attempt_name
+from personalize.operators.base import CREATE_TEMPLATE_FIELDS, PersonalizeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -81,12 +81,10 @@ class PersonalizeCreateDatasetImportJobOperator(PersonalizeBaseOperator):
             params = self.create_params("CreateDatasetImportJob", params)
             return hook.conn.create_dataset_import_job(**params)["datasetImportJobArn"]
 
-        arn = self._adopt_or_create_attempt(
+        return self._converge_job(
+            context,
             DATASET_IMPORT_JOB,
-            lambda attempt: attempt_name(self.job_name, attempt),
             lambda job_name: hook.find_dataset_import_job(self.dataset_arn, job_name),
             create,
+            lambda: hook.describe(DATASET, self.dataset_arn)["datasetGroupArn"],
         )
-        group_arn = hook.describe(DATASET, self.dataset_arn)["datasetGroupArn"]
-        self._persist_link(context, PersonalizeDatasetGroupLink, dataset_group=group_arn)
-        return self._pending(DATASET_IMPORT_JOB, arn, result=arn) or arn

@@ -256,7 +256,11 @@ def test_every_operation_answers_a_response_that_validates_against_its_output_sh
     call.wait("DescribeBatchInferenceJob", "batchInferenceJob", batchInferenceJobArn=batch)
     call.p("ListBatchInferenceJobs", solutionVersionArn=version)
     affinity, affinity_version = trained_version(call, "conf-affinity", group, "aws-item-affinity")
-    s3.put_object(Bucket=BUCKET, Key="segments/items.json", Body=b'{"itemId": "i1"}\n{"itemId": "i2"}\n')
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="segments/items.json",
+        Body=b'{"itemId": "i1"}\n\n{"itemId": "i2"}\n{"itemId": "nope"}\n',
+    )
     segment = call.p(
         "CreateBatchSegmentJob",
         jobName="conf-segment",
@@ -271,7 +275,13 @@ def test_every_operation_answers_a_response_that_validates_against_its_output_sh
     segments = (
         s3.get_object(Bucket=BUCKET, Key="segments-out/items.json.out")["Body"].read().decode().splitlines()
     )
-    assert [len(json.loads(line)["output"]["usersList"]) for line in segments] == [5, 5]
+    answers = [json.loads(line) for line in segments]
+    assert [len(a["output"]["usersList"]) for a in answers[:2]] == [5, 5]
+    assert answers[2] == {
+        "input": {"itemId": "nope"},
+        "output": None,
+        "error": "itemId is not in the model's items",
+    }
     export = call.p(
         "CreateDatasetExportJob",
         jobName="conf-export",

@@ -257,21 +257,27 @@ def test_batch_inference_writes_json_lines_like_aws(personalize, world, world_bu
     assert all(len(r["output"]["scores"]) == len(r["output"]["recommendedItems"]) for r in results)
 
 
-def test_batch_inference_fails_naming_a_bad_line(personalize, world, world_bucket):
+@pytest.mark.parametrize(
+    ("name", "bad_line", "reason"),
+    [("bad", b"{not json", "not JSON"), ("list", b'["u1"]', "expected a JSON object")],
+)
+def test_batch_inference_fails_naming_a_bad_line(personalize, world, world_bucket, name, bad_line, reason):
     s3, bucket = world_bucket
-    s3.put_object(Bucket=bucket, Key="batch/bad.json", Body=b'{"userId": "u1"}\n{not json\n')
+    s3.put_object(Bucket=bucket, Key=f"batch/{name}.json", Body=b'{"userId": "u1"}\n' + bad_line + b"\n")
     arn = personalize.create_batch_inference_job(
-        jobName="wf-batch-bad",
+        jobName=f"wf-batch-{name}",
         solutionVersionArn=world["version"],
-        jobInput={"s3DataSource": {"path": f"s3://{bucket}/batch/bad.json"}},
-        jobOutput={"s3DataDestination": {"path": f"s3://{bucket}/batch/bad-out/"}},
+        jobInput={"s3DataSource": {"path": f"s3://{bucket}/batch/{name}.json"}},
+        jobOutput={"s3DataDestination": {"path": f"s3://{bucket}/batch/{name}-out/"}},
         roleArn=ROLE,
     )["batchInferenceJobArn"]
     job = wait_for_status(
         lambda: personalize.describe_batch_inference_job(batchInferenceJobArn=arn), "batchInferenceJob"
     )
     assert job["status"] == "CREATE FAILED"
-    assert "s3://pp-local-personalize-workflow/batch/bad.json line 2" in job["failureReason"]
+    assert job["failureReason"].startswith(
+        f"s3://pp-local-personalize-workflow/batch/{name}.json line 2: {reason}"
+    )
 
 
 def test_update_campaign_switches_to_the_new_version(personalize, runtime, world):

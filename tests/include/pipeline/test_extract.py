@@ -449,3 +449,19 @@ def test_count_days_counts_what_each_day_extraction_reads(app_db, s3_client, s3_
         f"dt={(NEXT_DAY + timedelta(days=1)).date().isoformat()}": 0,
     }
     assert run(app_db, s3_client, s3_bucket).read == 30
+
+
+def test_most_active_ranks_users_and_items_by_interactions_ties_by_value(app_db):
+    from types import SimpleNamespace
+
+    from include.pipeline.extract_sql import most_active
+
+    events = [("u2", "b"), ("u2", "b"), ("u2", "c"), ("u1", "a"), ("u1", "b"), ("u3", "a"), ("u3", "c")]
+    app_db.add_events(
+        (n, user, item, "click", None, DAY + timedelta(minutes=n)) for n, (user, item) in enumerate(events)
+    )
+    config = SimpleNamespace(mappings={"INTERACTIONS": app_db.interactions}, app_db_conn_id=app_db.hook)
+    assert most_active(config, "USER_ID", 2) == ["u2", "u1"]  # u1 before u3: same count
+    assert most_active(config, "ITEM_ID", 5) == ["b", "a", "c"]
+    with pytest.raises(ValueError, match="'EVENT_ID' is not mapped"):
+        most_active(config, "EVENT_ID", 1)

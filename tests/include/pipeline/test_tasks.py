@@ -44,8 +44,9 @@ class FakeHook:
 @pytest.fixture
 def fakes(monkeypatch):
     hook = FakeHook()
-    monkeypatch.setattr(training, "top_users", lambda config, count: ["u1", "u2"][:count])
-    monkeypatch.setattr(solution_tasks, "top_items", lambda config, count: ["i1", "i2", "i3"][:count])
+    known = {"USER_ID": ["u1", "u2"], "ITEM_ID": ["i1", "i2", "i3"]}
+    for module in (training, solution_tasks):
+        monkeypatch.setattr(module, "most_active", lambda config, field, count: known[field][:count])
     monkeypatch.setattr(solution_tasks, "personalize_hook", lambda config: hook)
     monkeypatch.setattr(training, "personalize_hook", lambda config: hook)  # the rollback's
     return hook
