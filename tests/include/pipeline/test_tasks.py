@@ -45,8 +45,7 @@ class FakeHook:
 def fakes(monkeypatch):
     hook = FakeHook()
     known = {"USER_ID": ["u1", "u2"], "ITEM_ID": ["i1", "i2", "i3"]}
-    for module in (training, solution_tasks):
-        monkeypatch.setattr(module, "most_active", lambda config, field, count: known[field][:count])
+    monkeypatch.setattr(solution_tasks, "most_active", lambda config, field, count: known[field][:count])
     monkeypatch.setattr(solution_tasks, "personalize_hook", lambda config: hook)
     monkeypatch.setattr(training, "personalize_hook", lambda config: hook)  # the rollback's
     return hook
