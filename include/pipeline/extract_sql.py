@@ -325,7 +325,8 @@ def time_column_indexed(conn, dialect: _Dialect, mapping: DatasetMapping) -> boo
 
 def warn_without_time_index(conn, dialect: _Dialect, mapping: DatasetMapping) -> None:
     """Without an index on the time column, each day's query and its untimed check read the whole
-    table: a catch-up of N days reads it 2N times (issue 18's bench: 2.3 s more per day at 30M rows)."""
+    table: a catch-up of N days reads it 2N times (one day of 30M rows: 8.9 s without, 5.4 s with;
+    bench_extract --days 30)."""
     if time_column_indexed(conn, dialect, mapping) is False:
         log.warning(
             "%s.%s has no index leading with it: every day's extraction reads the whole table. "
