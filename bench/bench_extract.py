@@ -5,6 +5,9 @@ unvalidated, into the same S3 by the same multipart upload.
 Each measurement runs in a fresh subprocess so its peak RSS is its own. Goals (issue 6): time ratio
 validated/baseline <= 1.3, and peak RSS of the validated run equal within 10% at 1M and 10M rows.
 The data: one day of events, one row in a thousand without a user (quarantined by the validated run).
+`--days D` puts D such days in the table and extracts the middle one, as each of ingest's day tasks
+does in a catch-up; `--time-index` adds the index on the time column an app database should have
+(without it each day's query and its untimed check read the whole table, issue 18).
 
 Single runs on the shared 2-core machine read ratios of 1.14, 0.91 and 1.60: noise. So each size is
 measured `--repeats` times (default 5) with baseline and validated runs interleaved, their order
@@ -12,6 +15,7 @@ alternating (bench/repeats.py), and the ratios print as median, interquartile ra
 The README's performance table quotes the medians.
 
     .venv/bin/python bench/bench_extract.py --rows 1000000 10000000 --repeats 5
+    .venv/bin/python bench/bench_extract.py --rows 1000000 --days 30 --repeats 3 [--time-index]
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ SELECT i,
        'item-' || (i * 104729 % 50021),
        (ARRAY['click', 'view', 'cart', 'purchase'])[1 + i % 4],
        CASE WHEN i % 4 = 3 THEN round((i % 5000) / 100.0, 2) END,
-       timestamptz '2024-03-01 00:00:00+00' + (i * (86400.0 / {rows})) * interval '1 second'
+       timestamptz '2024-03-01 00:00:00+00' + (i * (86400.0 * {days} / {rows})) * interval '1 second'
 FROM generate_series(0::bigint, {rows} - 1) AS i;
+{index}
 ANALYZE {table};
 """
 
@@ -81,7 +86,7 @@ def s3_client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 
 
-def child(mode: str, table: str, endpoint: str, prefix: str) -> dict:
+def child(mode: str, table: str, endpoint: str, prefix: str, day: datetime) -> dict:
     """One measured run, in its own process."""
     import psycopg
     from airflow.models.connection import Connection
@@ -101,7 +106,7 @@ def child(mode: str, table: str, endpoint: str, prefix: str) -> dict:
     started = time.perf_counter()
     if mode == "baseline":
         sql = build_query(mapping, POSTGRES)
-        params = {"start": DAY, "end": DAY + timedelta(days=1)}
+        params = {"start": day, "end": day + timedelta(days=1)}
         out = MultipartObjectWriter(client, BUCKET, f"{prefix}/raw.csv", binary=True)
         rows = 0
         with (
@@ -118,8 +123,8 @@ def child(mode: str, table: str, endpoint: str, prefix: str) -> dict:
         result = extract_interval(
             hook,
             mapping,
-            DAY,
-            DAY + timedelta(days=1),
+            day,
+            day + timedelta(days=1),
             bucket=BUCKET,
             prefix=prefix,
             s3_client=client,
@@ -134,7 +139,7 @@ def child(mode: str, table: str, endpoint: str, prefix: str) -> dict:
     return {"mode": mode, "seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(), **figures}
 
 
-def measure(mode: str, table: str, endpoint: str) -> dict:
+def measure(mode: str, table: str, endpoint: str, day: datetime) -> dict:
     prefix = f"{mode}-{uuid.uuid4().hex[:8]}"
     output = subprocess.run(
         [
@@ -148,6 +153,8 @@ def measure(mode: str, table: str, endpoint: str) -> dict:
             endpoint,
             "--prefix",
             prefix,
+            "--day",
+            day.isoformat(),
         ],
         capture_output=True,
         text=True,
@@ -164,7 +171,7 @@ def measure(mode: str, table: str, endpoint: str) -> dict:
     return figures
 
 
-def bench(rows: int, endpoint: str, repeats: int) -> dict:
+def bench(rows: int, endpoint: str, repeats: int, days: int = 1, time_index: bool = False) -> dict:
     import psycopg
 
     schema = f"bench_extract_{uuid.uuid4().hex[:8]}"
@@ -173,17 +180,19 @@ def bench(rows: int, endpoint: str, repeats: int) -> dict:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
             seeding = time.perf_counter()
-            conn.execute(SEED_SQL.format(table=table, rows=rows))
-            print(f"seeded {rows:,} rows in {time.perf_counter() - seeding:.1f}s", file=sys.stderr)
+            index = f"CREATE INDEX ON {table} (occurred_at);" if time_index else ""
+            conn.execute(SEED_SQL.format(table=table, rows=rows * days, days=days, index=index))
+            print(f"seeded {rows * days:,} rows in {time.perf_counter() - seeding:.1f}s", file=sys.stderr)
+        day = DAY + timedelta(days=days // 2)
         pairs = interleaved(
             repeats,
-            lambda: measure("baseline", table, endpoint),
-            lambda: measure("validated", table, endpoint),
+            lambda: measure("baseline", table, endpoint, day),
+            lambda: measure("validated", table, endpoint, day),
         )
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    return {"rows": rows, "pairs": pairs}
+    return {"rows": rows, "days": days, "time_index": time_index, "pairs": pairs}
 
 
 def main() -> int:
@@ -192,13 +201,19 @@ def main() -> int:
     parser.add_argument(
         "--repeats", type=int, default=5, help="interleaved baseline/validated pairs per size"
     )
+    parser.add_argument(
+        "--days", type=int, default=1, help="days of --rows each in the table; the middle one is read"
+    )
+    parser.add_argument("--time-index", action="store_true", help="index the table's time column")
     parser.add_argument("--child", choices=["baseline", "validated"])
+    parser.add_argument("--day")
     parser.add_argument("--table")
     parser.add_argument("--endpoint")
     parser.add_argument("--prefix")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.table, args.endpoint, args.prefix)))
+        day = datetime.fromisoformat(args.day)
+        print(json.dumps(child(args.child, args.table, args.endpoint, args.prefix, day)))
         return 0
 
     port = free_port()
@@ -215,14 +230,15 @@ def main() -> int:
                 break
             except Exception:
                 time.sleep(0.1)
-        results = [bench(rows, endpoint, args.repeats) for rows in args.rows]
+        results = [bench(rows, endpoint, args.repeats, args.days, args.time_index) for rows in args.rows]
     finally:
         moto.terminate()
         moto.wait(timeout=30)
 
     for r in results:
         pairs = r["pairs"]
-        print(f"{r['rows']:,} rows, {len(pairs)} interleaved pairs (seconds, peak RSS MiB):")
+        table = f"one day of {r['days']} in the table, time column {'indexed' if r['time_index'] else 'not indexed'}"
+        print(f"{r['rows']:,} rows ({table}), {len(pairs)} interleaved pairs (seconds, peak RSS MiB):")
         for index, (b, v) in enumerate(pairs):
             order = "baseline first" if index % 2 == 0 else "validated first"
             print(
@@ -231,6 +247,7 @@ def main() -> int:
             )
         print(f"  baseline s:  {spread([b['seconds'] for b, _ in pairs])}")
         print(f"  validated s: {spread([v['seconds'] for _, v in pairs])}")
+        print(f"  validated rows/s: {spread([v['rows_read'] / v['seconds'] for _, v in pairs])}")
         for label, figure in ratio_spreads(
             pairs, {"time ratio validated/baseline": "seconds", "peak RSS ratio": "peak_rss_mib"}
         ).items():

@@ -40,6 +40,7 @@ from include.pipeline.extract_sql import (
     quarantine_rows_without_time,
     stream_records,
     use_utc_session,
+    warn_without_time_index,
 )
 from include.pipeline.mapping import (
     DatasetMapping,
@@ -125,6 +126,7 @@ def _run(
     try:
         check_contract(conn, dialect, mapping)
         if mapping.time_column is not None:
+            warn_without_time_index(conn, dialect, mapping)
             untimed_key = _join_key(prefix, "quarantine", dataset, partition, "untimed.csv")
             untimed = QuarantineWriter(client, bucket, untimed_key, header, part_size)
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from datetime import timedelta
 
 import pytest
@@ -174,3 +175,26 @@ def test_a_misspelt_sqlite_path_is_an_error_naming_it_and_leaves_no_file(tmp_pat
     with pytest.raises(AirflowFailException, match=str(path)):
         extract_interval(hook, DEMO_INTERACTIONS, DAY, NEXT_DAY, bucket=s3_bucket, s3_client=s3_client)
     assert not path.exists()
+
+
+def test_a_time_column_without_an_index_is_named_with_the_index_to_add(
+    postgres_app_db, s3_client, s3_bucket, caplog
+):
+    # Without it every day's query and its untimed check read the whole table (issue 18's bench).
+    postgres_app_db.add_events([(1, "u1", "i1", "click", None, DAY)])
+
+    def warnings() -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="include.pipeline.extract_sql"):
+            assert extract(postgres_app_db, s3_client, s3_bucket).written == 1
+        return [r.getMessage() for r in caplog.records if "no index" in r.getMessage()]
+
+    table = postgres_app_db.qualified("events")
+    assert warnings() == [
+        f"{table}.occurred_at has no index leading with it: every day's extraction reads the whole "
+        f'table. Add one: CREATE INDEX ON {table} ("occurred_at")'
+    ]
+    postgres_app_db.execute("CREATE INDEX ON {s}.events (event_type, occurred_at)")
+    assert warnings(), "an index whose first column is another one does not serve the interval"
+    postgres_app_db.execute("CREATE INDEX ON {s}.events (occurred_at, user_id)")
+    assert warnings() == []
