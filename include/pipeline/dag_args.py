@@ -1,9 +1,12 @@
 """What every pipeline DAG shares (both DAG files use it): task defaults, the Personalize operators'
-wait settings, and the first task that checks a run's params."""
+wait settings, the first task that checks a run's params, and the task logic imported where a task
+runs (`task_module`)."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
+from types import ModuleType
 
 from include.pipeline import notify
 from include.pipeline.config import PipelineConfig
@@ -66,3 +69,14 @@ def interactions_asset(config: PipelineConfig):
     from airflow.sdk import Asset
 
     return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")
+
+
+TASK_LOGIC_PACKAGE = "include.pipeline"
+
+
+def task_module(name: str) -> ModuleType:
+    """The task logic `include.pipeline.<name>` (e.g. "tasks.ingest"), imported when a task calls
+    this, never at parse: the dag-processor reparses the DAG files every 30 s and the task modules
+    with their imports cost tens of milliseconds (bench/bench_dag_parse.py). Call it inside a task
+    callable with a literal name; tests/test_import_graph.py reads those calls as imports."""
+    return importlib.import_module(f"{TASK_LOGIC_PACKAGE}.{name}")

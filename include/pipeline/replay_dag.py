@@ -11,19 +11,7 @@ from personalize.operators import (
 )
 
 from include.pipeline.config import PipelineConfig
-
-
-# The DAG file imports this module at parse: the task logic is imported where a task runs.
-def replay_tasks():
-    from include.pipeline import replay_tasks
-
-    return replay_tasks
-
-
-def training_tasks():
-    from include.pipeline.tasks import training
-
-    return training
+from include.pipeline.dag_args import task_module
 
 
 def replay_train_deploy(config: PipelineConfig, resources, model_asset, aws_args: dict) -> None:
@@ -34,11 +22,13 @@ def replay_train_deploy(config: PipelineConfig, resources, model_asset, aws_args
 
     @task.branch
     def plan_training(resources: dict, **context):
-        plan = training_tasks().plan_training(config, resources, context)
-        step = replay_tasks().plan_replay(config, plan, resources, context["run_id"])
+        plan = task_module("tasks.training").plan_training(config, resources, context)
+        step = task_module("replay_tasks").plan_replay(config, plan, resources, context["run_id"])
         context["ti"].xcom_push(key="plan", value=plan)
         context["ti"].xcom_push(key="replay", value=step)
-        return replay_tasks().next_task(plan, step, forced=bool(context["params"].get("force_deploy")))
+        return task_module("replay_tasks").next_task(
+            plan, step, forced=bool(context["params"].get("force_deploy"))
+        )
 
     def pulled(ti, key: str, task_id: str = "plan_training"):
         return ti.xcom_pull(task_ids=task_id, key=key)
@@ -54,7 +44,7 @@ def replay_train_deploy(config: PipelineConfig, resources, model_asset, aws_args
     @task.branch
     def evaluate(**context):
         ti = context["ti"]
-        decision, follow = replay_tasks().evaluate_trained(
+        decision, follow = task_module("replay_tasks").evaluate_trained(
             config,
             pulled(ti, "plan"),
             pulled(ti, "replay"),
@@ -71,7 +61,7 @@ def replay_train_deploy(config: PipelineConfig, resources, model_asset, aws_args
     @task
     def replay_inputs(**context):
         ti = context["ti"]
-        return replay_tasks().prepare_inputs(config, pulled(ti, "plan"), pulled(ti, "replay"))
+        return task_module("replay_tasks").prepare_inputs(config, pulled(ti, "plan"), pulled(ti, "replay"))
 
     inputs = replay_inputs()
     # Names from the solution version and the window: a rerun adopts the jobs, never bills twice.
@@ -82,7 +72,7 @@ def replay_train_deploy(config: PipelineConfig, resources, model_asset, aws_args
     @task.branch
     def replay_decide(jobs: list[dict], **context):
         ti = context["ti"]
-        decision, follow, deploy_arn = replay_tasks().decide_pending(
+        decision, follow, deploy_arn = task_module("replay_tasks").decide_pending(
             config, pulled(ti, "plan"), pulled(ti, "replay"), jobs, context["params"]
         )
         ti.xcom_push(key="decision", value=decision)
@@ -118,12 +108,12 @@ def replay_train_deploy(config: PipelineConfig, resources, model_asset, aws_args
     @task(trigger_rule="none_failed_min_one_success")
     def keep_champion(**context):
         ti = context["ti"]
-        return training_tasks().keep_champion(config, pulled(ti, "plan"), decision_of(ti))
+        return task_module("tasks.training").keep_champion(config, pulled(ti, "plan"), decision_of(ti))
 
     @task
     def smoke_test(resources: dict, **context):
         ti = context["ti"]
-        return training_tasks().smoke_test(
+        return task_module("tasks.training").smoke_test(
             config, pulled(ti, "plan"), ti.xcom_pull(task_ids="deploy_campaign"), resources
         )
 
@@ -140,10 +130,10 @@ def replay_train_deploy(config: PipelineConfig, resources, model_asset, aws_args
             retrained_arn=ti.xcom_pull(task_ids="retrain"),
             deployed=ti.xcom_pull(task_ids="smoke_test") is not None,
         )
-        extra = replay_tasks().record(config, **outcome, run_id=ti.run_id, dag_id=ti.dag_id)
+        extra = task_module("replay_tasks").record(config, **outcome, run_id=ti.run_id, dag_id=ti.dag_id)
         if extra is not None:
             context["outlet_events"][model_asset].extra = extra
-        if failure := replay_tasks().failure(config, **outcome):
+        if failure := task_module("replay_tasks").failure(config, **outcome):
             raise AirflowFailException(failure)
         return extra
 
