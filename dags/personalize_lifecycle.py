@@ -17,7 +17,14 @@ from personalize.operators import (
 )
 
 from include.pipeline.config import PipelineConfig, load_configs_isolated
-from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset, task_module
+from include.pipeline.dag_args import (
+    aws_args,
+    check_params,
+    default_args,
+    interactions_asset,
+    task_module,
+    with_form,
+)
 
 
 def erase_params() -> dict:
@@ -61,7 +68,6 @@ Users: the form's **user_ids**, else {source}.
 5. mark the requests done in the app DB.
 The next training of `{config.dag_ids["train_deploy"]}` no longer knows the users.
 """,
-        params=erase_params(),
     )
     def erase_users():
         @task.short_circuit(ignore_downstream_trigger_rules=True)
@@ -102,7 +108,7 @@ The next training of `{config.dag_ids["train_deploy"]}` no longer knows the user
         prepared >> scrubbed >> job
         mark_requests_done(audit)
 
-    return erase_users()
+    return with_form(erase_users(), erase_params())
 
 
 def build_export(config: PipelineConfig):

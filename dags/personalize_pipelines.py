@@ -25,7 +25,14 @@ from personalize.operators import (
 
 from include.pipeline import replay_dag, solution_dag
 from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
-from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset, task_module
+from include.pipeline.dag_args import (
+    aws_args,
+    check_params,
+    default_args,
+    interactions_asset,
+    task_module,
+    with_form,
+)
 from include.pipeline.domain_config import domain_create_kwargs
 from include.pipeline.params import dag_params
 
@@ -79,7 +86,6 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 5. reconcile: per day, app DB vs imported vs quarantined (`{config.s3.uri("reconcile", "latest.json")}`);
    a mismatch fails the run for its own days and warns for the others.
 """,
-        params=dag_params(config, "ingest"),
     )
     def ingest():
         @task
@@ -161,7 +167,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         published = publish_interactions(interval)
         imported >> published >> reconcile(interval)
 
-    return ingest()
+    return with_form(ingest(), dag_params(config, "ingest"))
 
 
 def build_train_deploy(config: PipelineConfig):
@@ -204,7 +210,6 @@ see docs/DESIGN.md, "Replay evaluation".
 
 {solutions}
 """,
-        params=dag_params(config, "train_deploy"),
     )
     def train_deploy():
         resources = ensure_resources(config)
@@ -216,7 +221,7 @@ see docs/DESIGN.md, "Replay evaluation".
             return
         solution_dag.train_deploy_solutions(config, resources, model_asset, aws_args(config))
 
-    return train_deploy()
+    return with_form(train_deploy(), dag_params(config, "train_deploy"))
 
 
 def build_batch_inference(config: PipelineConfig):

@@ -64,6 +64,22 @@ def check_params(config: PipelineConfig, kind: str, params: dict | None = None):
     return check_params()
 
 
+def with_form(dag, params: dict):
+    """`dag` with its trigger form `params`, set once its tasks exist (pass them here, not to @dag).
+
+    Airflow copies a DAG's params into every task created while the DAG has them (a deep copy per
+    class level of each operator), and the dag-processor then validates each task's copy twice
+    while serialising it (ParamsDict `==` and `str`, every Param through jsonschema): for
+    train_deploy's 27 tasks that was most of a parse (bench/bench_dag_parse.py --model processor).
+    A task needs no copy: a running task's `context["params"]` merges the DAG's params, the task's
+    own and the run's conf (`airflow.sdk.definitions.param.process_params`), and the form, the
+    REST API's conf check and the scheduler read the DAG's. Setting the attribute runs the DAG's own
+    converter and validator (a scheduled DAG's params must resolve), as the constructor does.
+    """
+    dag.params = params
+    return dag
+
+
 def interactions_asset(config: PipelineConfig):
     """Published by ingest when new interactions landed; train_deploy and recommenders run on it."""
     from airflow.sdk import Asset
