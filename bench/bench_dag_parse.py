@@ -4,7 +4,8 @@ Prints the median and spread over --repeats runs, of wall time and of CPU time. 
 fleet: N copies of the demo config (renamed, so 3N DAGs) in a temporary config folder
 (PERSONALIZE_PIPELINE_CONFIG_DIR). `--baseline` parses dags/personalize_pipelines.py alone,
 interleaved (bench/repeats.py) with a one-task DAG file that imports the Amazon provider's operators
-(what any AWS DAG pays), and prints the ratios ours/baseline.
+(what any AWS DAG pays), and prints the ratios ours/baseline. `--file` compares another DAG file
+instead of ours: bench/same_shape_dags.py builds our DAGs' shape in plain Airflow (the floor).
 
 Two process models (`--model`):
 - `cold` (default; the figure issue 18 states its targets in): a new interpreter that has imported
@@ -149,6 +150,12 @@ def main() -> None:
         "--configs", type=int, default=0, help="parse N renamed demo configs (0: include/config)"
     )
     parser.add_argument("--baseline", action="store_true", help="interleave a one-task Amazon-provider DAG")
+    parser.add_argument(
+        "--file",
+        type=Path,
+        default=ROOT / "dags" / "personalize_pipelines.py",
+        help="with --baseline: the DAG file compared (bench/same_shape_dags.py: the floor)",
+    )
     parser.add_argument("--model", choices=sorted(CHILDREN), default="cold", help="process model (docstring)")
     parser.add_argument(
         "--pycache",
@@ -167,7 +174,7 @@ def main() -> None:
         (baseline_dags / "one_task_amazon.py").write_text(BASELINE_DAG)
 
         # Against the baseline: the pipelines' DAG file alone (one file against one file); else dags/.
-        ours_path = ROOT / "dags" / "personalize_pipelines.py" if args.baseline else ROOT / "dags"
+        ours_path = args.file.resolve() if args.baseline else ROOT / "dags"
 
         def ours() -> dict:
             return parse_once(home, ours_path, config_dir, args.model, args.pycache)
