@@ -87,6 +87,13 @@ def interactions_asset(config: PipelineConfig):
     return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")
 
 
+# The airflow.* modules both DAG files import by name for the dag-processor to pre-import (see there).
+PRE_IMPORTED_BY_THE_DAG_PROCESSOR = (
+    "airflow.providers.amazon.aws.assets.s3",
+    "airflow.providers.amazon.aws.operators.base_aws",
+    "airflow.providers.standard.decorators.python",
+)
+
 TASK_LOGIC_PACKAGE = "include.pipeline"
 
 

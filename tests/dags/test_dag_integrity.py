@@ -155,7 +155,8 @@ def test_parsing_touches_no_network(monkeypatch):
     assert bag.import_errors == {} and bag.dags
 
 
-def _modules_a_parse_imports() -> list[str]:
+@pytest.fixture(scope="module")
+def modules_a_parse_imports() -> set[str]:
     """Parse dags/ in a fresh interpreter (as the dag-processor's child does) and list sys.modules."""
     import json
     import os
@@ -176,10 +177,10 @@ def _modules_a_parse_imports() -> list[str]:
     assert result.returncode == 0, result.stderr[-2000:]
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
     assert parsed["dags"] >= 3 and parsed["errors"] == 0
-    return parsed["modules"]
+    return set(parsed["modules"])
 
 
-def test_parsing_leaves_the_task_logic_unimported():
+def test_parsing_leaves_the_task_logic_unimported(modules_a_parse_imports):
     """The dag-processor reparses the file every 30 s: the task logic loads in the task that runs it,
     not at parse (bench/bench_dag_parse.py). What a parse must not import: include.pipeline.tasks.*,
     every module the wiring names in a task_module() call (read from the source, so a new one is
@@ -198,12 +199,27 @@ def test_parsing_leaves_the_task_logic_unimported():
     assert (
         "include.pipeline.tasks.ingest" in wired_lazily and "include.pipeline.solution_tasks" in wired_lazily
     )
-    loaded = set(_modules_a_parse_imports())
+    loaded = modules_a_parse_imports
     task_logic = sorted(m for m in loaded if m.startswith("include.pipeline.tasks."))
     assert task_logic == [], f"parsing imported {task_logic}"
     assert sorted(wired_lazily & loaded) == [], "modules named by task_module() were imported at parse"
     planner = sorted(loaded & {"include.pipeline.imports", "include.pipeline.import_ledger"})
     assert planner == [], f"parsing imported the import planner: {planner}"
+
+
+def test_dag_files_name_the_modules_the_dag_processor_should_import_once(modules_a_parse_imports):
+    """The dag-processor pre-imports, before forking a parse, the airflow.* modules a DAG file names
+    (airflow.utils.file.iter_airflow_imports): both files name what the provider layer and @task
+    build on, and a parse does import each of them (else pre-importing it would be wasted work)."""
+    from airflow.utils.file import iter_airflow_imports
+
+    from include.pipeline.dag_args import PRE_IMPORTED_BY_THE_DAG_PROCESSOR
+
+    wanted = set(PRE_IMPORTED_BY_THE_DAG_PROCESSOR)
+    for name in ("personalize_pipelines.py", "personalize_lifecycle.py"):
+        named = set(iter_airflow_imports(str(DAGS_FOLDER / name)))
+        assert wanted <= named, f"{name} does not name {sorted(wanted - named)}"
+    assert wanted <= modules_a_parse_imports, sorted(wanted - modules_a_parse_imports)
 
 
 def test_tasks_carry_no_copy_of_the_dag_form_and_still_see_it_when_they_run(dag_bag):
