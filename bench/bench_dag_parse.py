@@ -20,9 +20,9 @@ Two process models (`--model`):
 Bytecode (changed in the second round of issue 18): every parse runs with warm .pyc caches, as a
 dag-processor does from its second parse on (Python writes them on the first). The children get
 PYTHONPYCACHEPREFIX=--pycache and no PYTHONDONTWRITEBYTECODE, and a discarded warm-up parse of each
-side comes first. Before, a shell with PYTHONDONTWRITEBYTECODE=1 (the project's helper sessions have
+side comes first. Before, a shell with PYTHONDONTWRITEBYTECODE=1 (the development machine's sessions set
 it) made every child compile the project's ~50 modules from source while the baseline's imports
-(site-packages) had their .pyc: the compiler was ~40 ms of the "ours" figure, a cost no deployment
+(site-packages) had their .pyc: the compiler was 30-40 ms CPU, a tenth of "ours", a cost no deployment
 pays on a reparse. The prefix keeps the caches out of the repository and the shared virtualenv.
 
 Wall and CPU: the CPU time (`time.process_time` of the timed part) is what the dag-processor spends;
