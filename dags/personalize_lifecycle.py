@@ -9,6 +9,13 @@ deletion-requests table), `<name>_export` (when the config has `export:`), and f
 
 from __future__ import annotations
 
+# What the provider layer and @task build on, named here so the dag-processor imports it once, in
+# its long-lived manager, rather than in the child it forks for every parse: `[dag_processor]
+# parsing_pre_import_modules` reads only a DAG file's own `airflow.*` imports, and the plugin's are
+# invisible to it. boto3 and friends were a third of a parse (bench_dag_parse.py --model processor).
+import airflow.providers.amazon.aws.assets.s3
+import airflow.providers.amazon.aws.operators.base_aws
+import airflow.providers.standard.decorators.python  # noqa: F401
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 from personalize.operators import (
     PersonalizeCreateDataDeletionJobOperator,
@@ -17,27 +24,14 @@ from personalize.operators import (
 )
 
 from include.pipeline.config import PipelineConfig, load_configs_isolated
-from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
-
-
-# The task modules and their imports load in the task that runs them, never at parse: the
-# dag-processor reparses this file every 30 s (bench/bench_dag_parse.py).
-def erasure_tasks():
-    from include.pipeline.tasks import erasure
-
-    return erasure
-
-
-def export_tasks():
-    from include.pipeline.tasks import export
-
-    return export
-
-
-def recommender_tasks():
-    from include.pipeline.tasks import recommenders
-
-    return recommenders
+from include.pipeline.dag_args import (
+    aws_args,
+    check_params,
+    default_args,
+    interactions_asset,
+    task_module,
+    with_form,
+)
 
 
 def erase_params() -> dict:
@@ -81,19 +75,18 @@ Users: the form's **user_ids**, else {source}.
 5. mark the requests done in the app DB.
 The next training of `{config.dag_ids["train_deploy"]}` no longer knows the users.
 """,
-        params=erase_params(),
     )
     def erase_users():
         @task.short_circuit(ignore_downstream_trigger_rules=True)
         def prepare(**context):
-            prepared = erasure_tasks().prepare(config, context["params"], context)
+            prepared = task_module("tasks.erasure").prepare(config, context["params"], context)
             context["ti"].xcom_push(key="erasure", value=prepared)
             return prepared is not None
 
         @task
         def scrub_s3_copies(**context):
             erasure = context["ti"].xcom_pull(task_ids="prepare", key="erasure")
-            return erasure_tasks().scrub_s3_copies(config, erasure)
+            return task_module("tasks.erasure").scrub_s3_copies(config, erasure)
 
         prepared = prepare()
         check_params(config, "erase_users", erase_params()) >> prepared
@@ -111,18 +104,18 @@ The next training of `{config.dag_ids["train_deploy"]}` no longer knows the user
         @task
         def record_audit(job_arn: str, scrubbed: dict, **context):
             erasure = context["ti"].xcom_pull(task_ids="prepare", key="erasure")
-            return erasure_tasks().record_audit(config, erasure, job_arn, scrubbed)
+            return task_module("tasks.erasure").record_audit(config, erasure, job_arn, scrubbed)
 
         @task
         def mark_requests_done(audit: dict, **context):
             erasure = context["ti"].xcom_pull(task_ids="prepare", key="erasure")
-            return erasure_tasks().mark_requests_done(config, erasure, audit)
+            return task_module("tasks.erasure").mark_requests_done(config, erasure, audit)
 
         audit = record_audit(job.output, scrubbed)
         prepared >> scrubbed >> job
         mark_requests_done(audit)
 
-    return erase_users()
+    return with_form(erase_users(), erase_params())
 
 
 def build_export(config: PipelineConfig):
@@ -146,7 +139,7 @@ the locations are recorded in `{config.s3.uri("exports")}/YYYY-MM/index.json` an
     def export_datasets():
         @task
         def plan_exports(**context) -> list[dict]:
-            return export_tasks().plan_exports(config, context)
+            return task_module("tasks.export").plan_exports(config, context)
 
         jobs = plan_exports()
         check_params(config, "export", {}) >> jobs
@@ -159,7 +152,7 @@ the locations are recorded in `{config.s3.uri("exports")}/YYYY-MM/index.json` an
 
         @task
         def record_index(jobs: list[dict], job_arns: list[str]):
-            return export_tasks().record_index(config, jobs, list(job_arns))
+            return task_module("tasks.export").record_index(config, jobs, list(job_arns))
 
         record_index(jobs, exported.output)
 
@@ -190,7 +183,7 @@ A recommender stopped for cost stays stopped (see `{config.name}_recommenders_st
     def recommenders():
         @task
         def find_dataset_group() -> str:
-            return recommender_tasks().dataset_group_arn(config)
+            return task_module("tasks.recommenders").dataset_group_arn(config)
 
         group = find_dataset_group()
         check_params(config, "recommenders", {}) >> group
@@ -208,11 +201,11 @@ A recommender stopped for cost stays stopped (see `{config.name}_recommenders_st
 
         @task
         def smoke_test(arns: dict):
-            return recommender_tasks().smoke_test(config, arns)
+            return task_module("tasks.recommenders").smoke_test(config, arns)
 
         @task
         def record_metrics(smoke: dict, **context):
-            return recommender_tasks().record_metrics(config, smoke, context["run_id"])
+            return task_module("tasks.recommenders").record_metrics(config, smoke, context["run_id"])
 
         record_metrics(smoke_test(deployed))
 
@@ -239,7 +232,7 @@ Recommenders already {"stopped" if action == "stop" else "running"} are left as 
     def recommenders_stop_start():
         @task(task_id=f"{action}_recommenders")
         def change():
-            return recommender_tasks().stop_or_start(config, action)
+            return task_module("tasks.recommenders").stop_or_start(config, action)
 
         check_params(config, f"recommenders_{action}", {}) >> change()
 

@@ -3,13 +3,20 @@
 `<name>_ingest`, `<name>_train_deploy`, `<name>_batch_inference`; what each step does lives in
 include/pipeline/tasks/ and the solution_* modules (each solution's task group is wired in
 include/pipeline/solution_dag.py). Parsing reads only the YAML configs: no network, no database. The
-task modules are imported inside the task callables (`ingest_tasks()` ...), never at parse: the
+task modules are imported inside the task callables (`task_module("tasks.ingest")`), never at parse: the
 dag-processor reparses this file every 30 s and pays only for configs and wiring
 (bench/bench_dag_parse.py).
 """
 
 from __future__ import annotations
 
+# What the provider layer and @task build on, named here so the dag-processor imports it once, in
+# its long-lived manager, rather than in the child it forks for every parse: `[dag_processor]
+# parsing_pre_import_modules` reads only a DAG file's own `airflow.*` imports, and the plugin's are
+# invisible to it. boto3 and friends were a third of a parse (bench_dag_parse.py --model processor).
+import airflow.providers.amazon.aws.assets.s3
+import airflow.providers.amazon.aws.operators.base_aws
+import airflow.providers.standard.decorators.python  # noqa: F401
 from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
@@ -25,16 +32,16 @@ from personalize.operators import (
 
 from include.pipeline import solution_dag
 from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
-from include.pipeline.dag_args import aws_args, check_params, default_args, interactions_asset
+from include.pipeline.dag_args import (
+    aws_args,
+    check_params,
+    default_args,
+    interactions_asset,
+    task_module,
+    with_form,
+)
 from include.pipeline.domain_config import domain_create_kwargs
 from include.pipeline.params import dag_params
-
-
-# The task modules and their imports cost ~40 ms a parse: imported where a task runs instead.
-def ingest_tasks():
-    from include.pipeline.tasks import ingest
-
-    return ingest
 
 
 def ensure_resources(config: PipelineConfig) -> PersonalizeEnsureResourcesOperator:
@@ -86,29 +93,24 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 5. reconcile: per day, app DB vs imported vs quarantined (`{config.s3.uri("reconcile", "latest.json")}`);
    a mismatch fails the run for its own days and warns for the others.
 """,
-        params=dag_params(config, "ingest"),
     )
     def ingest():
         @task
         def resolve_interval(**context) -> dict:
-            return ingest_tasks().resolve_interval(config, context)
+            return task_module("tasks.ingest").resolve_interval(config, context)
 
         @task
         def plan_extraction(resources: dict, interval: dict, **context) -> list[str]:
-            from include.pipeline.extract_days import days_to_extract
-
-            return days_to_extract(config, resources, interval, context["params"])
+            return task_module("extract_days").days_to_extract(config, resources, interval, context["params"])
 
         # One task per day, on any worker: each writes its own partition and ledger record to S3.
         @task(pool=config.tasks.extract_pool, max_active_tis_per_dagrun=config.tasks.extract_parallelism)
         def extract_interactions(day: str) -> dict:
-            from include.pipeline.extract_days import extract_day
-
-            return extract_day(config, day)
+            return task_module("extract_days").extract_day(config, day)
 
         @task
         def extract_snapshots(interval: dict) -> dict:
-            return ingest_tasks().extract_snapshots(config, interval)
+            return task_module("tasks.ingest").extract_snapshots(config, interval)
 
         interval = resolve_interval()
         check_params(config, "ingest") >> interval
@@ -117,9 +119,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
 
             @task
             def ensure_metric_attribution(resources: dict) -> str:
-                from include.pipeline.tasks import metric_attribution
-
-                return metric_attribution.ensure_metric_attribution(config, resources)
+                return task_module("tasks.metric_attribution").ensure_metric_attribution(config, resources)
 
             ensure_metric_attribution(resources.output)
         extracted = extract_interactions.expand(day=plan_extraction(resources.output, interval))
@@ -128,7 +128,9 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         # none_failed: runs when every day was extracted before (no mapped task: skipped).
         @task(trigger_rule="none_failed")
         def plan_imports(resources: dict, snapshots: dict, **context) -> list[dict]:
-            plan = ingest_tasks().plan_dataset_imports(config, resources, snapshots, context["params"])
+            plan = task_module("tasks.ingest").plan_dataset_imports(
+                config, resources, snapshots, context["params"]
+            )
             context["ti"].xcom_push(key="plan", value=plan)
             return plan["import_jobs"]
 
@@ -156,7 +158,7 @@ A manual run uses the form's **start**/**end**, or else the last complete period
                 raise AirflowFailException("no import plan: an extract or plan_imports failed")
             count = len(plan["batches"])
             arns = ti.xcom_pull(task_ids="import_datasets", map_indexes=list(range(count))) if count else []
-            extra = ingest_tasks().record_imports(
+            extra = task_module("tasks.ingest").record_imports(
                 config, plan, [arns] if isinstance(arns, str) else list(arns), interval
             )
             if extra is None:
@@ -167,12 +169,12 @@ A manual run uses the form's **start**/**end**, or else the last complete period
         # none_failed: runs after a published or skipped asset, never hides a failed import.
         @task(trigger_rule="none_failed")
         def reconcile(interval: dict):
-            return ingest_tasks().reconcile_ingest(config, interval)
+            return task_module("tasks.ingest").reconcile_ingest(config, interval)
 
         published = publish_interactions(interval)
         imported >> published >> reconcile(interval)
 
-    return ingest()
+    return with_form(ingest(), dag_params(config, "ingest"))
 
 
 def build_train_deploy(config: PipelineConfig):
@@ -218,14 +220,13 @@ docs/DESIGN.md, "Replay evaluation".
 
 {solutions}
 """,
-        params=dag_params(config, "train_deploy"),
     )
     def train_deploy():
         resources = ensure_resources(config)
         check_params(config, "train_deploy") >> resources
         solution_dag.train_deploy_solutions(config, resources, model_asset, aws_args(config))
 
-    return train_deploy()
+    return with_form(train_deploy(), dag_params(config, "train_deploy"))
 
 
 def build_batch_inference(config: PipelineConfig):

@@ -35,6 +35,23 @@ def module_files() -> dict[str, Path]:
     return modules
 
 
+def task_module_name(node: ast.AST) -> str | None:
+    """`task_module("tasks.ingest")` (include/pipeline/dag_args.py imports the task logic when a task
+    runs) is an import of include.pipeline.tasks.ingest: the graph must see it to find a cycle."""
+    from include.pipeline.dag_args import TASK_LOGIC_PACKAGE
+
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "task_module"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
+        return f"{TASK_LOGIC_PACKAGE}.{node.args[0].value}"
+    return None
+
+
 def imported_names(tree: ast.AST) -> set[str]:
     """Dotted names imported anywhere in the module, `from a import b` as both a and a.b."""
     names = set()
@@ -44,6 +61,8 @@ def imported_names(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif name := task_module_name(node):
+            names.add(name)
     return names
 
 
@@ -122,6 +141,24 @@ def room_graph(graph: dict[str, set[str]]) -> Counter[tuple[str, str]]:
 def test_no_import_cycle_between_modules():
     cycles = find_cycles(import_graph())
     assert cycles == [], f"modules that import each other (directly or round a loop): {cycles}"
+
+
+def test_task_module_calls_are_edges():
+    """The DAG wiring imports the task logic through task_module(): those are edges of the graph."""
+    graph = import_graph()
+    assert "include.pipeline.tasks.ingest" in graph["personalize_pipelines"]
+    assert "include.pipeline.tasks.erasure" in graph["personalize_lifecycle"]
+    assert "include.pipeline.solution_tasks" in graph["include.pipeline.solution_dag"]
+    every_call = [
+        node
+        for path in module_files().values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "task_module"
+    ]
+    unread = [ast.unparse(node) for node in every_call if task_module_name(node) is None]
+    assert unread == [], f"task_module() takes a literal name, so the import graph can read it: {unread}"
+    missing = {task_module_name(node) for node in every_call} - set(module_files())
+    assert missing == set(), f"task_module() names modules that do not exist: {missing}"
 
 
 def test_cycle_finder_sees_a_loop():

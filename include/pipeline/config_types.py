@@ -20,11 +20,15 @@ class StrictModel(BaseModel):
 
 @functools.cache
 def _personalize_service_model():
-    """botocore's Personalize model, loaded once a process: a session and the model's JSON cost
-    ~40 ms, which every config paid again (most of a fleet's DAG parse time, bench_dag_parse)."""
-    import botocore.session
+    """botocore's Personalize model, loaded once a process (every config paid ~40 ms for it before:
+    most of a fleet's DAG parse time, bench_dag_parse). Read with a bare Loader, not a Session: a
+    session registers its handlers and lists all ~440 services' folders first, ~15 ms of a parse."""
+    from botocore.loaders import Loader
+    from botocore.model import ServiceModel
 
-    return botocore.session.get_session().get_service_model("personalize")
+    loader = Loader()
+    version = loader.determine_latest_version("personalize", "service-2")
+    return ServiceModel(loader.load_data(f"personalize/{version}/service-2"), service_name="personalize")
 
 
 def check_botocore_shape(value: dict[str, Any], shape_name: str) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """What every pipeline DAG shares (both DAG files use it): task defaults, the Personalize operators'
-wait settings, and the first task that checks a run's params."""
+wait settings, the first task that checks a run's params, and the task logic imported where a task
+runs (`task_module`)."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
+from types import ModuleType
 
 from include.pipeline import notify
 from include.pipeline.config import PipelineConfig
@@ -61,8 +64,42 @@ def check_params(config: PipelineConfig, kind: str, params: dict | None = None):
     return check_params()
 
 
+def with_form(dag, params: dict):
+    """`dag` with its trigger form `params`, set once its tasks exist (pass them here, not to @dag).
+
+    Airflow copies a DAG's params into every task created while the DAG has them (a deep copy per
+    class level of each operator), and the dag-processor then validates each task's copy twice
+    while serialising it (ParamsDict `==` and `str`, every Param through jsonschema): for
+    train_deploy's 27 tasks that was most of a parse (bench/bench_dag_parse.py --model processor).
+    A task needs no copy: a running task's `context["params"]` merges the DAG's params, the task's
+    own and the run's conf (`airflow.sdk.definitions.param.process_params`), and the form, the
+    REST API's conf check and the scheduler read the DAG's. Setting the attribute runs the DAG's own
+    converter and validator (a scheduled DAG's params must resolve), as the constructor does.
+    """
+    dag.params = params
+    return dag
+
+
 def interactions_asset(config: PipelineConfig):
     """Published by ingest when new interactions landed; train_deploy and recommenders run on it."""
     from airflow.sdk import Asset
 
     return Asset(name=f"{config.name}_interactions", uri=config.s3.uri("interactions") + "/")
+
+
+# The airflow.* modules both DAG files import by name for the dag-processor to pre-import (see there).
+PRE_IMPORTED_BY_THE_DAG_PROCESSOR = (
+    "airflow.providers.amazon.aws.assets.s3",
+    "airflow.providers.amazon.aws.operators.base_aws",
+    "airflow.providers.standard.decorators.python",
+)
+
+TASK_LOGIC_PACKAGE = "include.pipeline"
+
+
+def task_module(name: str) -> ModuleType:
+    """The task logic `include.pipeline.<name>` (e.g. "tasks.ingest"), imported when a task calls
+    this, never at parse: the dag-processor reparses the DAG files every 30 s and the task modules
+    with their imports cost tens of milliseconds (bench/bench_dag_parse.py). Call it inside a task
+    callable with a literal name; tests/test_import_graph.py reads those calls as imports."""
+    return importlib.import_module(f"{TASK_LOGIC_PACKAGE}.{name}")

@@ -37,16 +37,13 @@ from typing import Any
 from personalize_contract.names import NAME_MAX_LENGTH
 
 from include.pipeline import days, rules
+from include.pipeline.failures import ImportPlanError
 from include.pipeline.import_ledger import DataFile, Ledger, Partition
 
 log = logging.getLogger(__name__)
 
 
 JOB_NAME_MAX = NAME_MAX_LENGTH
-
-
-class ImportPlanError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

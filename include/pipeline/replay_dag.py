@@ -12,12 +12,7 @@ from personalize.operators import (
 )
 
 from include.pipeline.config import PipelineConfig
-
-
-def replay_tasks():
-    from include.pipeline import replay_tasks
-
-    return replay_tasks
+from include.pipeline.dag_args import task_module
 
 
 def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, baseline_train, aws_args: dict):
@@ -62,13 +57,11 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
                 baseline = ti.xcom_pull(task_ids="plan_training")["baseline"]
                 baseline_arn = ti.xcom_pull(task_ids="train_baseline") or baseline["latest_arn"]
             planned = plan(ti)
-            decision = replay_tasks().pending_decision(config, name, planned, challenger, baseline_arn)
+            decision = task_module("replay_tasks").pending_decision(config, name, planned, challenger, baseline_arn)
             if decision is not None:
                 follow = "keep_champion" if planned["dry_run"] else "hold_challenger"
             else:  # no champion yet or a forced run: the offline gate, as an offline solution's
-                from include.pipeline import solution_tasks
-
-                decision = solution_tasks.evaluate(
+                decision = task_module("solution_tasks").evaluate(
                     config, name, planned, challenger, context["params"], baseline_arn
                 )
                 deploy = "deploy_campaign" if entry.campaign else "accept_batch"
@@ -82,7 +75,7 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
 
         @task
         def replay_inputs(**context):
-            return replay_tasks().prepare_inputs(config, name, plan(context["ti"]))
+            return task_module("replay_tasks").prepare_inputs(config, name, plan(context["ti"]))
 
         inputs = replay_inputs()
         # Names from the solution, the scored version and the window: a rerun adopts the jobs.
@@ -93,7 +86,7 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
         @task.branch
         def replay_decide(jobs: list[dict], **context):
             ti = context["ti"]
-            decision, follow, deploy_arn = replay_tasks().decide_pending(
+            decision, follow, deploy_arn = task_module("replay_tasks").decide_pending(
                 config, name, plan(ti), jobs, context["params"]
             )
             ti.xcom_push(key="decision", value=decision)
@@ -120,10 +113,8 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
 
         @task(trigger_rule="none_failed_min_one_success")
         def keep_champion(**context):
-            from include.pipeline import solution_record
-
             ti = context["ti"]
-            return solution_record.keep_champion(config, name, plan(ti), decision_of(ti))
+            return task_module("solution_record").keep_champion(config, name, plan(ti), decision_of(ti))
 
         routed = route()
         planned >> routed >> [train, inputs]
@@ -151,12 +142,10 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
 
             @task
             def smoke_test(resources: dict, **context):
-                from include.pipeline import resource_tags, solution_tasks
-
                 ti = context["ti"]
                 campaign_arn = ti.xcom_pull(task_ids=f"{gid}.deploy_campaign")
-                resource_tags.sync(config, [campaign_arn])  # an adopted campaign keeps its own tags
-                return solution_tasks.smoke_test(config, name, plan(ti), campaign_arn, resources)
+                task_module("resource_tags").sync(config, [campaign_arn])  # an adopted campaign keeps its own tags
+                return task_module("solution_tasks").smoke_test(config, name, plan(ti), campaign_arn, resources)
 
             served = smoke_test(resources)
             deployed_by = f"{gid}.smoke_test"
@@ -174,10 +163,8 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
         # all_done: what was trained or scored is recorded whatever happened after it.
         @task(trigger_rule="all_done")
         def record(**context):
-            from include.pipeline.replay_record import record_replay
-
             ti = context["ti"]
-            return record_replay(
+            return task_module("replay_record").record_replay(
                 config,
                 name,
                 plan=plan(ti),

@@ -13,25 +13,8 @@ from personalize.operators import (
 )
 
 from include.pipeline.config import PipelineConfig
+from include.pipeline.dag_args import task_module
 from include.pipeline.replay_dag import replay_group
-
-
-def solution_tasks():
-    from include.pipeline import solution_tasks
-
-    return solution_tasks
-
-
-def solution_record():
-    from include.pipeline import solution_record
-
-    return solution_record
-
-
-def resource_tags():
-    from include.pipeline import resource_tags
-
-    return resource_tags
 
 
 def group_id(solution_name: str) -> str:
@@ -46,11 +29,11 @@ def train_deploy_solutions(config: PipelineConfig, resources, model_asset, aws_a
     @task
     def sync_tags(resources: dict):
         """Resources created earlier, or by hand, get the config's tags (TagResource) when theirs differ."""
-        return resource_tags().sync_created(config, resources)
+        return task_module("resource_tags").sync_created(config, resources)
 
     @task
     def plan_training(resources: dict, **context):
-        return solution_tasks().plan_training(config, resources, context)
+        return task_module("solution_tasks").plan_training(config, resources, context)
 
     planned = plan_training(resources.output)
     sync_tags(resources.output) >> planned
@@ -86,7 +69,7 @@ def train_deploy_solutions(config: PipelineConfig, resources, model_asset, aws_a
         outcomes = {
             entry.name: ti.xcom_pull(task_ids=f"{group_id(entry.name)}.record") for entry in config.solutions
         }
-        result = solution_record().finish_run(config, outcomes)
+        result = task_module("solution_record").finish_run(config, outcomes)
         extra = {name: record for name, record in result.items() if record}
         if extra:
             context["outlet_events"][model_asset].extra = extra
@@ -131,7 +114,7 @@ def solution_group(config: PipelineConfig, entry, planned, resources, baseline_t
             if entry.gate.baseline:
                 baseline = ti.xcom_pull(task_ids="plan_training")["baseline"]
                 baseline_arn = ti.xcom_pull(task_ids="train_baseline") or baseline["latest_arn"]
-            decision = solution_tasks().evaluate(
+            decision = task_module("solution_tasks").evaluate(
                 config, name, plan, challenger, context["params"], baseline_arn
             )
             ti.xcom_push(key="decision", value=decision)
@@ -144,7 +127,7 @@ def solution_group(config: PipelineConfig, entry, planned, resources, baseline_t
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training")["solutions"][name]
             decision = ti.xcom_pull(task_ids=f"{gid}.evaluate", key="decision")
-            return solution_record().keep_champion(config, name, plan, decision)
+            return task_module("solution_record").keep_champion(config, name, plan, decision)
 
         evaluated = evaluate()
         planned >> has_new_data(planned) >> train >> evaluated
@@ -169,8 +152,10 @@ def solution_group(config: PipelineConfig, entry, planned, resources, baseline_t
                 ti = context["ti"]
                 plan = ti.xcom_pull(task_ids="plan_training")["solutions"][name]
                 campaign_arn = ti.xcom_pull(task_ids=f"{gid}.deploy_campaign")
-                resource_tags().sync(config, [campaign_arn])  # an adopted campaign keeps its own tags
-                return solution_tasks().smoke_test(config, name, plan, campaign_arn, resources)
+                task_module("resource_tags").sync(
+                    config, [campaign_arn]
+                )  # an adopted campaign keeps its own tags
+                return task_module("solution_tasks").smoke_test(config, name, plan, campaign_arn, resources)
 
             smoke = smoke_test(resources)
             evaluated >> deploy >> smoke
@@ -191,7 +176,7 @@ def solution_group(config: PipelineConfig, entry, planned, resources, baseline_t
             ti = context["ti"]
             plan = ti.xcom_pull(task_ids="plan_training")
             deployed = ti.xcom_pull(task_ids=f"{gid}.smoke_test" if entry.campaign else f"{gid}.accept_batch")
-            return solution_record().record_solution(
+            return task_module("solution_record").record_solution(
                 config,
                 name,
                 plan=None if plan is None else plan["solutions"][name],
@@ -214,9 +199,7 @@ def batch_group(config: PipelineConfig, entry, resources, output_asset, aws_args
 
         @task(multiple_outputs=True)
         def prepare(resources: dict, **context):
-            from include.pipeline import solution_batch
-
-            return solution_batch.prepare(config, name, resources, context["run_id"])
+            return task_module("solution_batch").prepare(config, name, resources, context["run_id"])
 
         prepared = prepare(resources)
         job = PersonalizeCreateBatchInferenceJobOperator(
@@ -234,9 +217,10 @@ def batch_group(config: PipelineConfig, entry, resources, output_asset, aws_args
 
         @task(outlets=[output_asset])
         def publish_output(prepared: dict, job_arn: str, **context):
-            from include.pipeline.tasks import batch
-
-            extra = {"solution": name, **batch.publish_batch_output(config, prepared, job_arn)}
+            extra = {
+                "solution": name,
+                **task_module("tasks.batch").publish_batch_output(config, prepared, job_arn),
+            }
             context["outlet_events"][output_asset].extra = extra
             return extra
 

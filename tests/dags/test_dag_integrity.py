@@ -155,9 +155,9 @@ def test_parsing_touches_no_network(monkeypatch):
     assert bag.import_errors == {} and bag.dags
 
 
-def test_parsing_leaves_the_task_logic_unimported():
-    """The dag-processor reparses the file every 30 s: the task logic (include.pipeline.tasks.* and
-    their imports) loads in the task that runs it, not at parse (bench/bench_dag_parse.py)."""
+@pytest.fixture(scope="module")
+def modules_a_parse_imports() -> set[str]:
+    """Parse dags/ in a fresh interpreter (as the dag-processor's child does) and list sys.modules."""
     import json
     import os
     import subprocess
@@ -168,8 +168,7 @@ def test_parsing_leaves_the_task_logic_unimported():
         "import json, sys\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
         f"bag = DagBag(dag_folder={str(DAGS_FOLDER)!r})\n"
-        "print(json.dumps({'dags': len(bag.dags), 'errors': len(bag.import_errors),"
-        " 'tasks': sorted(m for m in sys.modules if m.startswith('include.pipeline.tasks.'))}))\n"
+        "print(json.dumps({'dags': len(bag.dags), 'errors': len(bag.import_errors), 'modules': sorted(sys.modules)}))\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{root}:{root / 'plugins'}"}
     result = subprocess.run(
@@ -178,7 +177,72 @@ def test_parsing_leaves_the_task_logic_unimported():
     assert result.returncode == 0, result.stderr[-2000:]
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
     assert parsed["dags"] >= 3 and parsed["errors"] == 0
-    assert parsed["tasks"] == [], f"parsing imported {parsed['tasks']}"
+    return set(parsed["modules"])
+
+
+def test_parsing_leaves_the_task_logic_unimported(modules_a_parse_imports):
+    """The dag-processor reparses the file every 30 s: the task logic loads in the task that runs it,
+    not at parse (bench/bench_dag_parse.py). What a parse must not import: include.pipeline.tasks.*,
+    every module the wiring names in a task_module() call (read from the source, so a new one is
+    covered), and the import planner with its S3 ledger, which the retry policy's error paths once
+    pulled in (Airflow 3.3's RetryRule imports every path it names when it is built)."""
+    import ast
+
+    from tests.test_import_graph import module_files, task_module_name
+
+    wired_lazily = {
+        name
+        for path in module_files().values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (name := task_module_name(node))
+    }
+    assert (
+        "include.pipeline.tasks.ingest" in wired_lazily and "include.pipeline.solution_tasks" in wired_lazily
+    )
+    loaded = modules_a_parse_imports
+    task_logic = sorted(m for m in loaded if m.startswith("include.pipeline.tasks."))
+    assert task_logic == [], f"parsing imported {task_logic}"
+    assert sorted(wired_lazily & loaded) == [], "modules named by task_module() were imported at parse"
+    planner = sorted(loaded & {"include.pipeline.imports", "include.pipeline.import_ledger"})
+    assert planner == [], f"parsing imported the import planner: {planner}"
+
+
+def test_dag_files_name_the_modules_the_dag_processor_should_import_once(modules_a_parse_imports):
+    """The dag-processor pre-imports, before forking a parse, the airflow.* modules a DAG file names
+    (airflow.utils.file.iter_airflow_imports): both files name what the provider layer and @task
+    build on, and a parse does import each of them (else pre-importing it would be wasted work)."""
+    from airflow.utils.file import iter_airflow_imports
+
+    from include.pipeline.dag_args import PRE_IMPORTED_BY_THE_DAG_PROCESSOR
+
+    wanted = set(PRE_IMPORTED_BY_THE_DAG_PROCESSOR)
+    for name in ("personalize_pipelines.py", "personalize_lifecycle.py"):
+        named = set(iter_airflow_imports(str(DAGS_FOLDER / name)))
+        assert wanted <= named, f"{name} does not name {sorted(wanted - named)}"
+    assert wanted <= modules_a_parse_imports, sorted(wanted - modules_a_parse_imports)
+
+
+def test_tasks_carry_no_copy_of_the_dag_form_and_still_see_it_when_they_run(dag_bag):
+    """dag_args.with_form sets a DAG's params after its tasks exist, so no task holds a copy (Airflow
+    deep-copies them into each task and validates each copy while serialising: most of a parse).
+    What a running task sees is process_params' merge of the DAG's params and the run's conf: if an
+    Airflow upgrade read only the task's own params, the forms would silently stop reaching tasks."""
+    from airflow.sdk.definitions.param import process_params
+
+    with_forms = 0
+    for dag_id, dag in dag_bag.dags.items():
+        carrying = [task.task_id for task in dag.tasks if task.params]
+        assert carrying == [], f"{dag_id}: tasks with a copy of the DAG's params: {carrying}"
+        if not dag.params:
+            continue
+        with_forms += 1
+        first = dag.get_task("check_params")
+        name = next(iter(dag.params))
+        seen = process_params(dag, first, {}, suppress_exception=False)
+        assert set(seen) == set(dag.params), dag_id
+        override = {"dry_run": True} if "dry_run" in dag.params else {name: dag.params[name]}
+        assert process_params(dag, first, override, suppress_exception=False).items() >= override.items()
+    assert with_forms >= 3, "ingest, train_deploy and erase_users have forms"
 
 
 def test_failure_callback_logs_one_line(caplog):
