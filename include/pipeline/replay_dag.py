@@ -57,7 +57,9 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
                 baseline = ti.xcom_pull(task_ids="plan_training")["baseline"]
                 baseline_arn = ti.xcom_pull(task_ids="train_baseline") or baseline["latest_arn"]
             planned = plan(ti)
-            decision = task_module("replay_tasks").pending_decision(config, name, planned, challenger, baseline_arn)
+            decision = task_module("replay_tasks").pending_decision(
+                config, name, planned, challenger, baseline_arn
+            )
             if decision is not None:
                 follow = "keep_champion" if planned["dry_run"] else "hold_challenger"
             else:  # no champion yet or a forced run: the offline gate, as an offline solution's
@@ -144,8 +146,12 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
             def smoke_test(resources: dict, **context):
                 ti = context["ti"]
                 campaign_arn = ti.xcom_pull(task_ids=f"{gid}.deploy_campaign")
-                task_module("resource_tags").sync(config, [campaign_arn])  # an adopted campaign keeps its own tags
-                return task_module("solution_tasks").smoke_test(config, name, plan(ti), campaign_arn, resources)
+                task_module("resource_tags").sync(
+                    config, [campaign_arn]
+                )  # an adopted campaign keeps its own tags
+                return task_module("solution_tasks").smoke_test(
+                    config, name, plan(ti), campaign_arn, resources
+                )
 
             served = smoke_test(resources)
             deployed_by = f"{gid}.smoke_test"
