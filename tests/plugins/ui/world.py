@@ -42,6 +42,25 @@ def write_config(directory: Path, **overrides) -> PipelineConfig:
     return load_config(path)
 
 
+def write_demo_config(
+    directory: Path, *, bucket: str, first: str, campaigns: dict[int, str]
+) -> PipelineConfig:
+    """The demo config with its three solutions (campaign + batch, campaign, batch only): the first
+    named `first`, entry i's campaign named campaigns[i]; its gates without the baseline (no
+    popularity solution in these tests)."""
+    raw = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text())
+    raw["s3"]["bucket"] = bucket
+    raw["solutions"][0]["name"] = first
+    for index, name in campaigns.items():
+        raw["solutions"][index]["campaign"]["name"] = name
+    for entry in raw["solutions"]:
+        for key in ("baseline", "min_lift"):
+            entry.get("gate", {}).pop(key, None)
+    path = directory / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
 @contextlib.contextmanager
 def frozen_now(moment: datetime) -> Iterator[None]:
     """`record_solution` stamps a record with datetime.now(UTC); a history over a year needs other times."""
@@ -67,18 +86,20 @@ class TrainingRun:
     dry_run: bool = False
 
 
-def version_arn(config: PipelineConfig, number: int) -> str:
-    return f"{ACCOUNT}:solution/{config.solution.name}/v{number:05d}"
+def version_arn(config: PipelineConfig, number: int, solution: str | None = None) -> str:
+    return f"{ACCOUNT}:solution/{solution or config.solutions[0].name}/v{number:05d}"
 
 
-def record(config: PipelineConfig, run: TrainingRun) -> dict:
-    """One training run recorded exactly as a solution's record task of train_deploy does."""
+def record(config: PipelineConfig, run: TrainingRun, solution: str | None = None) -> dict:
+    """One training run of `solution` (default: the first) recorded exactly as a solution's record
+    task of train_deploy does, gated by that solution's gate."""
+    entry = config.solution_named(solution) if solution else config.solutions[0]
     decision = decide(
         run.metrics,
         run.champion_metrics,
-        metric=config.gate.metric,
-        thresholds=dict(config.gate.thresholds),
-        tolerance=config.gate.tolerance,
+        metric=entry.gate.metric,
+        thresholds=dict(entry.gate.thresholds),
+        tolerance=entry.gate.tolerance,
     ).as_dict()
     plan = {
         "training_mode": "FULL",
@@ -89,7 +110,7 @@ def record(config: PipelineConfig, run: TrainingRun) -> dict:
     with frozen_now(run.at):
         return solution_record.record_solution(
             config,
-            config.solutions[0].name,
+            entry.name,
             plan={**plan, "train": True},
             decision=decision,
             challenger_arn=run.version_arn,
