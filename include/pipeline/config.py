@@ -40,6 +40,7 @@ from include.pipeline.config_types import PersonalizeName, StrictModel
 from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.online_metrics import MetricAttributionConfig, check_metric_attribution
+from include.pipeline.quota_config import ServiceQuotasConfig, check_group_quotas
 from include.pipeline.run_config import NotificationsConfig, TasksConfig
 from include.pipeline.solution_config import (
     BASELINE_RECIPES,
@@ -332,6 +333,8 @@ class PipelineConfig(StrictModel):
     recommender_schedule: domain_config.RecommenderScheduleConfig | None = None
     # Online metrics from events with a recommendationId (include/pipeline/online_metrics.py).
     metric_attribution: MetricAttributionConfig | None = None
+    # Adjustable per-dataset-group quotas raised for this account (include/pipeline/quota_config.py).
+    service_quotas: ServiceQuotasConfig = ServiceQuotasConfig()
 
     _shorthand = model_validator(mode="before")(check_shorthand)
 
@@ -354,6 +357,7 @@ class PipelineConfig(StrictModel):
         gated = [e if e.gate else e.model_copy(update={"gate": self.gate}) for e in self.solutions]
         object.__setattr__(self, "solutions", gated)
         check_solutions(self.solutions, names, self.baseline_solution)
+        check_group_quotas(self)
         return self
 
     @property
