@@ -25,15 +25,17 @@ def overview_row(snapshot: Snapshot, now: datetime) -> dict:
     return {
         "snapshot": snapshot,
         "config": snapshot.config,
-        "solutions": [_solution_row(view, now) for view in snapshot.solutions],
+        "solutions": [_solution_row(view, now, snapshot.config) for view in snapshot.solutions],
         "ingest": snapshot.ingest,
         "alerts": snapshot.alerts(now),
         "errors": snapshot.all_errors(),
     }
 
 
-def _solution_row(view: SolutionView, now: datetime) -> dict:
+def _solution_row(view: SolutionView, now: datetime, config: Any) -> dict:
     """One solution as the overview and the pipeline page's "Now" table show it."""
+    from include.pipeline.batch_schedule import solution_crons
+
     campaign = view.entry.campaign
     age = view.champion_age_days(now)
     champion = view.champion_run
@@ -45,6 +47,8 @@ def _solution_row(view: SolutionView, now: datetime) -> dict:
         "entry": view.entry,
         "metric": metric,
         "serving": view.serving,
+        # When its batch job runs (its own batch.schedule, else the pipeline's); None: manual only.
+        "batch_cron": solution_crons(config).get(view.name),
         "champion_id": view.champion_id,
         "champion_run": champion,
         # The champion's gate metric and coverage as its own training recorded them.

@@ -370,6 +370,7 @@ def test_every_solution_of_a_pipeline_has_its_row_champion_last_decision_and_his
         bucket=pipeline.s3.bucket,
         first=pipeline.solutions[0].name,
         campaigns={0: serving_campaign["name"], 1: f"{serving_campaign['name']}-similar"},
+        batch_crons={2: "0 5 * * 4"},
     )
     mounted.state.configs.get(refresh=True)
     first, similar, ranking = (e.name for e in config.solutions)
@@ -411,9 +412,12 @@ def test_every_solution_of_a_pipeline_has_its_row_champion_last_decision_and_his
     ]
     cells = {name: body for _, name, body in rows}
     assert serving_campaign["version_arn"].rsplit("/", 1)[-1] in cells[first]
-    assert f"campaign {serving_campaign['name']} + batch" in cells[first]
+    # Batch: each solution's own cron, else the pipeline's schedule.batch_inference.
+    assert (
+        f'campaign {serving_campaign["name"]} + batch <span class="muted">(0 6 * * 1)</span>' in cells[first]
+    )
     assert "no campaign yet" in cells[similar] and "REJECTED" in cells[similar]
-    assert '<td class="serving-mode">batch</td>' in cells[ranking]
+    assert '<td class="serving-mode">batch <span class="muted">(0 5 * * 4)</span></td>' in cells[ranking]
     assert "<code>v00002</code>" in cells[ranking] and "newest accepted (batch)" in cells[ranking]
     assert re.search(r"normalized_discounted_cumulative_gain_at_25 \(gate\)</span> 0\.1440<", cells[ranking])
     assert '<span class="evaluation muted">replay</span>' in cells[ranking]

@@ -43,16 +43,23 @@ def write_config(directory: Path, **overrides) -> PipelineConfig:
 
 
 def write_demo_config(
-    directory: Path, *, bucket: str, first: str, campaigns: dict[int, str]
+    directory: Path,
+    *,
+    bucket: str,
+    first: str,
+    campaigns: dict[int, str],
+    batch_crons: dict[int, str] | None = None,
 ) -> PipelineConfig:
     """The demo config with its three solutions (campaign + batch, campaign, batch only): the first
-    named `first`, entry i's campaign named campaigns[i]; its gates without the baseline (no
-    popularity solution in these tests)."""
+    named `first`, entry i's campaign named campaigns[i] and its batch schedule batch_crons[i]; its
+    gates without the baseline (no popularity solution in these tests)."""
     raw = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text())
     raw["s3"]["bucket"] = bucket
     raw["solutions"][0]["name"] = first
     for index, name in campaigns.items():
         raw["solutions"][index]["campaign"]["name"] = name
+    for index, cron in (batch_crons or {}).items():
+        raw["solutions"][index]["batch"]["schedule"] = cron
     for entry in raw["solutions"]:
         for key in ("baseline", "min_lift"):
             entry.get("gate", {}).pop(key, None)
