@@ -221,7 +221,9 @@ def decision_rule(run, record: dict) -> tuple[str, str]:
     if decision.get("thresholds"):
         rules.append("minimums " + ", ".join(f"{k} {v:g}" for k, v in sorted(decision["thresholds"].items())))
     if decision.get("champion"):
-        rules.append(f"within tolerance {decision.get('tolerance', 0):g} of the champion")
+        tolerance = decision.get("tolerance", 0)
+        tolerance = f"{tolerance:g}" if isinstance(tolerance, int | float) else str(tolerance)
+        rules.append(f"within tolerance {tolerance} of the champion")
     else:
         rules.append("no champion to compare with")
     if decision.get("lift") is not None:

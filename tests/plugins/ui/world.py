@@ -137,7 +137,13 @@ def metrics(precision: float, coverage: float) -> dict[str, float]:
 
 
 def daily_runs(
-    config: PipelineConfig, start: datetime, days: int, *, every: int = 1, last_version: str | None = None
+    config: PipelineConfig,
+    start: datetime,
+    days: int,
+    *,
+    every: int = 1,
+    last_version: str | None = None,
+    solution: str | None = None,
 ) -> list[TrainingRun]:
     """`days` training runs `every` days apart, each gated against the version deployed before it, as the DAG does.
 
@@ -148,7 +154,11 @@ def daily_runs(
     for day in range(days):
         precision = 0.02 + 0.01 * ((day * 7) % 11) / 10 - (0.008 if day % 4 == 3 else 0)
         values = metrics(precision, 0.3 + 0.4 * ((day * 5) % 13) / 13)
-        arn = last_version if last_version is not None and day == days - 1 else version_arn(config, day + 1)
+        arn = (
+            last_version
+            if last_version is not None and day == days - 1
+            else version_arn(config, day + 1, solution)
+        )
         is_last = last_version is not None and day == days - 1
         if is_last and champion_metrics and values[config.gate.metric] < champion_metrics[config.gate.metric]:
             # The version the campaign serves passed the gate: it beat the champion.
