@@ -221,7 +221,9 @@ def batch_group(config: PipelineConfig, entry, resources, output_asset, aws_args
             return solution_batch.prepare(config, name, resources, context["run_id"])
 
         prepared = prepare(resources)
-        due() >> prepared
+        # After ensure_resources (so check_params stays the DAG's one root), before any work of its own.
+        due_check = due()
+        resources >> due_check >> prepared
         job = PersonalizeCreateBatchInferenceJobOperator(
             task_id="batch_inference_job",
             job_name=prepared["job_name"],

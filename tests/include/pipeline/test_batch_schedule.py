@@ -82,6 +82,7 @@ def test_the_batch_dag_fires_on_both_crons_and_each_group_asks_whether_it_is_due
     assert [t.expression for t in batch.timetable.timetables] == [MONDAY_6, THURSDAY_5]
     for name in solution_crons(own["config"]):
         assert batch.get_task(f"{name}.prepare").upstream_task_ids >= {f"{name}.due"}
+        assert batch.get_task(f"{name}.due").upstream_task_ids == {"ensure_resources"}
     default = load_dags(write(tmp_path, demo(), name="demo_retail.yaml"), monkeypatch)["batch_inference"]
     assert isinstance(default.timetable, CronTriggerTimetable) and default.timetable.expression == MONDAY_6
 
