@@ -254,7 +254,7 @@ def main() -> None:
     with api_server(env, work / "api-server.log") as url:
         print("api-server", url, "log", work / "api-server.log")
         pages = {
-            "personalize_overview.png": (f"{url}/plugin/personalize", 760),
+            "personalize_overview.png": (f"{url}/plugin/personalize", 760 if args.solutions == 1 else 1000),
             "personalize_pipeline.png": (
                 f"{url}/dags/demo_retail_train_deploy/plugin/personalize-dag",
                 2700 if args.solutions == 1 else 5200,
