@@ -1,6 +1,6 @@
 """How fast the Personalize view's pages load with a year of daily training runs, through the real API server.
 
-    PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python bench/bench_personalize_ui.py [--runs 365] [--repeats 15]
+    PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python bench/bench_personalize_ui.py [--runs 365] [--repeats 15] [--solutions 3]
 
 Builds the world of tests/plugins/ui/server.py with `--runs` daily training runs (recorded by the
 pipeline's own `record_solution`; the reports' two matplotlib PNGs are replaced by empty files
@@ -44,6 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=365, help="daily training runs in the history")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--solutions",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="3: the demo's three solutions, each with --runs runs",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pp-ui-bench-"))
     started = time.perf_counter()
@@ -51,8 +58,11 @@ def main() -> None:
         mock.patch("include.pipeline.report._metrics_history_png", return_value=b""),
         mock.patch("include.pipeline.report._coverage_png", return_value=b""),
     ):
-        extra = build_world(work, runs=args.runs, every_days=1)
-    print(f"setup: {args.runs} daily runs recorded in {time.perf_counter() - started:.0f} s")
+        extra = build_world(work, runs=args.runs, every_days=1, solutions=args.solutions)
+    print(
+        f"setup: {args.runs} daily runs x {args.solutions} solution(s) recorded in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     home = work / "airflow-home"
     home.mkdir()
     env = airflow_env(home, all_admins=False, **extra)

@@ -30,7 +30,7 @@ from personalize.operators import (
     PersonalizeEnsureResourcesOperator,
 )
 
-from include.pipeline import solution_dag
+from include.pipeline import batch_schedule, solution_dag
 from include.pipeline.config import PipelineConfig, load_configs_isolated, tolerance_text
 from include.pipeline.dag_args import (
     aws_args,
@@ -232,16 +232,16 @@ docs/DESIGN.md, "Replay evaluation".
 def build_batch_inference(config: PipelineConfig):
     output_asset = Asset(name=f"{config.name}_batch_recommendations", uri=config.s3.uri("batch") + "/")
     served = [s for s in config.solutions if s.batch is not None]
+    crons = batch_schedule.solution_crons(config)
     listed = "\n".join(
-        f"- `{s.name}` ({s.recipe}): {s.batch.num_results} results, filter {s.batch.filter or 'none'}"
+        f"- `{s.name}` ({s.recipe}): {s.batch.num_results} results, filter {s.batch.filter or 'none'}, "
+        f"cron `{crons[s.name] or 'manual runs only'}`"
         for s in served
     )
 
     @dag(
         dag_id=config.dag_ids["batch_inference"],
-        schedule=CronTriggerTimetable(config.schedule.batch_inference, timezone="UTC")
-        if config.schedule.batch_inference
-        else None,
+        schedule=batch_schedule.timetable(config),
         start_date=config.schedule.start_date,
         catchup=False,
         max_active_runs=1,
@@ -249,6 +249,8 @@ def build_batch_inference(config: PipelineConfig):
         tags=["personalize", "batch", *config.tags],
         doc_md=f"""
 ### {config.name}: batch recommendations, one job per batch-served solution
+Fires on each solution's cron (`batch.schedule`, default `schedule.batch_inference`); a scheduled run
+runs the solutions whose cron fired (the others' `due` task skips them), a manual run every one.
 Each with its champion (the version its campaign serves; batch only: its newest accepted version),
 its input built for its recipe (users; items for related items; users with the popular items to
 rank) as JSON lines on S3 -> batch inference job -> output under `{config.s3.uri("batch")}/<solution>/<run>/output/`,

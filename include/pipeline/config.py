@@ -36,10 +36,11 @@ from pydantic import (
 )
 
 from include.pipeline import days, domain_config
-from include.pipeline.config_types import PersonalizeName, StrictModel
+from include.pipeline.config_types import Cron, PersonalizeName, StrictModel
 from include.pipeline.lifecycle_config import ErasureConfig, ExportConfig
 from include.pipeline.mapping import DatasetMapping, MappingError, schema_for
 from include.pipeline.online_metrics import MetricAttributionConfig, check_metric_attribution
+from include.pipeline.quota_config import ServiceQuotasConfig, check_group_quotas
 from include.pipeline.run_config import NotificationsConfig, TasksConfig
 from include.pipeline.solution_config import (
     BASELINE_RECIPES,
@@ -68,23 +69,6 @@ MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
 
 class ConfigError(ValueError):
     """A config file Personalize or the pipeline would refuse; the message names file and key."""
-
-
-def _check_cron(expression: str) -> str:
-    from croniter import croniter
-
-    if expression.strip().startswith("@"):
-        # "@daily" and friends parse, but on Airflow 3 they make a zero-width data interval.
-        raise ValueError(
-            f"{expression!r}: write the cron fields out (e.g. '0 0 * * *'); presets give a zero-width "
-            "data interval on Airflow 3"
-        )
-    if not croniter.is_valid(expression):
-        raise ValueError(f"{expression!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
-    return expression
-
-
-Cron = Annotated[str, AfterValidator(_check_cron)]
 
 
 class S3Config(StrictModel):
@@ -332,6 +316,8 @@ class PipelineConfig(StrictModel):
     recommender_schedule: domain_config.RecommenderScheduleConfig | None = None
     # Online metrics from events with a recommendationId (include/pipeline/online_metrics.py).
     metric_attribution: MetricAttributionConfig | None = None
+    # Adjustable per-dataset-group quotas raised for this account (include/pipeline/quota_config.py).
+    service_quotas: ServiceQuotasConfig = ServiceQuotasConfig()
 
     _shorthand = model_validator(mode="before")(check_shorthand)
 
@@ -354,6 +340,7 @@ class PipelineConfig(StrictModel):
         gated = [e if e.gate else e.model_copy(update={"gate": self.gate}) for e in self.solutions]
         object.__setattr__(self, "solutions", gated)
         check_solutions(self.solutions, names, self.baseline_solution)
+        check_group_quotas(self)
         return self
 
     @property

@@ -1,5 +1,6 @@
 """Building blocks every part of the pipeline config uses: the strict base model, Personalize's name
-rule, and the check of an options dict against Personalize's own request shape (botocore)."""
+rule, a cron expression, and the check of an options dict against Personalize's own request shape
+(botocore)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,28 @@ import functools
 from typing import Annotated, Any
 
 from personalize_contract.names import NAME_MAX_LENGTH, NAME_PATTERN
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 PersonalizeName = Annotated[
     str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)
 ]
+
+
+def _check_cron(expression: str) -> str:
+    from croniter import croniter
+
+    if expression.strip().startswith("@"):
+        # "@daily" and friends parse, but on Airflow 3 they make a zero-width data interval.
+        raise ValueError(
+            f"{expression!r}: write the cron fields out (e.g. '0 0 * * *'); presets give a zero-width "
+            "data interval on Airflow 3"
+        )
+    if not croniter.is_valid(expression):
+        raise ValueError(f"{expression!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
+    return expression
+
+
+Cron = Annotated[str, AfterValidator(_check_cron)]
 
 
 class StrictModel(BaseModel):

@@ -15,8 +15,7 @@ from personalize_contract.names import NAME_MAX_LENGTH, NAME_PATTERN
 from personalize_contract.recipes import RECIPE_ARN_PREFIX
 from pydantic import StringConstraints, field_validator
 
-from include.pipeline.config_types import StrictModel, check_botocore_shape
-from include.pipeline.lifecycle_config import Cron
+from include.pipeline.config_types import Cron, StrictModel, check_botocore_shape
 
 DOMAINS = domains.DOMAINS
 

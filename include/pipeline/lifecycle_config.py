@@ -9,26 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+
+from include.pipeline.config_types import Cron
 
 # A table (optionally schema-qualified) or a column: quoted into SQL, so only plain identifiers.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=63)]
 TableName = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", max_length=127)
 ]
-
-
-def _cron(expression: str) -> str:
-    # The same rule as config.py's schedule keys (five fields, no presets); not imported from there
-    # because config.py imports this module.
-    from croniter import croniter
-
-    if expression.strip().startswith("@") or not croniter.is_valid(expression):
-        raise ValueError(f"{expression!r} is not a five-field cron expression (e.g. '0 4 * * *')")
-    return expression
-
-
-Cron = Annotated[str, AfterValidator(_cron)]
 
 
 class _Strict(BaseModel):

@@ -22,7 +22,7 @@ from personalize_contract.recipes import (
 )
 from pydantic import Field, field_validator, model_validator
 
-from include.pipeline.config_types import PersonalizeName, StrictModel, check_botocore_shape
+from include.pipeline.config_types import Cron, PersonalizeName, StrictModel, check_botocore_shape
 
 # The recipe a baseline gate trains next to the challengers: what "learned nothing" looks like.
 BASELINE_RECIPES = {"popularity-count": "aws-popularity-count"}
@@ -105,6 +105,9 @@ class BatchInferenceConfig(StrictModel):
     num_results: int = Field(25, ge=1, le=500)
     # A configured filter's name, applied to every recommendation of the job.
     filter: str | None = None
+    # When this solution's batch job runs (include/pipeline/batch_schedule.py); default: the
+    # pipeline's schedule.batch_inference.
+    schedule: Cron | None = None
 
 
 class ServedSolution(SolutionConfig):

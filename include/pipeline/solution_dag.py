@@ -193,15 +193,25 @@ def solution_group(config: PipelineConfig, entry, planned, resources, baseline_t
 
 
 def batch_group(config: PipelineConfig, entry, resources, output_asset, aws_args: dict) -> None:
-    """One batch-served solution: prepare its input -> batch inference job -> publish the output."""
+    """One batch-served solution: due? -> prepare its input -> batch inference job -> publish the output."""
     name = entry.name
     with TaskGroup(group_id=group_id(name), tooltip=f"{name} ({entry.recipe}) batch inference"):
+
+        @task.short_circuit
+        def due(**context) -> bool:
+            """A scheduled run fired by another solution's cron skips this one (batch_schedule.py)."""
+            from include.pipeline.batch_schedule import due_now
+
+            return due_now(config, name, context["dag_run"])
 
         @task(multiple_outputs=True)
         def prepare(resources: dict, **context):
             return task_module("solution_batch").prepare(config, name, resources, context["run_id"])
 
         prepared = prepare(resources)
+        # After ensure_resources (so check_params stays the DAG's one root), before any work of its own.
+        due_check = due()
+        resources >> due_check >> prepared
         job = PersonalizeCreateBatchInferenceJobOperator(
             task_id="batch_inference_job",
             job_name=prepared["job_name"],

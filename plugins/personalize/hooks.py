@@ -278,11 +278,25 @@ class PersonalizeHook(GetOrCreateMixin, _PersonalizeClientHook):
                 return None
         else:
             campaign = self.find_campaign(campaign_name_or_arn)
-        # During an update the campaign keeps serving its previous version, which solutionVersionArn
-        # still names; a campaign that never became ACTIVE serves nothing.
-        if campaign is None or campaign["status"] != ACTIVE:
-            return None
-        return campaign.get("solutionVersionArn")
+        return serving_version(campaign)
+
+    def campaign_arns(self) -> dict[str, str]:
+        """Name -> ARN of every campaign (ListCampaigns, all pages): one listing for many campaigns."""
+        return {
+            summary["name"]: summary["campaignArn"]
+            for summary in self._paginate("list_campaigns", "campaigns")
+        }
+
+
+def serving_version(campaign: Mapping[str, Any] | None) -> str | None:
+    """The solution version a described campaign serves now, or None when nothing serves.
+
+    During an update the campaign keeps serving its previous version, which solutionVersionArn still
+    names; a campaign that never became ACTIVE serves nothing.
+    """
+    if campaign is None or campaign["status"] != ACTIVE:
+        return None
+    return campaign.get("solutionVersionArn")
 
 
 class PersonalizeRuntimeHook(_PersonalizeClientHook):

@@ -14,4 +14,5 @@ reading them from here, so a misreading shared by the validator and the service 
 | `recipes` | recipe ARNs, Personalize's recipes and their types, which accept trainingMode UPDATE, what each type is asked with (user, item, user + item list) |
 | `domains` | domain dataset groups (ECOMMERCE, VIDEO_ON_DEMAND) and their use cases (recommender recipes) |
 | `filter_grammar` | the filter expression language: tokens, syntax tree, parser, filterValues |
+| `quotas` | the quotas per dataset group: active solutions, active campaigns, recommenders, filters |
 """

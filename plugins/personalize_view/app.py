@@ -1,12 +1,15 @@
 """The Personalize view: a FastAPI app the Airflow API server mounts at ``/personalize``.
 
 Pages (HTML, server-rendered, shown in the Airflow UI in an iframe):
-- ``/personalize/``: every pipeline the user may read: what serves, how old, the last gate
-  decision, the last ingest, alerts;
+- ``/personalize/``: every pipeline the user may read, one row per solution: recipe, serving
+  (campaign / batch), the champion and its metrics, how old, the last gate decision (offline or
+  replay, and the rule that decided); per pipeline the last ingest and alerts;
 - ``/personalize/pipelines/{name}`` (and ``/personalize/dags/{dag_id}``, the tab on each of a
-  pipeline's DAGs): gate metric and catalogue coverage of every version, the gate decisions, the
-  per-day data table;
-- ``/personalize/pipelines/{name}/reports/{run_id}``: one run's report as the pipeline wrote it.
+  pipeline's DAGs): per solution (anchor ``#solution-<name>``) gate metric and catalogue coverage of
+  every version and the gate decisions; the per-day data table;
+- ``/personalize/pipelines/{name}/reports/{run_id}`` (the first solution's runs) and
+  ``/personalize/pipelines/{name}/solutions/{solution}/reports/{run_id}``: one run's report as the
+  pipeline wrote it.
 
 Every route needs an Airflow login (the UI's cookie or a bearer token), checked with the API
 server's own dependency (`get_user`); a pipeline is shown only to users who may read its DAG runs.
@@ -15,7 +18,6 @@ Nothing from connections is shown: the pages name buckets, prefixes and Personal
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -26,16 +28,28 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from personalize_view import charts
 from personalize_view.data import (
     CACHE_TTL_SECONDS,
     Snapshot,
     SnapshotCache,
+    SolutionView,
     pipelines_of,
     read_object,
-    reconcile_rows,
     report_key,
     s3_for,
+)
+from personalize_view.page_models import (
+    VERDICT_CLASSES,
+    ago,
+    decision_rule,
+    gate_findings,
+    history_uri,
+    metric_rows,
+    num,
+    overview_row,
+    pipeline_context,
+    report_path,
+    timestamp,
 )
 
 if TYPE_CHECKING:
@@ -54,10 +68,6 @@ def report_files() -> dict[str, str]:
         name: "text/plain; charset=utf-8" if name.endswith(".md") else content_type
         for name, content_type in FILES.values()
     }
-
-
-VERDICT_CLASSES = {"ACCEPTED": "accepted", "FORCED": "forced", "REJECTED": "rejected"}
-# Replay mode's PENDING (waiting for its window) and SUPERSEDED lines get no colour of their own.
 
 
 async def current_user(request: Request):
@@ -106,9 +116,7 @@ class Configs:
         with self._lock:
             if self._loaded is None or refresh or time.monotonic() - self._loaded[0] >= self.ttl:
                 try:
-                    # The view shows each pipeline's first solution (several: issue 15, left to do).
-                    configs = [c.for_solution(c.solutions[0].name) for c in load_configs()]
-                    error = None
+                    configs, error = load_configs(), None
                 except (ConfigError, OSError) as err:
                     configs, error = [], str(err)
                 self._loaded = (time.monotonic(), configs, error)
@@ -122,11 +130,14 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
     app.state.cache = cache or SnapshotCache()
     app.state.configs = configs or Configs()
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters["num"] = _num
-    env.filters["ago"] = _ago
-    env.filters["ts"] = _timestamp
+    env.filters["num"] = num
+    env.filters["ago"] = ago
+    env.filters["ts"] = timestamp
     env.globals["verdict_class"] = lambda verdict: VERDICT_CLASSES.get(verdict, "")
     env.globals["gate_findings"] = gate_findings
+    env.globals["decision_rule"] = decision_rule
+    env.globals["report_path"] = report_path
+    env.globals["history_uri"] = history_uri
 
     def render(request: Request, template: str, **context: Any) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
@@ -156,7 +167,7 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
         return render(
             request,
             "overview.html",
-            rows=[_overview_row(s, now) for s in snapshots],
+            rows=[overview_row(s, now) for s in snapshots],
             config_error=config_error,
             hidden=len(configs) - len(readable),
             oldest=min((s.fetched_at for s in snapshots), default=None),
@@ -178,227 +189,66 @@ def create_app(cache: SnapshotCache | None = None, configs: Configs | None = Non
     def _pipeline_page(request: Request, config: PipelineConfig, refresh: bool) -> HTMLResponse:
         snapshot = app.state.cache.get(config, refresh)
         now = datetime.now(UTC)
-        return render(request, "pipeline.html", **_pipeline_context(snapshot, now))
+        return render(request, "pipeline.html", **pipeline_context(snapshot, now))
 
-    @app.get("/pipelines/{name}/reports/{run_id}", response_class=HTMLResponse)
-    def report(request: Request, name: str, run_id: str, user: User):
+    def solution_named(snapshot: Snapshot, solution: str | None) -> SolutionView:
+        view = snapshot.solution(solution)
+        if view is None or (solution is not None and view.history_solution is None):
+            # The first solution's runs have the shorter URL only: one address per report.
+            raise HTTPException(404, f"{snapshot.name} has no solution {solution!r} with its own history")
+        return view
+
+    def report_page(
+        request: Request, user: Any, name: str, run_id: str, solution: str | None
+    ) -> HTMLResponse:
         config = config_named(user, name)
-        snapshot = app.state.cache.get(config)
-        run = next((r for r in snapshot.runs if r.run_id == run_id), None)
+        view = solution_named(app.state.cache.get(config), solution)
+        run = next((r for r in view.runs if r.run_id == run_id), None)
         if run is None:
-            raise HTTPException(404, f"run {run_id!r} is not in {name}'s metrics history")
-        body = read_object(s3_for(config), config.s3.bucket, report_key(config, run_id, "report.md"))
+            raise HTTPException(404, f"run {run_id!r} is not in {view.name}'s metrics history")
+        key = report_key(config, run_id, "report.md", view.history_solution)
+        body = read_object(s3_for(config), config.s3.bucket, key)
         return render(
             request,
             "report.html",
             config=config,
+            solution=view,
             run=run,
-            record=snapshot.record(run),
+            record=view.record(run),
             markdown=None if body is None else body.decode("utf-8", "replace"),
             files=report_files(),
-            metric_rows=_metric_rows(run),
+            metric_rows=metric_rows(run),
         )
 
-    @app.get("/pipelines/{name}/reports/{run_id}/{filename}")
-    def report_file(name: str, run_id: str, filename: str, user: User):
+    def report_file_response(
+        user: Any, name: str, run_id: str, filename: str, solution: str | None
+    ) -> Response:
         files = report_files()
         if filename not in files:
             raise HTTPException(404, f"a report has no file {filename!r}")
         config = config_named(user, name)
-        body = read_object(s3_for(config), config.s3.bucket, report_key(config, run_id, filename))
+        if solution is not None and not any(e.name == solution for e in config.solutions[1:]):
+            raise HTTPException(404, f"{name} has no solution {solution!r} with its own history")
+        key = report_key(config, run_id, filename, solution)
+        body = read_object(s3_for(config), config.s3.bucket, key)
         if body is None:
             raise HTTPException(404, f"run {run_id!r} has no {filename} on S3")
         return Response(body, media_type=files[filename])
 
+    @app.get("/pipelines/{name}/reports/{run_id}", response_class=HTMLResponse)
+    def report(request: Request, name: str, run_id: str, user: User):
+        return report_page(request, user, name, run_id, None)
+
+    @app.get("/pipelines/{name}/solutions/{solution}/reports/{run_id}", response_class=HTMLResponse)
+    def solution_report(request: Request, name: str, solution: str, run_id: str, user: User):
+        return report_page(request, user, name, run_id, solution)
+
+    @app.get("/pipelines/{name}/reports/{run_id}/{filename}")
+    def report_file(name: str, run_id: str, filename: str, user: User):
+        return report_file_response(user, name, run_id, filename, None)
+
+    @app.get("/pipelines/{name}/solutions/{solution}/reports/{run_id}/{filename}")
+    def solution_report_file(name: str, solution: str, run_id: str, filename: str, user: User):
+        return report_file_response(user, name, run_id, filename, solution)
+
     return app
-
-
-# ------------------------------------------------------------------------------- view models
-
-
-def _overview_row(snapshot: Snapshot, now: datetime) -> dict:
-    config = snapshot.config
-    serving = snapshot.serving
-    age = serving.age_days(now) if serving else None
-    last = snapshot.last_run
-    return {
-        "snapshot": snapshot,
-        "config": config,
-        "serving": serving,
-        "serving_since": snapshot.serving_since(),
-        "age_days": age,
-        "too_old": age is not None and age > config.campaign.max_serving_age_days,
-        "last_run": last,
-        "last_record": snapshot.record(last) if last else None,
-        "ingest": snapshot.ingest,
-        "alerts": snapshot.alerts(now),
-    }
-
-
-def _epoch(value: str) -> float | None:
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _pipeline_context(snapshot: Snapshot, now: datetime) -> dict:
-    config = snapshot.config
-    metric = config.gate.metric
-    runs = snapshot.runs
-    epochs = [_epoch(r.created_at) for r in runs]
-    time_axis = bool(runs) and all(e is not None for e in epochs)
-    xs = epochs if time_axis else [float(r.index + 1) for r in runs]
-
-    def point(run, x, value) -> charts.Point:
-        deployed = "deployed" if run.deployed else "not deployed"
-        return charts.Point(
-            x=x,
-            y=value,
-            title=f"run {run.run_id}: version {run.version_label}, {metric} {_num(value)}, {run.verdict}, {deployed}",
-            css=f"point {VERDICT_CLASSES.get(run.verdict, '')} {'deployed' if run.deployed else 'not-deployed'}",
-            attrs={"run-id": run.run_id, "version": run.version_label},
-        )
-
-    gate_points = [
-        point(r, x, r.metrics[metric])
-        for r, x in zip(runs, xs, strict=True)
-        if _finite(r.metrics.get(metric))
-    ]
-    champion = [(r.champion_metrics or {}).get(metric) for r in runs]
-    lines = [
-        charts.Line("champion: the serving version's value at each run", "champion", xs, champion, step=True)
-    ]
-    threshold = config.gate.thresholds.get(metric)
-    if threshold is not None and xs:
-        lines.append(
-            charts.Line(
-                f"baseline: the gate's minimum {metric} {threshold:g}",
-                "baseline",
-                [xs[0], xs[-1]],
-                [threshold] * 2,
-            )
-        )
-    gate_chart = charts.chart(
-        chart_id="gate-metric",
-        title=f"{metric} of every solution version of {config.name}",
-        desc=(
-            f"One point per trained solution version ({len(gate_points)}), over time: filled = deployed, "
-            "hollow = not deployed; green accepted, orange forced, red rejected. The step line is the "
-            "champion (the version serving before each run); the dashed line is the gate's minimum."
-        ),
-        y_label=metric,
-        points=gate_points,
-        lines=lines,
-        time_axis=time_axis,
-    )
-    coverage_points = [
-        point(r, x, r.metrics["coverage"])
-        for r, x in zip(runs, xs, strict=True)
-        if _finite(r.metrics.get("coverage"))
-    ]
-    coverage_chart = charts.chart(
-        chart_id="coverage",
-        title=f"Catalogue coverage of every solution version of {config.name}",
-        desc=(
-            "Share of the catalogue each version recommends (GetSolutionMetrics coverage), one point per "
-            "version, filled = deployed, hollow = not deployed."
-        ),
-        y_label="coverage",
-        points=coverage_points,
-        lines=[
-            charts.Line(
-                "coverage over versions",
-                "trend",
-                [p.x for p in coverage_points],
-                [p.y for p in coverage_points],
-            )
-        ],
-        time_axis=time_axis,
-    )
-    serving_run = next(
-        (
-            r
-            for r in reversed(runs)
-            if snapshot.serving and r.deployed and r.solution_version_arn == snapshot.serving.version_arn
-        ),
-        None,
-    )
-    return {
-        "snapshot": snapshot,
-        "config": config,
-        "metric": metric,
-        "overview": _overview_row(snapshot, now),
-        "gate_chart": gate_chart,
-        "coverage_chart": coverage_chart,
-        "serving_coverage": None if serving_run is None else serving_run.metrics.get("coverage"),
-        "decisions": [(r, snapshot.record(r)) for r in reversed(runs)],
-        "reconcile": snapshot.reconcile,
-        "reconcile_rows": list(reversed(reconcile_rows(snapshot.reconcile))),
-    }
-
-
-def gate_findings(run, record: dict) -> str:
-    """What the gate found, without the numbers the table's columns already show."""
-    decision = record.get("decision")
-    if not isinstance(decision, dict) or not isinstance(decision.get("failures"), list):
-        return run.reason
-    findings = "; ".join(str(f) for f in decision["failures"]) or "every rule passed"
-    if decision.get("forced_reason"):
-        findings += f"; forced: {decision['forced_reason']}"
-    if record.get("dry_run"):
-        findings += "; dry run"
-    return findings
-
-
-def _metric_rows(run) -> list[tuple[str, float | None, float | None]]:
-    names = list(dict.fromkeys([*run.metrics, *(run.champion_metrics or {})]))
-    return [(n, run.metrics.get(n), (run.champion_metrics or {}).get(n)) for n in names]
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not math.isnan(value)
-
-
-# ---------------------------------------------------------------------------------- filters
-
-
-def _num(value: Any) -> str:
-    from include.pipeline.report import format_number
-
-    if value is None:
-        return "-"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return format_number(float(value))
-
-
-def _as_utc(moment: datetime | str | None) -> datetime | str:
-    """An aware datetime, or the text to show as it is (empty: "-", unparseable: itself)."""
-    if moment is None or moment == "":
-        return "-"
-    if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError:
-            return moment
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _ago(moment: datetime | str | None, now: datetime | None = None) -> str:
-    moment = _as_utc(moment)
-    if isinstance(moment, str):
-        return moment
-    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds / size:.1f} {unit} ago" if unit == "d" else f"{int(seconds // size)} {unit} ago"
-    return f"{int(seconds)} s ago"
-
-
-def _timestamp(moment: datetime | str | None) -> str:
-    moment = _as_utc(moment)
-    if isinstance(moment, str):
-        return moment
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

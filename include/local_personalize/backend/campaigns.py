@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from personalize_contract import quotas
+
 from include.local_personalize import shapes
 from include.local_personalize.backend.core import (
     DEFAULT_NUM_RESULTS,
@@ -11,6 +13,7 @@ from include.local_personalize.backend.core import (
     MAX_NUM_RESULTS,
     RUNNING,
     GroupFrames,
+    GroupQuotaCheck,
     freeze_long_lived_objects,
     log,
     public,
@@ -69,7 +72,14 @@ class CampaignsMixin:
             "status": "CREATE PENDING",
             "_solutionArn": version["solutionArn"],
         }
-        self._new("campaign", arn, body, params.get("tags"))
+        group_arn = self._get("solution", version["solutionArn"])["datasetGroupArn"]
+
+        def group_campaigns(store) -> int:
+            solutions = {s["solutionArn"] for s in store.list("solution", datasetGroupArn=group_arn)}
+            return sum(1 for c in store.list("campaign") if c["_solutionArn"] in solutions)
+
+        quota = GroupQuotaCheck(quotas.ACTIVE_CAMPAIGNS, group_arn, "campaign", group_campaigns)
+        self._new("campaign", arn, body, params.get("tags"), quota)
         self._activate_later(arn, lambda: self._model(version["solutionVersionArn"]))
         return {"campaignArn": arn}
 

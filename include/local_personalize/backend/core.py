@@ -16,15 +16,18 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from personalize_contract.quotas import GroupQuota
 
 from include.local_personalize import datasets as data
 from include.local_personalize import shapes
 from include.local_personalize.engine import api as engine
 from include.local_personalize.errors import (
     InvalidInput,
+    LimitExceeded,
     ResourceAlreadyExists,
     ResourceNotFound,
     TooManyTags,
@@ -67,6 +70,29 @@ class Kind:
     list_operation: str | None
     list_key: str | None
     list_parent: str | None = None  # List filter parameter, e.g. datasetGroupArn
+
+
+@dataclass(frozen=True)
+class GroupQuotaCheck:
+    """A Create* that counts against a quota per dataset group (personalize_contract.quotas)."""
+
+    quota: GroupQuota
+    group_arn: str
+    kind: str  # the store kind counted
+    # The group's resources of that kind; default: those whose datasetGroupArn is the group.
+    count: Callable[[Any], int] | None = None
+
+    def check(self, store: Any) -> None:
+        held = (
+            self.count(store)
+            if self.count is not None
+            else len(store.list(self.kind, datasetGroupArn=self.group_arn))
+        )
+        if held >= self.quota.limit:
+            raise LimitExceeded(
+                f"Dataset group {self.group_arn} already has {held} {self.quota.resource}; the quota is "
+                f"{self.quota.limit} per dataset group"
+            )
 
 
 KINDS = {
@@ -267,13 +293,19 @@ class BackendCore:
             raise ResourceNotFound(f"Could not find {label} with arn {arn}")
         return body
 
-    def _new(self, kind: str, arn: str, body: dict, tags: list | None = None) -> dict:
+    def _new(
+        self, kind: str, arn: str, body: dict, tags: list | None = None, quota: GroupQuotaCheck | None = None
+    ) -> dict:
+        """Insert a new resource; `quota`: the dataset group quota it counts against, checked under
+        the same lock (an existing name still answers ResourceAlreadyExists, so creates stay adoptable)."""
         self._check_tags(tags or [])
         now = time.time()
         body = {**body, KINDS[kind].arn_key: arn, "creationDateTime": now, "lastUpdatedDateTime": now}
         with self.store.lock:  # check and insert at once: two concurrent creates make one resource
             if self.store.get(arn) is not None:
                 raise ResourceAlreadyExists(f"{KINDS[kind].key} {arn} already exists")
+            if quota is not None:
+                quota.check(self.store)
             self.store.put(kind, arn, body)
             if tags:
                 self.store.set_tags(arn, {t["tagKey"]: t["tagValue"] for t in tags})

@@ -7,10 +7,12 @@ import time
 import uuid
 
 import pandas as pd
+from personalize_contract import quotas
 from personalize_contract.data_rules import DatasetSchema
 
 from include.local_personalize.backend.core import (
     ACCOUNT_ID,
+    GroupQuotaCheck,
     camel_to_field,
 )
 from include.local_personalize.errors import (
@@ -62,7 +64,8 @@ class EventsMixin:
             "filterExpression": params["filterExpression"],
             "status": "CREATE PENDING",
         }
-        self._new("filter", arn, body, params.get("tags"))
+        quota = GroupQuotaCheck(quotas.FILTERS, group["datasetGroupArn"], "filter")
+        self._new("filter", arn, body, params.get("tags"), quota)
         self._activate_later(arn)
         return {"filterArn": arn}
 

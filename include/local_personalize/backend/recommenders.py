@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from personalize_contract import domains
+from personalize_contract import domains, quotas
 
-from include.local_personalize.backend.core import INTERRUPTED, RUNNING, log
+from include.local_personalize.backend.core import INTERRUPTED, RUNNING, GroupQuotaCheck, log
 from include.local_personalize.engine import api as engine
 from include.local_personalize.errors import InvalidInput, ResourceInUse, ResourceNotFound
 
@@ -97,7 +97,8 @@ class RecommendersMixin:
             "recommenderConfig": params.get("recommenderConfig") or {},
             "status": "CREATE PENDING",
         }
-        self._new("recommender", arn, body, params.get("tags"))
+        quota = GroupQuotaCheck(quotas.RECOMMENDERS, group["datasetGroupArn"], "recommender")
+        self._new("recommender", arn, body, params.get("tags"), quota)
         self.worker.submit(lambda: self._run_recommender_creation(arn), job=True)
         return {"recommenderArn": arn}
 

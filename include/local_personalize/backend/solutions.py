@@ -8,12 +8,13 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
-from personalize_contract import domains
+from personalize_contract import domains, quotas
 from personalize_contract.recipes import RECIPE_ARN_PREFIX
 
 from include.local_personalize import datasets as data
 from include.local_personalize.backend.core import (
     RUNNING,
+    GroupQuotaCheck,
     freeze_long_lived_objects,
     log,
 )
@@ -104,7 +105,8 @@ class SolutionsMixin:
             "solutionConfig": config,
             "status": "CREATE PENDING",
         }
-        self._new("solution", arn, body, params.get("tags"))
+        quota = GroupQuotaCheck(quotas.ACTIVE_SOLUTIONS, group["datasetGroupArn"], "solution")
+        self._new("solution", arn, body, params.get("tags"), quota)
         self._activate_later(arn)
         return {"solutionArn": arn}
 

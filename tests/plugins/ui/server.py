@@ -6,7 +6,8 @@ without a login through the real server) and, as a script, to make the README's 
     PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python -m tests.plugins.ui.server --screenshots docs
 
 The script starts moto's S3 server and the local Personalize service in-process, trains one real
-solution version and deploys it to the demo config's campaign, writes 60 days of training runs,
+solution version and deploys it to the demo config's first campaign, writes a year of weekly
+training runs for each of the demo's three solutions (`--solutions 1`: the first alone),
 ingest ledger records and a reconcile table with the pipeline's own writers, then starts the API
 server (SQLite, simple auth manager, everyone admin, a temporary AIRFLOW_HOME) and points headless
 Chromium at the Airflow UI pages that show the view (nav entry, and the DAG tab).
@@ -154,9 +155,11 @@ def screenshot(url: str, path: Path, *, width: int = 1400, height: int = 1000, d
 # ------------------------------------------------------------------------------ demo world
 
 
-def build_world(work: Path, *, runs: int = 53, every_days: int = 7) -> dict[str, str]:
+def build_world(work: Path, *, runs: int = 53, every_days: int = 7, solutions: int = 1) -> dict[str, str]:
     """Local S3 and Personalize with a deployed version and `runs` training runs `every_days` apart
-    (default: weekly over a year), the last ingest and 14 days of reconcile rows; env for Airflow."""
+    (default: weekly over a year), the last ingest and 14 days of reconcile rows; env for Airflow.
+    `solutions` 3: the demo config's three solutions (the first's campaign serves the trained version;
+    the second's campaign does not exist; the third is batch only), each with `runs` runs."""
     os.environ.setdefault("S3_UPLOAD_PART_MIN_SIZE", "1")
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
@@ -181,21 +184,32 @@ def build_world(work: Path, *, runs: int = 53, every_days: int = 7) -> dict[str,
     hook = trained["hook"]
     from personalize.kinds import CAMPAIGN
 
+    from include.pipeline.config import CONFIG_DIR, load_config
     from tests.plugins.ui.world import (
         daily_runs,
         record,
         record_ingest,
         write_config,
+        write_demo_config,
         write_reconcile,
     )
 
     config_dir = work / "config"
     config_dir.mkdir()
     os.environ["PERSONALIZE_PIPELINE_CONFIG_DIR"] = str(config_dir)
-    config = write_config(config_dir, **{"solution.name": trained["solution_arn"].rsplit("/", 1)[-1]})
+    first = trained["solution_arn"].rsplit("/", 1)[-1]
+    if solutions == 1:
+        config = write_config(config_dir, **{"solution.name": first})
+    else:
+        config = write_demo_config(
+            config_dir,
+            bucket=load_config(CONFIG_DIR / "demo_retail.yaml").s3.bucket,
+            first=first,
+            campaigns={},
+        )
     boto3.client("s3", endpoint_url=s3_url).create_bucket(Bucket=config.s3.bucket)
     campaign = hook.conn.create_campaign(
-        name=config.campaign.name, solutionVersionArn=trained["version_arn"], minProvisionedTPS=1
+        name=config.solutions[0].campaign.name, solutionVersionArn=trained["version_arn"], minProvisionedTPS=1
     )["campaignArn"]
     hook.wait_until_active(CAMPAIGN, campaign, waiter_delay=1)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -203,6 +217,9 @@ def build_world(work: Path, *, runs: int = 53, every_days: int = 7) -> dict[str,
     start = today - timedelta(days=(runs - 1) * every_days)
     for run in daily_runs(config, start, runs, every=every_days, last_version=trained["version_arn"]):
         record(config, run)
+    for entry in config.solutions[1:]:
+        for run in daily_runs(config, start, runs, every=every_days, solution=entry.name):
+            record(config, run, solution=entry.name)
     s3 = boto3.client("s3", endpoint_url=s3_url)
     days = [(today - timedelta(days=n)).date().isoformat() for n in range(14, 0, -1)]
     record_ingest(s3, config, days[-1:], read=2310, rejected=5)
@@ -222,9 +239,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--screenshots", type=Path, required=True, help="folder for the PNG files")
     parser.add_argument("--dark", action="store_true", help="also *_dark.png with the browser in dark mode")
+    parser.add_argument(
+        "--solutions", type=int, choices=(1, 3), default=3, help="3: the demo's three solutions"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pp-ui-stack-"))
-    extra = build_world(work)
+    extra = build_world(work, solutions=args.solutions)
     home = work / "airflow-home"
     home.mkdir()
     env = airflow_env(home, **extra)
@@ -234,8 +254,11 @@ def main() -> None:
     with api_server(env, work / "api-server.log") as url:
         print("api-server", url, "log", work / "api-server.log")
         pages = {
-            "personalize_overview.png": (f"{url}/plugin/personalize", 760),
-            "personalize_pipeline.png": (f"{url}/dags/demo_retail_train_deploy/plugin/personalize-dag", 2700),
+            "personalize_overview.png": (f"{url}/plugin/personalize", 760 if args.solutions == 1 else 1000),
+            "personalize_pipeline.png": (
+                f"{url}/dags/demo_retail_train_deploy/plugin/personalize-dag",
+                2700 if args.solutions == 1 else 5200,
+            ),
         }
         for name, (page, height) in pages.items():
             screenshot(page, args.screenshots / name, height=height)

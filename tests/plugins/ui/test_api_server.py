@@ -53,7 +53,9 @@ def test_the_api_server_mounts_the_view_lists_it_in_the_ui_and_refuses_requests_
 
         overview = httpx.get(f"{url}/personalize/", headers=headers, timeout=60)
         assert overview.status_code == 200
-        row = re.search(r'<tr class="pipeline" data-pipeline="demo_retail">(.*?)</tr>', overview.text, re.S)
+        row = re.search(
+            r'<tr class="pipeline solution" data-pipeline="demo_retail"[^>]*>(.*?)</tr>', overview.text, re.S
+        )
         assert serving_campaign["version_arn"].rsplit("/", 1)[-1] in row.group(1)
         # The UI's cookie works as well as a bearer token (what the iframe in the UI sends).
         page = httpx.get(f"{url}/personalize/dags/demo_retail_ingest", cookies={"_token": token}, timeout=60)

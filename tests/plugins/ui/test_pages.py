@@ -20,6 +20,7 @@ from tests.plugins.ui.world import (
     record_ingest,
     version_arn,
     write_config,
+    write_demo_config,
     write_reconcile,
 )
 
@@ -113,9 +114,14 @@ def test_overview_lists_the_pipeline_with_its_serving_version_last_decision_and_
     page = client.get("/personalize/", headers=auth())
     assert page.status_code == 200
     html = page.text
-    row = re.search(r'<tr class="pipeline" data-pipeline="demo_retail">(.*?)</tr>', html, re.S).group(1)
+    row = re.search(r'<tr class="pipeline solution" data-pipeline="demo_retail"[^>]*>(.*?)</tr>', html, re.S)
+    row = row.group(1)
     assert serving_campaign["version_arn"].rsplit("/", 1)[-1] in row
     assert "ACCEPTED" in row and "manual__run-3" in row
+    # The last decision says how it was taken and by which rule; the champion's own metrics.
+    assert '<span class="evaluation muted">offline</span>' in row
+    assert "every rule passed: minimums precision_at_25 0.01; within tolerance 0.005 of the champion" in row
+    assert re.search(r"precision_at_25 \(gate\)</span> 0\.0340<", row)
     assert "/dags/demo_retail_train_deploy/runs/manual__run-3" in row
     assert yesterday in row and "1,210 read / 1,200 written / 10 rejected" in row
     # Age: the version was created moments ago, so not red; no alerts.
@@ -246,12 +252,17 @@ def test_pages_never_show_connection_details_even_when_a_read_fails(view, pipeli
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_AWS_BROKEN", json.dumps({"conn_type": "aws", "extra": extra}))
-    write_config(tmp_path, **{"aws_conn_id": "aws_broken", "s3.bucket": pipeline.s3.bucket})
+    broken = write_config(tmp_path, **{"aws_conn_id": "aws_broken", "s3.bucket": pipeline.s3.bucket})
     mounted.state.configs.get(refresh=True)
     for path in ("/personalize/", f"/personalize/pipelines/{pipeline.name}"):
         html = client.get(path, headers=auth()).text
-        assert "could not read the metrics history: EndpointConnectionError" in html
-        assert "could not read Personalize" in html
+        assert (
+            f"could not read the metrics history of {broken.solutions[0].name}: EndpointConnectionError"
+            in html
+        )
+        assert (
+            f"could not read Personalize (campaign {broken.campaign.name}): EndpointConnectionError" in html
+        )
         for detail in (SECRET, "AKIANOTAREALKEY", "endpoint-detail", "127.0.0.1:9", "aws_broken"):
             assert detail not in html, detail
 
@@ -314,3 +325,144 @@ def test_a_replay_pending_line_shows_as_a_not_deployed_point(view, pipeline, ser
     assert points[-1] == ("", "not-deployed", "manual__run-4")
     report = client.get(f"/personalize/pipelines/{pipeline.name}/reports/manual__run-4", headers=auth())
     assert report.status_code == 200 and "Pending: scored against the champion" in report.text
+
+
+def replay_line(config, solution: str, run_id: str, arn: str, champion, at: datetime) -> dict:
+    """A replay gate's decision line (include/pipeline/replay_tasks.py), accepted by rule auto."""
+    rule = "rule auto: 95% interval of challenger - champion +0.0010 [-0.0040, +0.0060] reaches 0, not shown worse"
+    values = metrics(0.036, 0.47)
+    return {
+        "run_id": run_id,
+        "solution": solution,
+        "solution_version_arn": arn,
+        "created_at": at.isoformat(),
+        "metrics": values,
+        "decision": {
+            "evaluation": "replay",
+            "accepted": True,
+            "verdict": "ACCEPTED",
+            "metric": "normalized_discounted_cumulative_gain_at_25",
+            "rule": rule,
+            "challenger": values,
+            "champion": champion.metrics,
+            "window": ["2026-11-20", "2026-11-27"],
+            "failures": [],
+            "summary": f"gate ACCEPTED (replay; {rule})",
+        },
+        "reason": f"gate ACCEPTED (replay; {rule})",
+        "champion_solution_version_arn": champion.version_arn,
+        "deployed": True,
+        "replay_of": arn,
+    }
+
+
+def test_every_solution_of_a_pipeline_has_its_row_champion_last_decision_and_history(
+    view, pipeline, serving_campaign, s3_client, tmp_path
+):
+    """The demo's three solutions: campaign + batch (serving), a campaign not created yet, batch only
+    (its champion is its newest deployed version; its last decision came from the replay gate)."""
+    from include.pipeline.history import append_record, history_key, read_history
+    from include.pipeline.report import write_report
+
+    mounted, client = view
+    config = write_demo_config(
+        tmp_path,
+        bucket=pipeline.s3.bucket,
+        first=pipeline.solutions[0].name,
+        campaigns={0: serving_campaign["name"], 1: f"{serving_campaign['name']}-similar"},
+        batch_crons={2: "0 5 * * 4"},
+    )
+    mounted.state.configs.get(refresh=True)
+    first, similar, ranking = (e.name for e in config.solutions)
+    for run in history(config, serving_campaign["version_arn"]):
+        record(config, run)
+    start = datetime.now(UTC) - timedelta(days=4)
+    sim = TrainingRun("scheduled__sim-1", version_arn(config, 1, similar), metrics(0.03, 0.2), True, start)
+    record(config, sim, solution=similar)
+    for number in (2, 3):  # two rejected in a row: the similar-items solution's alert
+        record(
+            config,
+            TrainingRun(f"scheduled__sim-{number}", version_arn(config, number, similar), metrics(0.001, 0.2), False,
+                        start + timedelta(days=number), champion_arn=sim.version_arn, champion_metrics=sim.metrics),
+            solution=similar,
+        )  # fmt: skip
+    offline = TrainingRun(
+        "scheduled__rank-1", version_arn(config, 1, ranking), metrics(0.03, 0.4), True, start
+    )
+    record(config, offline, solution=ranking)
+    key = history_key(config.s3.prefix, ranking)
+    replayed = version_arn(config, 2, ranking)
+    append_record(
+        s3_client,
+        config.s3.bucket,
+        key,
+        replay_line(config, ranking, "scheduled__rank-2", replayed, offline, start + timedelta(days=2)),
+    )
+    lines = read_history(s3_client, config.s3.bucket, key)
+    write_report(s3_client, config.s3.bucket, config.s3.prefix, lines, "scheduled__rank-2", ranking)
+
+    html = client.get("/personalize/", headers=auth()).text
+    rows = re.findall(
+        r'<tr class="([\w ]+)" data-pipeline="demo_retail" data-solution="([^"]+)">(.*?)</tr>', html, re.S
+    )
+    assert [(css, name) for css, name, _ in rows] == [
+        ("pipeline solution", first),
+        ("solution", similar),
+        ("solution", ranking),
+    ]
+    cells = {name: body for _, name, body in rows}
+    assert serving_campaign["version_arn"].rsplit("/", 1)[-1] in cells[first]
+    # Batch: each solution's own cron, else the pipeline's schedule.batch_inference.
+    assert (
+        f'campaign {serving_campaign["name"]} + batch <span class="muted">(0 6 * * 1)</span>' in cells[first]
+    )
+    assert "no campaign yet" in cells[similar] and "REJECTED" in cells[similar]
+    assert '<td class="serving-mode">batch <span class="muted">(0 5 * * 4)</span></td>' in cells[ranking]
+    assert "<code>v00002</code>" in cells[ranking] and "newest accepted (batch)" in cells[ranking]
+    assert re.search(r"normalized_discounted_cumulative_gain_at_25 \(gate\)</span> 0\.1440<", cells[ranking])
+    assert '<span class="evaluation muted">replay</span>' in cells[ranking]
+    assert "rule auto: 95% interval of challenger - champion" in cells[ranking]
+    assert (
+        f'href="/personalize/pipelines/demo_retail/solutions/{ranking}/reports/scheduled__rank-2"'
+        in cells[ranking]
+    )
+    assert f'class="history" href="/personalize/pipelines/demo_retail#solution-{ranking}"' in cells[ranking]
+    assert f'data-kind="rejections">{similar}: the last 2 challengers were rejected' in html
+
+    page = client.get(f"/personalize/pipelines/{config.name}", headers=auth()).text
+    sections = re.findall(r'<section class="solution" id="solution-([^"]+)"', page)
+    assert sections == [first, similar, ranking]
+    # The first solution keeps the plain element ids (the stack tier's browser test reads them).
+    for chart_id, run_ids in (
+        ("gate-metric", ["scheduled__run-1", "scheduled__run-2", "manual__run-3"]),
+        (f"gate-metric-{similar}", ["scheduled__sim-1", "scheduled__sim-2", "scheduled__sim-3"]),
+        (f"gate-metric-{ranking}", ["scheduled__rank-1", "scheduled__rank-2"]),
+    ):
+        chart = re.search(rf'<svg class="chart" id="{chart_id}".*?</svg>', page, re.S).group(0)
+        assert re.findall(r'data-run-id="([^"]+)"', chart) == run_ids, chart_id
+    decisions = re.search(rf'<table id="gate-decisions-{ranking}".*?</table>', page, re.S).group(0)
+    assert re.findall(r'<tr class="decision" data-run-id="([^"]+)"', decisions) == [
+        "scheduled__rank-2",
+        "scheduled__rank-1",
+    ]
+
+    report = client.get(
+        f"/personalize/pipelines/{config.name}/solutions/{ranking}/reports/scheduled__rank-2", headers=auth()
+    )
+    assert report.status_code == 200 and "Training run scheduled__rank-2 of " + ranking in report.text
+    summary = client.get(
+        f"/personalize/pipelines/{config.name}/solutions/{ranking}/reports/scheduled__rank-2/report.json",
+        headers=auth(),
+    )
+    assert json.loads(summary.content)["run_id"] == "scheduled__rank-2"
+    # One address per report: the first solution's are under /reports/ only.
+    assert (
+        client.get(
+            f"/personalize/pipelines/{config.name}/solutions/{first}/reports/manual__run-3", headers=auth()
+        ).status_code
+        == 404
+    )
+    assert (
+        client.get(f"/personalize/pipelines/{config.name}/reports/manual__run-3", headers=auth()).status_code
+        == 200
+    )

@@ -42,6 +42,32 @@ def write_config(directory: Path, **overrides) -> PipelineConfig:
     return load_config(path)
 
 
+def write_demo_config(
+    directory: Path,
+    *,
+    bucket: str,
+    first: str,
+    campaigns: dict[int, str],
+    batch_crons: dict[int, str] | None = None,
+) -> PipelineConfig:
+    """The demo config with its three solutions (campaign + batch, campaign, batch only): the first
+    named `first`, entry i's campaign named campaigns[i] and its batch schedule batch_crons[i]; its
+    gates without the baseline (no popularity solution in these tests)."""
+    raw = yaml.safe_load((CONFIG_DIR / "demo_retail.yaml").read_text())
+    raw["s3"]["bucket"] = bucket
+    raw["solutions"][0]["name"] = first
+    for index, name in campaigns.items():
+        raw["solutions"][index]["campaign"]["name"] = name
+    for index, cron in (batch_crons or {}).items():
+        raw["solutions"][index]["batch"]["schedule"] = cron
+    for entry in raw["solutions"]:
+        for key in ("baseline", "min_lift"):
+            entry.get("gate", {}).pop(key, None)
+    path = directory / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
 @contextlib.contextmanager
 def frozen_now(moment: datetime) -> Iterator[None]:
     """`record_solution` stamps a record with datetime.now(UTC); a history over a year needs other times."""
@@ -67,18 +93,20 @@ class TrainingRun:
     dry_run: bool = False
 
 
-def version_arn(config: PipelineConfig, number: int) -> str:
-    return f"{ACCOUNT}:solution/{config.solution.name}/v{number:05d}"
+def version_arn(config: PipelineConfig, number: int, solution: str | None = None) -> str:
+    return f"{ACCOUNT}:solution/{solution or config.solutions[0].name}/v{number:05d}"
 
 
-def record(config: PipelineConfig, run: TrainingRun) -> dict:
-    """One training run recorded exactly as a solution's record task of train_deploy does."""
+def record(config: PipelineConfig, run: TrainingRun, solution: str | None = None) -> dict:
+    """One training run of `solution` (default: the first) recorded exactly as a solution's record
+    task of train_deploy does, gated by that solution's gate."""
+    entry = config.solution_named(solution) if solution else config.solutions[0]
     decision = decide(
         run.metrics,
         run.champion_metrics,
-        metric=config.gate.metric,
-        thresholds=dict(config.gate.thresholds),
-        tolerance=config.gate.tolerance,
+        metric=entry.gate.metric,
+        thresholds=dict(entry.gate.thresholds),
+        tolerance=entry.gate.tolerance,
     ).as_dict()
     plan = {
         "training_mode": "FULL",
@@ -89,7 +117,7 @@ def record(config: PipelineConfig, run: TrainingRun) -> dict:
     with frozen_now(run.at):
         return solution_record.record_solution(
             config,
-            config.solutions[0].name,
+            entry.name,
             plan={**plan, "train": True},
             decision=decision,
             challenger_arn=run.version_arn,
@@ -109,7 +137,13 @@ def metrics(precision: float, coverage: float) -> dict[str, float]:
 
 
 def daily_runs(
-    config: PipelineConfig, start: datetime, days: int, *, every: int = 1, last_version: str | None = None
+    config: PipelineConfig,
+    start: datetime,
+    days: int,
+    *,
+    every: int = 1,
+    last_version: str | None = None,
+    solution: str | None = None,
 ) -> list[TrainingRun]:
     """`days` training runs `every` days apart, each gated against the version deployed before it, as the DAG does.
 
@@ -120,7 +154,11 @@ def daily_runs(
     for day in range(days):
         precision = 0.02 + 0.01 * ((day * 7) % 11) / 10 - (0.008 if day % 4 == 3 else 0)
         values = metrics(precision, 0.3 + 0.4 * ((day * 5) % 13) / 13)
-        arn = last_version if last_version is not None and day == days - 1 else version_arn(config, day + 1)
+        arn = (
+            last_version
+            if last_version is not None and day == days - 1
+            else version_arn(config, day + 1, solution)
+        )
         is_last = last_version is not None and day == days - 1
         if is_last and champion_metrics and values[config.gate.metric] < champion_metrics[config.gate.metric]:
             # The version the campaign serves passed the gate: it beat the champion.
