@@ -102,7 +102,7 @@ def plan_training(config: PipelineConfig, resources: Mapping[str, Any], context:
             training_mode=mode,
         )
         if decision.train:
-            check_data_shrink(view, data["dataset_records"], champion, forced=forced)
+            check_data_shrink(config, entry.name, data["dataset_records"], champion, forced=forced)
         campaign = hook.find_campaign(entry.campaign.name) if entry.campaign else None
         plans[entry.name] = {
             "solution": entry.name,

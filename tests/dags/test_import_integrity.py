@@ -315,7 +315,7 @@ def test_full_import_that_would_shrink_fails_and_train_deploy_refuses_a_halved_d
     assert states["plan_training"] == "failed", states
     assert states.get(support.in_group(config, "train")) != "success", states
     with pytest.raises(AirflowFailException) as stopped:
-        training.check_data_shrink(config, now, None)
+        training.check_data_shrink(config, config.solutions[0].name, now, None)
     assert f"holds {now} records now" in str(stopped.value) and f"trained on {before}" in str(stopped.value)
 
 

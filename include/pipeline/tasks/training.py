@@ -15,7 +15,7 @@ from include.pipeline import imports as imp
 from include.pipeline.clients import ledger, personalize_hook, s3_client
 from include.pipeline.config import PipelineConfig
 from include.pipeline.gate import GateDecision, decide
-from include.pipeline.history import history_key, read_history
+from include.pipeline.history import read_history, solution_history_key
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,19 @@ class SmokeTestFailed(RuntimeError):
 
 
 def check_data_shrink(
-    config: PipelineConfig, dataset_records: int, champion_arn: str | None, *, forced: bool = False
+    config: PipelineConfig, name: str, dataset_records: int, champion_arn: str | None, *, forced: bool = False
 ) -> None:
-    """Refuse to train on a dataset that shrank by more than gate.max_data_shrink since the
-    champion (else the newest recorded version) was trained: a lost or wiped import would
-    otherwise train, pass a gate measured on the same small data, and deploy."""
+    """Refuse to train solution `name` on a dataset that shrank by more than its gate.max_data_shrink
+    since its champion (else its newest recorded version) was trained: a lost or wiped import would
+    otherwise train, pass a gate measured on the same small data, and deploy.
+
+    `config` is the whole pipeline's, not a for_solution view: a view's only solution is `name`, so
+    its history key would be the first solution's path whatever `name` is."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    history = read_history(s3_client(config), config.s3.bucket, history_key(config.s3.prefix))
+    key = solution_history_key(config, name)
+    config = config.for_solution(name)  # its gate and its alert
+    history = read_history(s3_client(config), config.s3.bucket, key)
     trained = [r for r in history if (r.get("training_data") or {}).get("dataset_records") is not None]
     baseline = next((r for r in reversed(trained) if r["solution_version_arn"] == champion_arn), None)
     baseline = baseline or (trained[-1] if trained else None)
@@ -50,7 +55,7 @@ def check_data_shrink(
         )
         return
     message = (
-        f"the INTERACTIONS dataset holds {dataset_records} records now (manifests of its ACTIVE import jobs), "
+        f"{name}: the INTERACTIONS dataset holds {dataset_records} records now (manifests of its ACTIVE import jobs), "
         f"but {baseline['solution_version_arn']} was trained on {before}: it shrank by "
         f"{1 - dataset_records / before:.1%}, more than gate.max_data_shrink {limit:.1%}. Not training. See "
         f"`python -m include.pipeline.reconcile --config {config.name}`; re-import the missing days, or raise "

@@ -231,3 +231,33 @@ def test_finished_imports_are_recorded_even_when_another_job_of_the_run_failed(
     book = Ledger(s3_bucket, config.s3.prefix)
     assert book.imported_fingerprints(s3_client, "INTERACTIONS") == {"dt=2026-03-01": "fp1"}
     assert book.imports(s3_client, "ITEMS") == []
+
+
+def test_the_shrink_guard_compares_each_solution_with_its_own_champions_data(
+    s3_client, s3_bucket, monkeypatch
+):
+    from include.pipeline.history import append_record, solution_history_key
+
+    full = load_config(CONFIG_DIR / "demo_retail.yaml")
+    config = full.model_copy(update={"s3": full.s3.model_copy(update={"bucket": s3_bucket})})
+    monkeypatch.setattr(training, "s3_client", lambda config: s3_client)
+    alerts = []
+    monkeypatch.setattr(
+        training.notify, "data_shrink", lambda view, message: alerts.append(view.solution.name)
+    )
+    first, second = config.solutions[0].name, config.solutions[1].name
+    for name, records in ((first, 1000), (second, 100)):
+        line = {
+            "run_id": "r1",
+            "solution_version_arn": f"arn:{name}/1",
+            "training_data": {"dataset_records": records},
+        }
+        append_record(s3_client, s3_bucket, solution_history_key(config, name), line)
+
+    # 500 records now: half of what the first's champion saw, five times what the second's saw.
+    with pytest.raises(AirflowFailException, match=rf"^{first}: .* arn:{first}/1 was trained on 1000"):
+        training.check_data_shrink(config, first, 500, f"arn:{first}/1")
+    training.check_data_shrink(config, second, 500, f"arn:{second}/1")
+    with pytest.raises(AirflowFailException, match=rf"^{second}: .* arn:{second}/1 was trained on 100\b"):
+        training.check_data_shrink(config, second, 50, f"arn:{second}/1")
+    assert alerts == [first, second]
