@@ -4,6 +4,8 @@ adopt instead of create. Pure: the metrics history and the dataset's days in, a 
 A challenger trained in replay mode is recorded PENDING with `replay.window = [D, D + holdout)`,
 D the day after the newest interactions day the dataset held when it trained. It is due once the
 dataset holds every day of its window. A later record with `replay_of = <its ARN>` resolves it.
+A dry run's lines are recorded (marked `dry_run`) but neither wait nor resolve: a dry run changes
+no state, so the next real run still scores the challenger a dry run scored.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ class ReplayPlan:
 
 
 def pending_records(history: Sequence[Mapping]) -> list[Mapping]:
-    """PENDING records no later record resolved, oldest first."""
-    resolved = {r.get("replay_of") for r in history if r.get("replay_of")}
+    """PENDING records no later real (not dry-run) record resolved, oldest first."""
+    resolved = {r.get("replay_of") for r in history if r.get("replay_of") and not r.get("dry_run")}
     return [
         r
         for r in history

@@ -197,6 +197,36 @@ def test_plan_trains_without_pending_waits_until_the_window_is_held_then_scores(
     assert replay_plan.plan(resolved, date(2026, 3, 9)).action == replay_plan.TRAIN
 
 
+def test_a_dry_run_that_scores_a_challenger_leaves_it_pending_for_the_next_real_run():
+    from include.pipeline.config import CONFIG_DIR, load_config
+    from include.pipeline.replay_record import failure, history_line
+
+    config = load_config(CONFIG_DIR / "demo_retail.yaml")
+    name = config.solutions[0].name
+    window = ["2026-03-04", "2026-03-06"]
+    history = [pending("sv/1", window)]
+    due = replay_plan.plan(history, date(2026, 3, 6))
+    assert due.action == replay_plan.SCORE
+    score = {
+        "action": "score",
+        "next": "score",
+        "challenger_arn": "sv/1",
+        "window": window,
+        "data_end": "2026-03-06",
+    }
+    accepted = {"accepted": True, "verdict": "ACCEPTED", "summary": "better", "window": window}
+    done = {"decision": accepted, "trained_arn": None, "retrained_arn": None, "deployed": False}
+    for dry_run, still_due in ((True, True), (False, False)):
+        plan = {"train": False, "dry_run": dry_run, "champion_arn": "sv/0", "replay": score}
+        line = history_line(config, name, plan=plan, **done, run_id="r2", dag_id="d")
+        assert line["replay_of"] == "sv/1" and line["dry_run"] is dry_run and line["deployed"] is False
+        after = replay_plan.plan([*history, line], date(2026, 3, 9))
+        assert (after.action == replay_plan.SCORE) is still_due, after
+        assert (after.pending is not None and after.pending["solution_version_arn"] == "sv/1") is still_due
+    # Not deploying what the gate accepted is a dry run's point, not a failure.
+    assert failure(config, name, plan={**plan, "dry_run": True}, **done) is None
+
+
 def test_data_end_is_the_day_after_the_newest_partition():
     assert replay_plan.data_end(["dt=2026-03-02", "dt=2026-03-04", "dt=2026-03-03"]) == date(2026, 3, 5)
     assert replay_plan.data_end([]) is None
