@@ -8,6 +8,8 @@ import importlib
 from datetime import timedelta
 from types import ModuleType
 
+from personalize.operators import PersonalizeCreateSolutionVersionOperator
+
 from include.pipeline import notify
 from include.pipeline.config import PipelineConfig
 from include.pipeline.failures import no_retry_policy
@@ -78,6 +80,21 @@ def with_form(dag, params: dict):
     """
     dag.params = params
     return dag
+
+
+def training_operator(
+    config: PipelineConfig, aws: dict, *, task_id: str, solution_arn: str, training_mode: str, **kwargs
+) -> PersonalizeCreateSolutionVersionOperator:
+    """A solution version's training: in the config's training pool, with the pipeline's tags."""
+    return PersonalizeCreateSolutionVersionOperator(
+        task_id=task_id,
+        solution_arn=solution_arn,
+        training_mode=training_mode,
+        pool=config.tasks.training_pool or "default_pool",
+        tags=config.all_resource_tags,
+        **kwargs,
+        **aws,
+    )
 
 
 def interactions_asset(config: PipelineConfig):

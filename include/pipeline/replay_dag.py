@@ -7,12 +7,11 @@ from __future__ import annotations
 from airflow.sdk import TaskGroup, task
 from personalize.operators import (
     PersonalizeCreateBatchInferenceJobOperator,
-    PersonalizeCreateSolutionVersionOperator,
     PersonalizeDeployCampaignOperator,
 )
 
 from include.pipeline.config import PipelineConfig
-from include.pipeline.dag_args import task_module
+from include.pipeline.dag_args import task_module, training_operator
 
 
 def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, baseline_train, aws_args: dict):
@@ -34,13 +33,12 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
             step = plan(context["ti"])["replay"]
             return {"train": [f"{gid}.train"], "score": [f"{gid}.replay_inputs"]}.get(step["next"], [])
 
-        train = PersonalizeCreateSolutionVersionOperator(
+        train = training_operator(
+            config,
+            aws_args,
             task_id="train",
             solution_arn="{{ " + plan_of + "['solution_arn'] }}",
             training_mode="{{ " + plan_of + "['training_mode'] }}",
-            pool=config.tasks.training_pool or "default_pool",
-            tags=config.all_resource_tags,
-            **aws_args,
         )
 
         # all_done: a failed or skipped baseline training still lets the challenger be judged.
@@ -99,13 +97,12 @@ def replay_group(config: PipelineConfig, entry, gid: str, planned, resources, ba
         def use_as_trained(**context):
             return context["ti"].xcom_pull(task_ids=f"{gid}.replay_decide", key="deploy_arn")
 
-        retrain = PersonalizeCreateSolutionVersionOperator(
+        retrain = training_operator(
+            config,
+            aws_args,
             task_id="retrain",
             solution_arn="{{ " + plan_of + "['replay']['challenger_arn'].rsplit('/', 1)[0] }}",
             training_mode="FULL",
-            pool=config.tasks.training_pool or "default_pool",
-            tags=config.all_resource_tags,
-            **aws_args,
         )
 
         def decision_of(ti) -> dict | None:

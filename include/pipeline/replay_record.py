@@ -11,13 +11,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from include.pipeline import notify, replay_plan
+from include.pipeline import replay_plan
 from include.pipeline.clients import s3_client
 from include.pipeline.config import PipelineConfig
-from include.pipeline.history import append_record, history_solution, read_history, solution_history_key
 from include.pipeline.replay_gate import BASELINE, CHALLENGER, CHAMPION
 from include.pipeline.replay_tasks import SCORE, TRAIN
-from include.pipeline.solution_record import online_totals_of
+from include.pipeline.solution_record import append_line, online_totals_of
 
 log = logging.getLogger(__name__)
 
@@ -143,22 +142,7 @@ def record_replay(
     line = history_line(config, name, plan=plan, **done, run_id=run_id, dag_id=dag_id)
     if line is None:
         return outcome
-    view = config.for_solution(name)
     s3 = s3_client(config)
-    line["online_totals"] = online_totals_of(view, s3)
-    key = solution_history_key(config, name)
-    if append_record(s3, config.s3.bucket, key, line):  # a rerun of the same run must not alert twice
-        notify.rejections_in_a_row(view, read_history(s3, config.s3.bucket, key))
-    try:
-        from include.pipeline.report import write_report
-
-        history = read_history(s3, config.s3.bucket, key)
-        keys = write_report(
-            s3, config.s3.bucket, config.s3.prefix, history, run_id, history_solution(config, name)
-        )
-        outcome["report"] = f"s3://{config.s3.bucket}/{keys['markdown']}"
-    except Exception:  # the report is a convenience; the history line is the record
-        log.exception("could not write the run report of %s; the metrics history has the run", name)
-    outcome["record"] = {k: line[k] for k in ("solution_version_arn", "deployed", "metrics", "training_data")}
-    outcome["record"]["verdict"] = line["decision"]["verdict"]
+    line["online_totals"] = online_totals_of(config.for_solution(name), s3)
+    outcome.update(append_line(config, name, line, run_id, s3))
     return outcome

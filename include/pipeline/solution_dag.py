@@ -8,12 +8,11 @@ from __future__ import annotations
 from airflow.sdk import TaskGroup, task
 from personalize.operators import (
     PersonalizeCreateBatchInferenceJobOperator,
-    PersonalizeCreateSolutionVersionOperator,
     PersonalizeDeployCampaignOperator,
 )
 
 from include.pipeline.config import PipelineConfig
-from include.pipeline.dag_args import task_module
+from include.pipeline.dag_args import task_module, training_operator
 from include.pipeline.replay_dag import replay_group
 
 
@@ -45,13 +44,12 @@ def train_deploy_solutions(config: PipelineConfig, resources, model_asset, aws_a
         def baseline_has_new_data(plan: dict):
             return plan["baseline"]["train"]
 
-        baseline_train = PersonalizeCreateSolutionVersionOperator(
+        baseline_train = training_operator(
+            config,
+            aws_args,
             task_id="train_baseline",
             solution_arn="{{ " + plan_of + "['baseline']['solution_arn'] }}",
             training_mode="FULL",
-            pool=config.tasks.training_pool or "default_pool",
-            tags=config.all_resource_tags,
-            **aws_args,
         )
         baseline_has_new_data(planned) >> baseline_train
 
@@ -90,13 +88,12 @@ def solution_group(config: PipelineConfig, entry, planned, resources, baseline_t
             return plan["solutions"][name]["train"]
 
         plan_of = f"ti.xcom_pull(task_ids='plan_training')['solutions']['{name}']"
-        train = PersonalizeCreateSolutionVersionOperator(
+        train = training_operator(
+            config,
+            aws_args,
             task_id="train",
             solution_arn="{{ " + plan_of + "['solution_arn'] }}",
             training_mode="{{ " + plan_of + "['training_mode'] }}",
-            pool=config.tasks.training_pool or "default_pool",
-            tags=config.all_resource_tags,
-            **aws_args,
         )
 
         # all_done: a failed or skipped baseline training still lets this solution be judged

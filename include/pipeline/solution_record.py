@@ -22,6 +22,29 @@ log = logging.getLogger(__name__)
 OVERVIEW_KEY = "history/overview.png"
 
 
+def append_line(config: PipelineConfig, name: str, line: dict, run_id: str, s3) -> dict:
+    """Appends a solution's history line (once per run), alerts on repeated rejections and writes the
+    run's report: `{"record", "report"}` for the solution's outcome."""
+    view = config.for_solution(name)
+    key = solution_history_key(config, name)
+    if append_record(s3, config.s3.bucket, key, line):  # a rerun of the same run must not alert twice
+        notify.rejections_in_a_row(view, read_history(s3, config.s3.bucket, key))
+    done: dict[str, Any] = {"report": None}
+    try:
+        from include.pipeline.report import write_report
+
+        history = read_history(s3, config.s3.bucket, key)
+        keys = write_report(
+            s3, config.s3.bucket, config.s3.prefix, history, run_id, history_solution(config, name)
+        )
+        done["report"] = f"s3://{config.s3.bucket}/{keys['markdown']}"
+    except Exception:  # the report is a convenience; the history line is the record
+        log.exception("could not write the run report of %s; the metrics history has the run", name)
+    done["record"] = {k: line[k] for k in ("solution_version_arn", "deployed", "metrics", "training_data")}
+    done["record"]["verdict"] = line["decision"]["verdict"]
+    return done
+
+
 def record_solution(
     config: PipelineConfig,
     name: str,
@@ -68,23 +91,7 @@ def record_solution(
         # The solution's campaign's running online totals now (metric attribution); None without.
         "online_totals": online_totals_of(view, s3),
     }
-    key = solution_history_key(config, name)
-    if append_record(s3, config.s3.bucket, key, record):  # a rerun of the same run must not alert twice
-        notify.rejections_in_a_row(view, read_history(s3, config.s3.bucket, key))
-    try:
-        from include.pipeline.report import write_report
-
-        history = read_history(s3, config.s3.bucket, key)
-        keys = write_report(
-            s3, config.s3.bucket, config.s3.prefix, history, run_id, history_solution(config, name)
-        )
-        outcome["report"] = f"s3://{config.s3.bucket}/{keys['markdown']}"
-    except Exception:  # the report is a convenience; the history line is the record
-        log.exception("could not write the run report of %s; the metrics history has the run", name)
-    outcome["record"] = {
-        k: record[k] for k in ("solution_version_arn", "deployed", "metrics", "training_data")
-    }
-    outcome["record"]["verdict"] = decision["verdict"]
+    outcome.update(append_line(config, name, record, run_id, s3))
     should_deploy = decision["accepted"] and not plan.get("dry_run")
     if should_deploy and not deployed:
         outcome["failure"] = (
