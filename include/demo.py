@@ -166,7 +166,9 @@ def run_pipeline(args, config_path: Path, s3_url: str, personalize_url: str, sta
         say(f"running {config.dag_ids['train_deploy']} ...")
         run_dag(dags["train_deploy"], {})
     served = [s for s in config.solutions if s.campaign is not None]
-    if config.metric_attribution is not None and config.event_tracker and served:
+    # With --replay the demo ends on the run that scored the challenger: its report (the latest, the
+    # one copied out) shows the replay intervals, which a later dry run's report would replace.
+    if config.metric_attribution is not None and config.event_tracker and served and not args.replay:
         live_traffic(config.for_solution(served[0].name), personalize_url)
         # A dry run: every solution keeps the version that earned the traffic; the reports show
         # its online metrics next to its offline ones.
